@@ -1,0 +1,1 @@
+"""Everything that touches the world: HTTP API, PostgreSQL, CLI, settings, composition root."""

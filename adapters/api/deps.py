@@ -1,0 +1,47 @@
+"""Authentication and role checks as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from adapters.api.errors import ApiError
+from adapters.auth import Principal, Role
+from adapters.composition import Services
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def principal(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if creds is None or not creds.credentials:
+        raise ApiError(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
+    found = await services(request).keys.principal(creds.credentials)
+    if found is None:
+        raise ApiError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """Admin may do everything; otherwise the key's role must be one of `roles`."""
+
+    async def check(p: Annotated[Principal, Depends(principal)]) -> Principal:
+        if p.role is not Role.ADMIN and p.role not in roles:
+            allowed = ", ".join(sorted({"admin", *map(str, roles)}))
+            raise ApiError(403, f"role {p.role} may not do this (allowed: {allowed})")
+        return p
+
+    return check
+
+
+Svc = Annotated[Services, Depends(services)]

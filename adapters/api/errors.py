@@ -1,0 +1,73 @@
+"""One error shape for every 4xx: a message, and each offending field with its reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+    index: int | None = None  # the row or feature, for batch requests
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    errors: list[FieldError] = []
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers
+
+
+def field_error(status: int, field: str, reason: str, index: int | None = None) -> ApiError:
+    return ApiError(
+        status, f"{field}: {reason}", [FieldError(field=field, reason=reason, index=index)]
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422)
+}
+
+
+def _body(detail: str, errors: list[FieldError]) -> dict[str, Any]:
+    return ErrorBody(detail=detail, errors=errors).model_dump(exclude_none=True)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(_body(exc.detail, exc.errors), exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+            errors.append(FieldError(field=".".join(loc) or "body", reason=str(e.get("msg"))))
+        detail = "; ".join(f"{e.field}: {e.reason}" for e in errors[:5])
+        return JSONResponse(_body(detail, errors), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            _body(str(exc.detail), []), exc.status_code, headers=getattr(exc, "headers", None)
+        )

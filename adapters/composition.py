@@ -1,0 +1,64 @@
+"""The composition root: settings in, a wired set of services out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from adapters.auth import KeyRing
+from adapters.db.connect import create_pool, resolve_url
+from adapters.db.fence_repo import PgFenceRepository
+from adapters.db.migrate import migrate
+from adapters.db.presence_store import PgPresenceStore
+from adapters.ingest.runtime import PresenceRuntime
+from adapters.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    keys: KeyRing
+    fences: PgFenceRepository
+    presence: PgPresenceStore
+    runtime: PresenceRuntime
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self.pool.close()
+
+
+async def build_services(settings: Settings, *, background: bool = True) -> Services:
+    url = await asyncio.to_thread(resolve_url, settings.database_url, settings.data_dir)
+    pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+    applied = await migrate(pool)
+    if applied:
+        log.info("applied migrations: %s", ", ".join(f"{m.version:03d}_{m.name}" for m in applied))
+    admin = settings.admin_key.get_secret_value() if settings.admin_key else None
+    fences = PgFenceRepository(pool)
+    keep_raw = settings.raw_fix_retention_s > 0
+    presence = PgPresenceStore(pool, store_raw_fixes=keep_raw)
+    runtime = PresenceRuntime(
+        presence,
+        fences,
+        settings.presence_config(),
+        h3_resolution=settings.h3_resolution,
+        keep_raw_fixes=keep_raw,
+        sweep_grace_s=settings.sweep_grace_s,
+    )
+    await runtime.start()
+    svc = Services(settings, pool, KeyRing(pool, admin), fences, presence, runtime)
+    if background:
+        svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))
+    return svc

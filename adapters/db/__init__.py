@@ -1,0 +1,1 @@
+"""PostgreSQL through asyncpg: connection, embedded server, migrations, port implementations."""

@@ -1,0 +1,52 @@
+"""Where the database is: DATABASE_URL, or an embedded PostgreSQL kept in the data directory."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+_servers: dict[Path, Any] = {}
+
+
+def embedded_url(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL in `data_dir/pg` and return its URL.
+
+    pgserver keeps the cluster on disk, so state survives restarts; the server process is
+    shared by every process that asks for the same directory.
+    """
+    pgdir = (data_dir / "pg").resolve()
+    if pgdir not in _servers:
+        pgdir.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            from pgserver import get_server  # type: ignore[attr-defined]
+
+            _servers[pgdir] = get_server(pgdir, cleanup_mode=None)
+        log.info("embedded PostgreSQL at %s", pgdir)
+    uri: str = _servers[pgdir].get_uri()
+    return uri
+
+
+def resolve_url(database_url: str | None, data_dir: Path) -> str:
+    return database_url or embedded_url(data_dir)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    import json
+
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, min_size: int = 1, max_size: int = 8) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,231 @@
+"""PresenceStore on PostgreSQL: one transaction per batch, set-based writes through unnest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from geo_engine.models import CustomerCursor, EventType, FenceState, PresenceEvent
+from geo_engine.ports import EventQuery, PresenceCommit, RawFix, StoredEvent
+
+_UPSERT_CURSORS = """
+INSERT INTO customer_cursors AS c (customer_id, last_ts, last_lat, last_lon, last_accuracy_m,
+    suspect_ts, suspect_lat, suspect_lon, suspect_accuracy_m, suspect_count, last_event_ts,
+    updated_at)
+SELECT u.cid, u.ts, u.lat, u.lon, u.acc, u.sts, u.slat, u.slon, u.sacc, u.sc, u.lev, now()
+FROM unnest($1::text[], $2::float8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+            $7::float8[], $8::float8[], $9::float8[], $10::int4[], $11::float8[])
+    AS u(cid, ts, lat, lon, acc, sts, slat, slon, sacc, sc, lev)
+ON CONFLICT (customer_id) DO UPDATE SET last_ts = excluded.last_ts, last_lat = excluded.last_lat,
+    last_lon = excluded.last_lon, last_accuracy_m = excluded.last_accuracy_m,
+    suspect_ts = excluded.suspect_ts, suspect_lat = excluded.suspect_lat,
+    suspect_lon = excluded.suspect_lon, suspect_accuracy_m = excluded.suspect_accuracy_m,
+    suspect_count = excluded.suspect_count, last_event_ts = excluded.last_event_ts,
+    updated_at = now()
+"""
+
+_UPSERT_STATES = """
+INSERT INTO presence_state AS s (customer_id, geofence_id, entered_at, last_inside_at,
+    outside_since, dwell_fired)
+SELECT u.cid, u.fid, to_timestamp(u.ent), to_timestamp(u.lin), to_timestamp(u.outs), u.dw
+FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::bool[])
+    AS u(cid, fid, ent, lin, outs, dw)
+ON CONFLICT (customer_id, geofence_id) DO UPDATE SET entered_at = excluded.entered_at,
+    last_inside_at = excluded.last_inside_at, outside_since = excluded.outside_since,
+    dwell_fired = excluded.dwell_fired
+"""
+
+_DELETE_STATES = """
+DELETE FROM presence_state s USING unnest($1::text[], $2::text[]) AS u(cid, fid)
+WHERE s.customer_id = u.cid AND s.geofence_id = u.fid
+"""
+
+_INSERT_EVENTS = """
+INSERT INTO presence_events (customer_id, geofence_id, type, ts, source, reason)
+SELECT u.cid, u.fid, u.typ, to_timestamp(u.ts), u.src, u.rsn
+FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::text[])
+    WITH ORDINALITY AS u(cid, fid, typ, ts, src, rsn, n)
+ORDER BY u.n
+RETURNING id
+"""
+
+_RAW_COLUMNS = (
+    "customer_id",
+    "device_id",
+    "ts",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "speed_mps",
+    "heading",
+    "mock",
+    "flag",
+)
+
+
+def _epoch(value: Any) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+class PgPresenceStore:
+    def __init__(self, pool: asyncpg.Pool, *, store_raw_fixes: bool = True) -> None:
+        self._pool = pool
+        self._store_raw = store_raw_fixes
+
+    async def load(
+        self,
+    ) -> tuple[list[tuple[str, CustomerCursor]], list[tuple[str, str, FenceState]]]:
+        async with self._pool.acquire() as conn:
+            cur_rows = await conn.fetch("SELECT * FROM customer_cursors")
+            st_rows = await conn.fetch("SELECT * FROM presence_state")
+        cursors = [
+            (
+                r["customer_id"],
+                CustomerCursor(
+                    last_ts=r["last_ts"],
+                    last_lat=r["last_lat"],
+                    last_lon=r["last_lon"],
+                    last_accuracy_m=r["last_accuracy_m"],
+                    suspect_ts=r["suspect_ts"],
+                    suspect_lat=r["suspect_lat"],
+                    suspect_lon=r["suspect_lon"],
+                    suspect_accuracy_m=r["suspect_accuracy_m"],
+                    suspect_count=r["suspect_count"],
+                    last_event_ts=r["last_event_ts"],
+                ),
+            )
+            for r in cur_rows
+        ]
+        states = [(r["customer_id"], r["geofence_id"], _state(r)) for r in st_rows]
+        return cursors, states
+
+    async def commit(self, batch: PresenceCommit) -> list[int]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self.write(conn, batch)
+
+    async def write(self, conn: asyncpg.Connection, batch: PresenceCommit) -> list[int]:
+        """Write `batch` on `conn` inside the caller's transaction."""
+        if batch.cursors:
+            cids = list(batch.cursors)
+            cs = list(batch.cursors.values())
+            await conn.execute(
+                _UPSERT_CURSORS,
+                cids,
+                [c.last_ts for c in cs],
+                [c.last_lat for c in cs],
+                [c.last_lon for c in cs],
+                [c.last_accuracy_m for c in cs],
+                [c.suspect_ts for c in cs],
+                [c.suspect_lat for c in cs],
+                [c.suspect_lon for c in cs],
+                [c.suspect_accuracy_m for c in cs],
+                [c.suspect_count for c in cs],
+                [c.last_event_ts for c in cs],
+            )
+        upserts = [(k, s) for k, s in batch.states.items() if s is not None]
+        deletes = [k for k, s in batch.states.items() if s is None]
+        if deletes:
+            await conn.execute(_DELETE_STATES, [k[0] for k in deletes], [k[1] for k in deletes])
+        if upserts:
+            await conn.execute(
+                _UPSERT_STATES,
+                [k[0] for k, _ in upserts],
+                [k[1] for k, _ in upserts],
+                [s.entered_at for _, s in upserts],
+                [s.last_inside_at for _, s in upserts],
+                [s.outside_since for _, s in upserts],
+                [s.dwell_fired for _, s in upserts],
+            )
+        ids: list[int] = []
+        if batch.events:
+            ev = batch.events
+            rows = await conn.fetch(
+                _INSERT_EVENTS,
+                [e.customer_id for e in ev],
+                [e.geofence_id for e in ev],
+                [str(e.type) for e in ev],
+                [e.ts for e in ev],
+                [e.source for e in ev],
+                [e.reason for e in ev],
+            )
+            ids = [r["id"] for r in rows]
+        if self._store_raw and batch.raw_fixes:
+            await conn.copy_records_to_table(
+                "raw_fixes", records=_raw_records(batch.raw_fixes), columns=_RAW_COLUMNS
+            )
+        return ids
+
+    async def events(self, query: EventQuery) -> list[StoredEvent]:
+        clauses = ["id > $1"]
+        args: list[Any] = [query.after_id]
+        for column, value in (
+            ("customer_id", query.customer_id),
+            ("geofence_id", query.geofence_id),
+            ("type", query.type),
+        ):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${len(args)}")
+        if query.since is not None:
+            args.append(query.since)
+            clauses.append(f"ts >= to_timestamp(${len(args)})")
+        args.append(query.limit)
+        sql = (
+            "SELECT id, customer_id, geofence_id, type, ts, source, reason FROM presence_events"
+            f" WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ${len(args)}"
+        )
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(sql, *args)
+        return [
+            StoredEvent(
+                r["id"],
+                PresenceEvent(
+                    type=EventType(r["type"]),
+                    customer_id=r["customer_id"],
+                    geofence_id=r["geofence_id"],
+                    ts=r["ts"].timestamp(),
+                    source=r["source"],
+                    reason=r["reason"],
+                ),
+            )
+            for r in rows
+        ]
+
+    async def presence_of(self, customer_id: str) -> list[tuple[str, FenceState]]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM presence_state WHERE customer_id = $1 ORDER BY entered_at",
+                customer_id,
+            )
+        return [(r["geofence_id"], _state(r)) for r in rows]
+
+
+def _state(r: asyncpg.Record) -> FenceState:
+    return FenceState(
+        entered_at=r["entered_at"].timestamp(),
+        last_inside_at=r["last_inside_at"].timestamp(),
+        outside_since=_epoch(r["outside_since"]),
+        dwell_fired=r["dwell_fired"],
+    )
+
+
+def _raw_records(fixes: Sequence[RawFix]) -> list[tuple[Any, ...]]:
+    from datetime import UTC, datetime
+
+    return [
+        (
+            f.customer_id,
+            f.device_id,
+            datetime.fromtimestamp(f.ts, UTC),
+            f.lat,
+            f.lon,
+            f.accuracy_m,
+            f.speed_mps,
+            f.heading,
+            f.mock,
+            f.flag,
+        )
+        for f in fixes
+    ]

@@ -1,0 +1,1 @@
+"""Ingestion: decoding client payloads into fix batches, and the presence runtime."""

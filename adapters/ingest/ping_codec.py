@@ -1,0 +1,165 @@
+"""Hot-path decoding of `POST /v1/pings` with msgspec: one pass, a reason per bad row.
+
+The envelope is decoded once; rows are decoded one by one from raw JSON slices so a bad row is
+reported with its index and field while the good rows go on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+import numpy as np
+
+from geo_engine.batch import FixBatch
+
+Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+NonNeg = Annotated[float, msgspec.Meta(ge=0.0)]
+Heading = Annotated[float, msgspec.Meta(ge=0.0, le=360.0)]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class PingIn(msgspec.Struct):
+    lat: Lat
+    lon: Lon
+    ts: float | str
+    device_id: Ident | None = None
+    customer_id: Ident | None = None
+    accuracy_m: NonNeg | None = None
+    speed_mps: NonNeg | None = None
+    heading: Heading | None = None
+    mock: bool = False
+
+
+class _Envelope(msgspec.Struct):
+    pings: list[msgspec.Raw]
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_row = msgspec.json.Decoder(PingIn)
+_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+class BatchError(Exception):
+    """The request as a whole is refused."""
+
+    def __init__(self, status: int, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    index: int
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPings:
+    rows: list[PingIn]  # good rows only
+    row_index: list[int]  # their index in the request
+    ts: list[float]
+    errors: list[RowError]
+
+
+def _split(message: str) -> tuple[str, str]:
+    """msgspec's message -> (field path, reason)."""
+    m = _PATH.search(message)
+    path, reason = (m.group(1) or "", message[: m.start()]) if m else ("", message)
+    missing = _MISSING.search(reason)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+        reason = "required field is missing"
+    return path, reason
+
+
+def parse_ts(value: float | str) -> float:
+    """Unix seconds, or ISO 8601 with an offset. Raises ValueError with the reason."""
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("not ISO 8601 (e.g. 2026-11-22T10:15:00Z) nor unix seconds") from None
+        if dt.tzinfo is None:
+            raise ValueError("ISO 8601 time needs a UTC offset (e.g. Z or +01:00)")
+        return dt.timestamp()
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number of unix seconds")
+    if value > 1e11:
+        raise ValueError("looks like milliseconds: send unix seconds")
+    return float(value)
+
+
+def decode_pings(
+    body: bytes, *, max_batch: int, now: float, max_future_s: float, max_age_s: float
+) -> DecodedPings:
+    try:
+        env = _envelope.decode(body)
+    except msgspec.ValidationError as exc:
+        field, reason = _split(str(exc))
+        raise BatchError(422, field or "pings", reason) from None
+    except msgspec.DecodeError as exc:
+        raise BatchError(400, "body", f"malformed JSON: {exc}") from None
+    if len(env.pings) > max_batch:
+        raise BatchError(
+            413, "pings", f"batch of {len(env.pings)} exceeds the limit of {max_batch} rows"
+        )
+    rows: list[PingIn] = []
+    index: list[int] = []
+    times: list[float] = []
+    errors: list[RowError] = []
+    for i, raw in enumerate(env.pings):
+        try:
+            p = _row.decode(raw)
+        except msgspec.ValidationError as exc:
+            field, reason = _split(str(exc))
+            errors.append(RowError(i, field or "row", reason))
+            continue
+        except msgspec.DecodeError as exc:
+            errors.append(RowError(i, "row", str(exc)))
+            continue
+        if p.customer_id is None and p.device_id is None:
+            errors.append(RowError(i, "device_id", "one of device_id or customer_id is required"))
+            continue
+        try:
+            t = parse_ts(p.ts)
+        except ValueError as exc:
+            errors.append(RowError(i, "ts", str(exc)))
+            continue
+        if t > now + max_future_s:
+            errors.append(RowError(i, "ts", f"more than {max_future_s:.0f} s in the future"))
+            continue
+        if t < now - max_age_s:
+            errors.append(RowError(i, "ts", f"older than the {max_age_s:.0f} s accepted"))
+            continue
+        rows.append(p)
+        index.append(i)
+        times.append(t)
+    return DecodedPings(rows, index, times, errors)
+
+
+def to_batch(decoded: DecodedPings, customer_ids: list[str]) -> FixBatch:
+    rows = decoded.rows
+    nan = math.nan
+    return FixBatch(
+        customer_ids=customer_ids,
+        ts=np.asarray(decoded.ts, dtype=np.float64),
+        lat=np.fromiter((p.lat for p in rows), np.float64, len(rows)),
+        lon=np.fromiter((p.lon for p in rows), np.float64, len(rows)),
+        accuracy_m=np.fromiter(
+            (nan if p.accuracy_m is None else p.accuracy_m for p in rows), np.float64, len(rows)
+        ),
+        mock=np.fromiter((p.mock for p in rows), np.bool_, len(rows)),
+        speed_mps=np.fromiter(
+            (nan if p.speed_mps is None else p.speed_mps for p in rows), np.float64, len(rows)
+        ),
+    )

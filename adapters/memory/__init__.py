@@ -1,0 +1,1 @@
+"""In-memory implementations of the core's ports: for unit tests and the contract suite."""

@@ -1,0 +1,93 @@
+"""Ports the core speaks through. Each has an in-memory and a PostgreSQL implementation and one
+contract suite (tests/contract) runs on both."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from geo_engine.models import CustomerCursor, FenceState, PresenceEvent
+from geofences.model import Geofence
+
+
+@dataclass(frozen=True, slots=True)
+class RawFix:
+    customer_id: str
+    device_id: str | None
+    ts: float
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    speed_mps: float | None
+    heading: float | None
+    mock: bool
+    flag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceCommit:
+    """Everything one batch changed; stored in one transaction or not at all."""
+
+    cursors: Mapping[str, CustomerCursor] = field(default_factory=dict)
+    states: Mapping[tuple[str, str], FenceState | None] = field(default_factory=dict)
+    events: Sequence[PresenceEvent] = ()
+    raw_fixes: Sequence[RawFix] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    event: PresenceEvent
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    customer_id: str | None = None
+    geofence_id: str | None = None
+    type: str | None = None
+    since: float | None = None
+    after_id: int = 0
+    limit: int = 100
+
+
+class PresenceStore(Protocol):
+    async def load(
+        self,
+    ) -> tuple[list[tuple[str, CustomerCursor]], list[tuple[str, str, FenceState]]]: ...
+
+    async def commit(self, batch: PresenceCommit) -> list[int]:
+        """Store atomically; return the ids given to `batch.events`, in order."""
+        ...
+
+    async def events(self, query: EventQuery) -> list[StoredEvent]: ...
+
+    async def presence_of(self, customer_id: str) -> list[tuple[str, FenceState]]: ...
+
+
+class FenceRepository(Protocol):
+    async def all(self) -> list[Geofence]: ...
+
+    async def get(self, fence_id: str) -> Geofence | None: ...
+
+    async def find(
+        self, store_id: str | None = None, kind: str | None = None
+    ) -> list[Geofence]: ...
+
+    async def upsert(self, fence: Geofence) -> bool:
+        """Create or replace; True when created."""
+        ...
+
+    async def upsert_many(self, fences: Sequence[Geofence]) -> None:
+        """All or nothing."""
+        ...
+
+    async def delete(self, fence_id: str) -> bool:
+        """Delete the fence and the presence state inside it; False when it did not exist."""
+        ...
+
+
+class IdentityDirectory(Protocol):
+    async def customers_of(self, type_: str, values: Sequence[str]) -> dict[str, str]:
+        """Map the linked identifiers among `values` to their customer ids."""
+        ...

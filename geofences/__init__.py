@@ -1,0 +1,1 @@
+"""Geofences: model, validation, GeoJSON and the H3 cover index. Pure: no I/O frameworks."""

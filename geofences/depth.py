@@ -1,0 +1,84 @@
+"""Distance from points to polygon fence boundaries, in metres, vectorized.
+
+Each polygon is projected once (at index build) to an equirectangular plane at its own
+reference latitude, longitude differences wrapped so the antimeridian is not a wall. A point is
+projected with its fence's reference and the minimum over that fence's edges is taken in numpy:
+fences have few edges, and this avoids building a shapely Point per ping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from geofences.geodesy import wrap_lon
+from geofences.h3cells import M_PER_DEG
+from geofences.model import Geofence
+
+Floats = NDArray[np.float64]
+
+_CHUNK = 1 << 21  # edge evaluations per pass: bounds the temporaries (~16 MB per array)
+
+
+class PolygonEdges:
+    def __init__(self, fences: Sequence[Geofence]) -> None:
+        n = len(fences)
+        self.ref_lat = np.zeros(n)
+        self.ref_lon = np.zeros(n)
+        self.kx = np.zeros(n)  # metres per degree of longitude at the reference latitude
+        poly = np.array([i for i, f in enumerate(fences) if f.shape is not None], np.int64)
+        shapes = np.empty(poly.size, dtype=object)
+        shapes[:] = [fences[i].shape for i in poly.tolist()]
+        if poly.size:
+            rp = shapely.point_on_surface(shapes)
+            self.ref_lon[poly], self.ref_lat[poly] = shapely.get_x(rp), shapely.get_y(rp)
+        self.kx = np.cos(np.radians(self.ref_lat)) * M_PER_DEG
+        parts, part_of = shapely.get_parts(shapes, return_index=True)
+        rings, ring_of = shapely.get_rings(parts, return_index=True)
+        xy, pt_ring = shapely.get_coordinates(rings, return_index=True)
+        fence = poly[part_of[ring_of[pt_ring]]] if xy.size else np.empty(0, np.int64)
+        x = wrap_lon(xy[:, 0] - self.ref_lon[fence]) * self.kx[fence]
+        y = (xy[:, 1] - self.ref_lat[fence]) * M_PER_DEG
+        # An edge joins two consecutive positions of the same ring (rings are closed).
+        e = np.flatnonzero(pt_ring[1:] == pt_ring[:-1])
+        self.seg = np.column_stack([x[e], y[e], x[e + 1], y[e + 1]])
+        counts = np.bincount(fence[e], minlength=n).astype(np.int64)
+        self.ptr = np.concatenate([[0], np.cumsum(counts)])
+        self.count = counts
+        # The b - a terms are the same for every point: keep them.
+        self.dx = self.seg[:, 2] - self.seg[:, 0]
+        self.dy = self.seg[:, 3] - self.seg[:, 1]
+        self.inv_len2 = 1.0 / np.maximum(self.dx**2 + self.dy**2, 1e-300)
+
+    def distance_m(self, fence: NDArray[np.int32], lat: Floats, lon: Floats) -> Floats:
+        """Unsigned distance from each point to its fence's boundary (polygon fences only)."""
+        px = wrap_lon(lon - self.ref_lon[fence]) * self.kx[fence]
+        py = (lat - self.ref_lat[fence]) * M_PER_DEG
+        n = self.count[fence]
+        out = np.empty(fence.size)
+        csum = np.cumsum(n)
+        start = 0
+        while start < fence.size:
+            base = int(csum[start - 1]) if start else 0
+            stop = max(int(np.searchsorted(csum, base + _CHUNK, "right")), start + 1)
+            out[start:stop] = self._chunk(fence[start:stop], px[start:stop], py[start:stop])
+            start = stop
+        return out
+
+    def _chunk(self, fence: NDArray[np.int32], px: Floats, py: Floats) -> Floats:
+        n = self.count[fence]
+        first = np.cumsum(n) - n
+        pair = np.repeat(np.arange(fence.size), n)
+        e = np.repeat(self.ptr[fence] - first, n) + np.arange(int(n.sum()))
+        ax, ay = self.seg[e, 0], self.seg[e, 1]
+        dx, dy = self.dx[e], self.dy[e]
+        qx, qy = px[pair] - ax, py[pair] - ay
+        t = np.clip((qx * dx + qy * dy) * self.inv_len2[e], 0.0, 1.0)
+        qx -= t * dx
+        qy -= t * dy
+        d2 = qx * qx + qy * qy
+        out: Floats = np.sqrt(np.minimum.reduceat(d2, first))
+        return out

@@ -1,0 +1,167 @@
+"""A lon/lat raster in front of H3: for every small raster cell near a fence, either the cover
+segment of the one H3 cell that wholly contains it, or "compute H3" when it straddles cells.
+
+In a city most pings touch nothing: two floor()s and one lookup settle them (code EMPTY). Near
+fences, most raster cells lie inside a single point-resolution H3 cell, so most pings get
+their cover segment without computing an H3 index at all; only the rest (NEEDS_H3) pay for it.
+Containment is decided exactly: H3 cell edges are geodesics, straight lines in a gnomonic
+projection, where a raster rectangle is inside a convex cell iff its four corners are (with a
+margin for the bulge of its parallels and for float noise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geofences.h3cells import M_PER_DEG, latlng_to_cells
+
+Floats = NDArray[np.float64]
+Ints = NDArray[np.int64]
+I32 = NDArray[np.int32]
+
+EMPTY = -1  # no fence can hold the point
+NEEDS_H3 = -2  # compute the point's H3 cell and search the cover
+_TILE = 4  # 16 x 16 raster cells per tile
+_BUDGET = 1 << 23  # raster cells: 32 MB of codes, ~5 s of corner H3 cells at build
+_MAX_DENSE = 1 << 24  # a dense window up to 64 MB; tiles beyond
+_CHUNK = 1 << 22
+_POLAR = 80.0  # beyond, a degree of longitude is short and rasters bloat: latitude strips
+
+
+class Raster:
+    def __init__(
+        self, boxes: Floats, edge_m: float, res: int, segment_of: Callable[[Ints], I32]
+    ) -> None:
+        # About 4 raster cells per H3 edge: ~2/3 of them fit inside one H3 cell. Coarser when
+        # the fences cover so much ground that the raster would pass its budget.
+        k = min(18, max(6, round(math.log2(4 * M_PER_DEG / edge_m))))
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        while True:
+            self.k = k
+            self.scale = float(1 << k)
+            self.ni, self.nj = int(180 * self.scale), int(360 * self.scale)
+            i0, i1 = self._row(b[:, 1]), self._row(b[:, 3])
+            j0, j1 = self._col(b[:, 0]), self._col(b[:, 2])
+            count = (i1 - i0 + 1) * (j1 - j0 + 1)
+            lat_max = np.maximum(np.abs(b[:, 1]), np.abs(b[:, 3]))
+            wide = (count > _BUDGET) | (lat_max > _POLAR)
+            if k > 6 and int(count[~wide].sum()) > 8 * _BUDGET:
+                k -= 1  # hopeless even before de-duplication: skip the expansion
+                continue
+            keys = _cells(i0[~wide], i1[~wide], j0[~wide], j1[~wide], count[~wide], self.nj)
+            if keys.size <= _BUDGET or k <= 6:
+                break
+            k -= 1
+        self.strips = _merge(b[wide][:, [1, 3]])
+        codes = self._codes(keys, res, segment_of)
+        i, j = keys // self.nj, keys % self.nj
+        self.dense = keys.size > 0 and (
+            (int(i.max() - i.min()) + 1) * (int(j.max() - j.min()) + 1) <= _MAX_DENSE
+        )
+        if self.dense:
+            self.i0, self.j0 = int(i.min()), int(j.min())
+            self.h, self.w = int(i.max()) + 1 - self.i0, int(j.max()) + 1 - self.j0
+            grid = np.full(self.h * self.w + 1, EMPTY, np.int32)  # last slot: outside
+            grid[(i - self.i0) * self.w + (j - self.j0)] = codes
+            self.grid = grid
+        else:
+            self.tj = self.nj >> _TILE
+            tile = (i >> _TILE) * self.tj + (j >> _TILE)
+            self.tiles, inv = np.unique(tile, return_inverse=True)
+            grid = np.full((self.tiles.size + 1, 1 << (2 * _TILE)), EMPTY, np.int32)
+            grid[inv, ((i & 15) << _TILE) | (j & 15)] = codes
+            self.grid = grid.ravel()
+        self.grid.flags.writeable = False
+
+    def _row(self, lat: Floats) -> Ints:
+        return np.clip(np.floor((lat + 90.0) * self.scale), 0, self.ni - 1).astype(np.int64)
+
+    def _col(self, lon: Floats) -> Ints:
+        return np.clip(np.floor((lon + 180.0) * self.scale), 0, self.nj - 1).astype(np.int64)
+
+    def _codes(self, keys: Ints, res: int, segment_of: Callable[[Ints], I32]) -> I32:
+        """Per raster cell: the segment of the H3 cell holding it wholly, else NEEDS_H3.
+
+        H3 cells are spherically convex, so a raster cell whose four corners fall in one H3
+        cell lies in it, but for its parallels, which bulge off the geodesic by L² tan(lat)/8R
+        (micrometres here): the cover's centimetre slack already absorbs that."""
+        i, j = keys // self.nj, keys % self.nj
+        stride = self.nj + 1
+        c00 = i * stride + j  # corner keys: corners are shared by up to four raster cells
+        corners = [c00, c00 + 1, c00 + stride, c00 + stride + 1]
+        uniq = _unique(np.concatenate(corners))
+        s = self.scale
+        cells = latlng_to_cells(uniq // stride / s - 90.0, uniq % stride / s - 180.0, res)
+        first = cells[np.searchsorted(uniq, c00)]
+        pure = np.abs(i / s - 90.0) < _POLAR
+        for c in corners[1:]:
+            pure &= cells[np.searchsorted(uniq, c)] == first
+        out = np.full(keys.size, NEEDS_H3, np.int32)
+        out[pure] = segment_of(first[pure])
+        return out
+
+    def codes(self, lat: Floats, lon: Floats) -> I32:
+        """EMPTY, NEEDS_H3 or a cover segment for each (valid) point."""
+        i, j = self._row(lat), self._col(lon)
+        if self.dense:
+            ii, jj = i - self.i0, j - self.j0
+            inside = (ii >= 0) & (ii < self.h) & (jj >= 0) & (jj < self.w)
+            flat = np.where(inside, ii * self.w + jj, self.h * self.w)
+            out: I32 = self.grid[flat]
+        elif hasattr(self, "tiles") and self.tiles.size:
+            tile = (i >> _TILE) * self.tj + (j >> _TILE)
+            n = self.tiles.size
+            t = np.minimum(np.searchsorted(self.tiles, tile), n - 1)
+            row = np.where(self.tiles[t] == tile, t, n)
+            out = self.grid[(row << (2 * _TILE)) | ((i & 15) << _TILE) | (j & 15)]
+        else:
+            out = np.full(lat.size, EMPTY, np.int32)
+        for lo, hi in self.strips:
+            band = (lat >= lo) & (lat <= hi) & (out == EMPTY)
+            out[band] = NEEDS_H3
+        return out
+
+
+def _cells(i0: Ints, i1: Ints, j0: Ints, j1: Ints, count: Ints, nj: int) -> Ints:
+    """Distinct raster cell keys (i * nj + j) covered by a batch of boxes, in chunks."""
+    keys: list[Ints] = []
+    csum = np.cumsum(count)
+    start = 0
+    while start < count.size:
+        base = int(csum[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(csum, base + _CHUNK, "right")), start + 1)
+        sl = slice(start, stop)
+        keys.append(_unique(_expand(i0[sl], i1[sl], j0[sl], j1[sl], nj)))
+        start = stop
+    return _unique(np.concatenate(keys)) if keys else np.empty(0, np.int64)
+
+
+def _unique(a: Ints) -> Ints:
+    # np.unique's hash path is slow on millions of int64s; sorting is 5-10x faster here.
+    a = np.sort(a)
+    out: Ints = a[np.concatenate([[True], a[1:] != a[:-1]])] if a.size else a
+    return out
+
+
+def _expand(i0: Ints, i1: Ints, j0: Ints, j1: Ints, nj: int) -> Ints:
+    h, w = i1 - i0 + 1, j1 - j0 + 1
+    n = h * w
+    box = np.repeat(np.arange(n.size), n)
+    k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    wb = w[box]
+    out: Ints = (i0[box] + k // wb) * nj + (j0[box] + k % wb)
+    return out
+
+
+def _merge(strips: Floats) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(map(tuple, strips.tolist())):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out

@@ -1,0 +1,113 @@
+"""Shared fixtures: a real PostgreSQL for the session (embedded pgserver by default, the server
+named by TEST_DATABASE_URL when set), a fresh database per run, emptied between tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from adapters.db.connect import create_pool, embedded_url
+from adapters.db.migrate import migrate
+
+ADMIN_KEY = "test-admin-key-0123456789"
+
+
+def _with_db(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="geo-engine-test-") as tmp:
+        yield embedded_url(Path(tmp))
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A database of its own for this run, so parallel runs and old data never interfere."""
+    name = f"geo_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_db(server_url, name)
+    yield url
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(database_url, 1, 4)
+    await migrate(p)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def clean_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
+    async with pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'schema_migrations'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    return pool
+
+
+@pytest.fixture
+def settings_factory(database_url: str):  # type: ignore[no-untyped-def]
+    from adapters.settings import Settings
+
+    def make(**overrides: object) -> Settings:
+        base: dict[str, object] = {
+            "database_url": database_url,
+            "admin_key": ADMIN_KEY,
+            "db_pool_max": 4,
+        }
+        base.update(overrides)
+        return Settings(**base)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def services(clean_pool: asyncpg.Pool, settings_factory):  # type: ignore[no-untyped-def]
+    from adapters.composition import build_services
+
+    svc = await build_services(settings_factory(), background=False)
+    yield svc
+    await svc.close()
+
+
+@pytest.fixture
+async def client(services) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    from adapters.api.app import create_app
+
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://test",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as c:
+        yield c

@@ -1,0 +1,119 @@
+"""The demo: a deterministic city and day (pure), and a small day end to end through the real
+HTTP API on PostgreSQL, whose summary must add up and whose report must hold the map and charts."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pytest
+from rich.console import Console
+
+from adapters.demo.city import CLEAR_M, build_city, to_xy
+from adapters.demo.simulate import (
+    APPROACH,
+    DAY_END,
+    DAY_START,
+    MOVE,
+    SPOOF_JUMP,
+    SPOOF_MOCK,
+    WALKPAST,
+    simulate_day,
+)
+from geofences.validation import fence_from_feature
+
+
+def test_city_is_deterministic_and_every_fence_is_valid() -> None:
+    a, b = build_city(7), build_city(7)
+    assert a.features() == b.features()
+    assert a.features() != build_city(8).features()
+    assert 30 <= len(a.stores) <= 60
+    kinds = {f.kind for f in a.fences}
+    assert kinds == {"store", "zone", "competitor"}
+    for feature in a.features():
+        fence_from_feature(feature)  # raises on anything the API would refuse
+    for s, walk in zip(a.stores, a.sidewalks, strict=True):
+        for z in s.zones:
+            assert s.shape.contains(z.shape), z.id
+        assert walk is not None, s.id
+
+
+def test_day_is_deterministic_and_street_fixes_keep_clear_of_fences() -> None:
+    city = build_city(3)
+    f1, f2 = simulate_day(city, 60, 3), simulate_day(city, 60, 3)
+    for name in ("customer", "ts", "upload", "lat", "lon", "acc", "mock", "bad", "resent"):
+        assert np.array_equal(getattr(f1, name), getattr(f2, name)), name
+    assert f1.visits == f2.visits and f1.walkpasts == f2.walkpasts
+    assert ((f1.ts >= DAY_START) & (f1.ts <= DAY_END)).all()
+    assert (f1.upload >= f1.ts).all()
+    assert (np.diff(f1.upload) >= 0).all()  # sent in upload order
+    # the true path of a walk or commute stays CLEAR_M from every fence (but the visited store)
+    street = np.isin(f1.phase, (MOVE, WALKPAST))
+    near, _ = city.nearest_fence(f1.true_x[street], f1.true_y[street], CLEAR_M - 0.5)
+    assert (near < 0).all()
+    # and the noise stays within twice the reported accuracy
+    x, y = to_xy(f1.lat, f1.lon)
+    err = np.hypot(x - f1.true_x, y - f1.true_y)
+    spoof = np.isin(f1.phase, (SPOOF_MOCK, SPOOF_JUMP))
+    assert (err[~spoof] <= 2 * f1.acc[~spoof] + 0.5).all()
+    assert (f1.phase == APPROACH).any() and len(f1.visits) > 10 and len(f1.walkpasts) > 10
+
+
+@pytest.mark.slow
+async def test_a_small_demo_day_end_to_end(
+    clean_pool: asyncpg.Pool,
+    settings_factory,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    from adapters.demo.run import run_demo_async
+
+    out = tmp_path / "report.html"
+    printed = io.StringIO()
+    s = await run_demo_async(
+        200, 11, out, settings_factory(), progress=False, console=Console(file=printed, width=400)
+    )
+    # every row is accounted for
+    assert s.customers == 200 and s.rows > 10_000
+    assert s.accepted + s.rejected == s.rows
+    assert s.rejected == s.malformed > 0
+    assert s.ignored["mock"] == s.mock_rows
+    assert s.ignored["duplicate"] > 0 and s.ignored["late"] > 0
+    assert sum(s.ignored.values()) < s.accepted
+    # what the API returned is what it stored
+    stored = {t: sum(n for (tt, _k), n in s.events.items() if tt == t) for t in s.listed}
+    assert stored == dict(s.listed)
+    assert s.sequence_errors == 0
+    # walk-pasts and spoofs never enter; every enter belongs to a planned visit
+    assert s.walkpasts > 100 and s.walkpast_triggers == 0
+    assert s.spoof_triggers == 0 and s.unplanned == 0
+    # store visits read enter -> dwell -> exit; the day ends with everyone out
+    for kind in ("store", "zone", "competitor"):
+        assert s.events[("enter", kind)] == s.events[("exit", kind)]
+    planned, detected = s.total("planned"), s.total("detected")
+    assert planned > 50 and detected >= 0.75 * planned
+    assert s.total("exit") == detected
+    assert 0.5 * detected <= s.total("dwell") <= detected
+    assert s.total("pairs") >= detected
+    assert sum(n for (_, w), n in s.by_store.items() if w == "detected") == detected
+    # the report: offline, with the map, the close-up and the charts
+    assert s.report == out.resolve()
+    page = out.read_text(encoding="utf-8")
+    assert '<svg id="map"' in page and '<svg id="zoom"' in page
+    assert page.count('<svg class="chart"') == 3
+    assert page.count("<polygon") > 200  # fences and H3 heat cells
+    assert not re.search(r"(src|href)=\"https?:", page) and "<script" not in page
+    assert "Checks" in printed.getvalue() and str(out.resolve()) in printed.getvalue()
+    # opened as a user would: a headless browser renders it (when one is installed)
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser:
+        shot = tmp_path / "report.png"
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400"]
+        cmd = [browser, *args, f"--screenshot={shot}", out.resolve().as_uri()]
+        await asyncio.to_thread(subprocess.run, cmd, check=True, capture_output=True, timeout=90)
+        assert shot.stat().st_size > 50_000  # a blank page is a few kB

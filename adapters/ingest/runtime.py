@@ -54,7 +54,7 @@ class PresenceRuntime:
         self.clock = clock
         self.sweep_grace_s = sweep_grace_s
         self.device_links: dict[str, str] = {}
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # one batch at a time: memory moves with commits
         self._rebuild_lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -80,7 +80,7 @@ class PresenceRuntime:
             metrics.FENCES.set(len(index))
 
     async def forget_fence(self, fence_id: str) -> None:
-        async with self._lock:
+        async with self.lock:
             self.engine.drop_fence(fence_id)
         await self.reload_fences()
 
@@ -96,7 +96,7 @@ class PresenceRuntime:
         ]
         batch = to_batch(decoded, customer_ids)
         started = time.perf_counter()
-        async with self._lock:
+        async with self.lock:
             self.engine.begin()
             try:
                 outcome = run_batch(batch, self.index, self.engine)
@@ -141,7 +141,7 @@ class PresenceRuntime:
 
     async def sweep(self, now: float | None = None) -> list[tuple[int, PresenceEvent]]:
         """Dwell and exits due by the clock (less the upload grace), with no new ping needed."""
-        async with self._lock:
+        async with self.lock:
             self.engine.begin()
             try:
                 clock = self.clock() if now is None else now

@@ -12,6 +12,7 @@ import asyncpg
 from adapters.auth import KeyRing
 from adapters.db.connect import create_pool, resolve_url
 from adapters.db.fence_repo import PgFenceRepository
+from adapters.db.identities import PgIdentityDirectory
 from adapters.db.migrate import migrate
 from adapters.db.presence_store import PgPresenceStore
 from adapters.ingest.runtime import PresenceRuntime
@@ -58,6 +59,7 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         sweep_grace_s=settings.sweep_grace_s,
     )
     await runtime.start()
+    runtime.device_links = await PgIdentityDirectory(pool).device_links()
     svc = Services(settings, pool, KeyRing(pool, admin), fences, presence, runtime)
     if background:
         svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))

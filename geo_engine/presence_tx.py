@@ -104,6 +104,23 @@ class PresenceStore:
                 if not states:
                     del self._inside[cid]
 
+    def replace_customer(
+        self, cid: str, cursor: CustomerCursor | None, states: Mapping[str, FenceState]
+    ) -> None:
+        """Set a customer's whole state: identity merges and erasure use it. Inside a
+        transaction the change is logged (undoable, and reported in `Changes`)."""
+        self._touch(cid)
+        if cursor is None:
+            self._cursors.pop(cid, None)
+        else:
+            self._cursors[cid] = cursor
+        if not states:
+            self._inside.pop(cid, None)  # stale heap entries are skipped when popped
+            return
+        self._inside[cid] = dict(states)
+        for fid, st in states.items():
+            self._schedule(cid, fid, st)
+
     # -- transactions -------------------------------------------------------------------
 
     def begin(self) -> None:

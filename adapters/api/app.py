@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from adapters.api import errors
-from adapters.api.routes import geofences, health, keys, pings, presence
+from adapters.api.routes import geofences, health, identities, keys, pings, presence
 from adapters.composition import Services, build_services
 from adapters.settings import Settings
 
@@ -38,6 +38,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services is not None:
         app.state.services = services
     errors.install(app)
-    for module in (health, keys, geofences, pings, presence):
+    for module in (health, keys, geofences, pings, presence, identities):
         app.include_router(module.router)
     return app

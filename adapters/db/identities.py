@@ -1,8 +1,9 @@
-"""IdentityDirectory on PostgreSQL (linking itself comes with identity resolution)."""
+"""Identities on PostgreSQL: which customer owns which identifier."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -21,3 +22,79 @@ class PgIdentityDirectory:
                 list(set(values)),
             )
         return {r["value"]: r["customer_id"] for r in rows}
+
+    async def device_links(self) -> dict[str, str]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT value, customer_id FROM identities WHERE type = 'device'"
+            )
+        return {r["value"]: r["customer_id"] for r in rows}
+
+    async def of_customer(self, customer_id: str) -> list[tuple[str, str, datetime]]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT type, value, created_at FROM identities WHERE customer_id = $1"
+                " ORDER BY type, value",
+                customer_id,
+            )
+        return [(r["type"], r["value"], r["created_at"]) for r in rows]
+
+
+async def owners(
+    conn: asyncpg.Connection, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Current owners of (type, value) pairs, locked until the transaction ends."""
+    rows = await conn.fetch(
+        "SELECT i.type, i.value, i.customer_id FROM identities i"
+        " JOIN unnest($1::text[], $2::text[]) AS u(t, v) ON i.type = u.t AND i.value = u.v"
+        " FOR UPDATE OF i",
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+    )
+    return {(r["type"], r["value"]): r["customer_id"] for r in rows}
+
+
+async def insert_links(
+    conn: asyncpg.Connection, customer_id: str, pairs: Sequence[tuple[str, str]]
+) -> None:
+    await conn.executemany(
+        "INSERT INTO identities (type, value, customer_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT (type, value) DO NOTHING",
+        [(t, v, customer_id) for t, v in pairs],
+    )
+
+
+async def delete_links(conn: asyncpg.Connection, pairs: Sequence[tuple[str, str]]) -> None:
+    await conn.execute(
+        "DELETE FROM identities i USING unnest($1::text[], $2::text[]) AS u(t, v)"
+        " WHERE i.type = u.t AND i.value = u.v",
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+    )
+
+
+async def reattribute(
+    conn: asyncpg.Connection,
+    source: str,
+    target: str,
+    superseded: dict[str, tuple[str, float]],
+) -> int:
+    """Move `source`'s history to `target`, dropping the open events of superseded visits.
+    Returns how many presence events moved."""
+    for fence_id, (owner, entered_at) in superseded.items():
+        await conn.execute(
+            "DELETE FROM presence_events WHERE customer_id = $1 AND geofence_id = $2"
+            " AND ts >= to_timestamp($3) AND type IN ('enter', 'dwell')",
+            owner,
+            fence_id,
+            entered_at,
+        )
+    status: str = await conn.execute(
+        "UPDATE presence_events SET customer_id = $2 WHERE customer_id = $1", source, target
+    )
+    await conn.execute(
+        "UPDATE raw_fixes SET customer_id = $2 WHERE customer_id = $1", source, target
+    )
+    await conn.execute("DELETE FROM customer_cursors WHERE customer_id = $1", source)
+    await conn.execute("DELETE FROM presence_state WHERE customer_id = $1", source)
+    return int(status.split()[-1])

@@ -21,7 +21,8 @@ Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
 Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 NonNeg = Annotated[float, msgspec.Meta(ge=0.0)]
 Heading = Annotated[float, msgspec.Meta(ge=0.0, le=360.0)]
-Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# PostgreSQL text cannot hold NUL: refuse it here with a reason rather than fail at commit
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
 
 
 class PingIn(msgspec.Struct):

@@ -52,6 +52,7 @@ async def test_bad_rows_are_reported_and_good_rows_still_go_through(
         {"customer_id": "bob", "lat": LAT0, "lon": LON0, "ts": (T0 + 3600 * 24) * 1000},
         {"customer_id": "bob", "lat": LAT0, "lon": LON0, "ts": time.time() + 3600},
         {"customer_id": "bob", "lat": LAT0, "lon": LON0, "ts": "2026-01-01T10:00:00"},
+        {"device_id": "nul\u0000byte", "lat": LAT0, "lon": LON0, "ts": T0},
         ping("bob", LAT0, LON0, T0 + 10),
     ]
     r = await client.post("/v1/pings", json={"pings": pings})
@@ -66,6 +67,7 @@ async def test_bad_rows_are_reported_and_good_rows_still_go_through(
     assert rejected[4][0] == "ts" and "milliseconds" in rejected[4][1]
     assert rejected[5][0] == "ts" and "future" in rejected[5][1]
     assert rejected[6][0] == "ts" and "offset" in rejected[6][1]
+    assert rejected[7][0] == "device_id"  # NUL: PostgreSQL text cannot hold it
     assert [e["type"] for e in body["events"]] == ["enter"]
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from adapters.api.limits import RateLimiter
 from adapters.auth import KeyRing
 from adapters.db.connect import create_pool, resolve_url
 from adapters.db.fence_repo import PgFenceRepository
@@ -30,6 +31,7 @@ class Services:
     presence: PgPresenceStore
     runtime: PresenceRuntime
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0.0, 0.0))
 
     async def close(self) -> None:
         for t in self.tasks:
@@ -61,6 +63,7 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     await runtime.start()
     runtime.device_links = await PgIdentityDirectory(pool).device_links()
     svc = Services(settings, pool, KeyRing(pool, admin), fences, presence, runtime)
+    svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     if background:
         svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))
     return svc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,12 @@ class Settings(BaseSettings):
     db_pool_max: int = 8
 
     admin_key: SecretStr | None = None  # bootstraps an admin API key
+
+    # edges: request bodies, per-key rate limit (0 = off), CORS (closed unless origins listed)
+    max_body_bytes: int = 8 * 1024 * 1024
+    rate_limit_per_s: float = 1000.0  # an ingest key may serve a whole app fleet
+    rate_limit_burst: float = 2000.0
+    cors_origins: list[str] = Field(default_factory=list)
 
     # geofences
     h3_resolution: int = Field(default=11, ge=7, le=13)
@@ -52,6 +59,21 @@ class Settings(BaseSettings):
     # the sweep judges "due" this long in the past: phones upload fixes in batches every minute
     # or two, and a timeout must not be declared while the fixes that cancel it are in flight
     sweep_grace_s: float = 60.0
+
+    # proximity signals: BLE beacons (see geo_engine/proximity.py) and NFC taps
+    # RSSI -> distance: "log_distance" d = 10^((power_1m - rssi) / (10 n)), or the "altbeacon" fit
+    beacon_distance_model: Literal["log_distance", "altbeacon"] = "log_distance"
+    beacon_path_loss_exponent: float = Field(default=2.0, gt=0)  # n; 2 = free space
+    # a sighting is presence evidence when its class (immediate < 0.5 m, near < 3 m, far) is
+    # this or closer; or, when beacon_max_distance_m is set, its distance is at most that
+    beacon_max_proximity: Literal["immediate", "near", "far"] = "near"
+    beacon_max_distance_m: float | None = Field(default=None, ge=0)
+    # RSSI at 1 m when neither the registry nor the sighting says (a typical iBeacon's)
+    beacon_default_measured_power: int = Field(default=-59, ge=-120, le=-1)
+    # a beacon no longer heard for this long means the customer left its zone
+    beacon_exit_after_s: float = Field(default=90.0, gt=0)
+    # an NFC tap holds the customer in the tag's store (and zone) this long
+    nfc_hold_s: float = Field(default=1200.0, gt=0)
 
     def presence_config(self) -> PresenceConfig:
         return PresenceConfig(

@@ -26,9 +26,17 @@ async def principal(
 ) -> Principal:
     if creds is None or not creds.credentials:
         raise ApiError(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
-    found = await services(request).keys.principal(creds.credentials)
+    svc = services(request)
+    found = await svc.keys.principal(creds.credentials)
     if found is None:
         raise ApiError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    wait = svc.limiter.retry_after(found.key_id)
+    if wait:
+        raise ApiError(
+            429,
+            f"rate limit of this key exceeded: retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     return found
 
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# Where presence evidence comes from: GPS fixes, or proximity signals (a BLE beacon heard near,
+# an NFC tag tapped). Events and fence states carry one of these.
+SOURCE_GPS = "gps"
+SOURCE_BEACON = "beacon"
+SOURCE_NFC = "nfc"
+PROXIMITY_SOURCES = frozenset({SOURCE_BEACON, SOURCE_NFC})
+
 
 class EventType(StrEnum):
     ENTER = "enter"
@@ -16,7 +23,7 @@ class FixFlag(StrEnum):
     """Why a fix was accepted but not used for transitions."""
 
     DUPLICATE = "duplicate"  # same customer and timestamp as one already applied
-    LATE = "late"  # older than the latest fix applied to that customer
+    LATE = "late"  # older than the latest fix, proximity signal or event of that customer
     IMPOSSIBLE_SPEED = "impossible_speed"
     MOCK = "mock"  # the client says the location is mocked
     LOW_ACCURACY = "low_accuracy"  # too uncertain to enter anything (still may keep/exit)
@@ -48,23 +55,34 @@ class PresenceEvent:
     customer_id: str
     geofence_id: str
     ts: float
-    source: str = "gps"  # gps | beacon | nfc
-    reason: str | None = None  # e.g. exit by "buffer", "timeout", "stale"
+    source: str = SOURCE_GPS  # gps | beacon | nfc
+    reason: str | None = None  # exit by "buffer", "timeout", "stale" (gps) or "not_heard"
 
 
 @dataclass(slots=True)
 class FenceState:
-    """One customer inside one fence."""
+    """One customer inside one fence (one visit). See presence.py for the rules."""
 
     entered_at: float
-    last_inside_at: float
-    outside_since: float | None = None
+    last_inside_at: float  # latest inside evidence, GPS or proximity
+    outside_since: float | None = None  # GPS says tentatively outside since then
     dwell_fired: bool = False
+    source: str = SOURCE_GPS  # what entered this visit; its dwell carries the same source
+    # GPS put the customer inside during this visit (a fix good enough to enter): when a
+    # proximity hold runs out, such a visit goes on under the GPS rules; any other one exits
+    gps_confirmed: bool = True
+    # proximity hold: before this time no GPS rule may exit the fence. None: never held.
+    held_until: float | None = None
+    held_by: str | None = None  # the source whose signal set `held_until` (beacon | nfc)
 
 
 @dataclass(slots=True)
 class CustomerCursor:
-    """The latest fix applied to a customer: what late, duplicate and speed checks compare to."""
+    """The latest fix applied to a customer: what late, duplicate and speed checks compare to.
+
+    A customer known only from proximity signals has no fix yet: `last_ts` is -inf (the
+    position fields then mean nothing) and its latest signal's time is in `last_event_ts`.
+    """
 
     last_ts: float
     last_lat: float
@@ -77,8 +95,9 @@ class CustomerCursor:
     suspect_lon: float | None = None
     suspect_count: int = 0
     suspect_accuracy_m: float | None = None  # the newest suspect's accuracy (for the speed rule)
-    # the latest event sweep() dated after last_ts (a dwell/exit at its deadline): a fix dated
-    # before it is late, so a customer's events stay in time order. None when <= last_ts.
+    # the latest time decided after last_ts: an event sweep() dated (a dwell/exit at its
+    # deadline) or a proximity signal applied. A fix or signal dated before it is late, so a
+    # customer's events stay in time order. None when <= last_ts.
     last_event_ts: float | None = None
 
 

@@ -1,17 +1,20 @@
-"""The presence state machine: a stream of noisy fixes -> ENTER / DWELL / EXIT events.
+"""The presence state machine: GPS fixes and proximity signals -> ENTER / DWELL / EXIT events.
 
 State: one `CustomerCursor` per customer (the latest fix applied), one `FenceState` per
-(customer, fence) the customer is inside. Events have source "gps". Times are unix seconds.
-`accuracy` below is the fix's accuracy, or `unknown_accuracy_m` when it is None or <= 0.
+(customer, fence) the customer is inside. Times are unix seconds. `accuracy` below is the fix's
+accuracy, or `unknown_accuracy_m` when it is None or <= 0. Two kinds of evidence feed the same
+states: GPS fixes (`apply`, source "gps") and proximity signals (`apply_proximity`: a BLE beacon
+heard near, source "beacon"; an NFC tap, source "nfc").
 
 Per fix, in this order (the first that matches decides; a flagged fix changes nothing unless
 said):
 1. `mock` -> MOCK.
 2. ts equal to the cursor's `last_ts` or to the pending speed suspect's ts -> DUPLICATE.
-3. ts before `last_ts`, before the pending suspect, or before an event sweep() already dated
-   (`last_event_ts`) -> LATE. Hence replaying any fix a second time never changes anything.
-   The caller must refuse fixes dated in the future (ts > now + skew): a fix accepted with a
-   future ts makes every real fix LATE until then.
+3. ts before `last_ts`, before the pending suspect, or before a time already decided
+   (`last_event_ts`: an event sweep() dated, a proximity signal applied) -> LATE. Hence
+   replaying any fix a second time never changes anything. The caller must refuse fixes dated
+   in the future (ts > now + skew): a fix accepted with a future ts makes every real fix LATE
+   until then.
 4. Speed: (haversine(cursor, fix) - acc_cursor - acc_fix) / (ts - last_ts) > max_speed_mps ->
    IMPOSSIBLE_SPEED; the cursor stays, but the fix becomes the suspect: the run's count grows by
    one if the fix is plausible (same rule) from the previous suspect, else the run restarts at 1.
@@ -19,7 +22,7 @@ said):
    processed as an accepted fix (no flag): a real train ride or a long gap never locks anyone
    out. A plausible fix clears the run.
 5. Accepted: the cursor moves to the fix; then each observation (below). The first fix of a
-   customer is always accepted.
+   customer (or the first after proximity signals only) is always accepted unless LATE.
 
 Observations: the caller passes every fence containing the fix and every fence the customer is
 inside. A fence the customer is inside but which is missing from `observations` gets no
@@ -28,8 +31,8 @@ fences the customer is not inside with depth < 0 are ignored.
 
 Per observed fence, at fix time t:
 - Time first: if the customer is inside, the due dwell and/or exit below happen first, dated at
-  their deadline (never before the customer's previous fix or event); an exit there makes the
-  fence "not inside" for the rest of this fix.
+  their deadline (never before the customer's previous fix, signal or event); an exit there
+  makes the fence "not inside" for the rest of this fix.
 - Enter (not inside): accuracy <= max_enter_accuracy_m and depth >= enter_accuracy_fraction *
   accuracy -> ENTER at t (and DWELL at t too if dwell_after_s <= 0). A fix whose accuracy is
   above max_enter_accuracy_m never enters; it is flagged LOW_ACCURACY when its centre lies in a
@@ -38,29 +41,53 @@ Per observed fence, at fix time t:
   mirror of the enter rule): `last_inside_at` = t, `outside_since` cleared. Indoors, accuracy
   degrades to 20-60 m and many fixes of a shopper standing inside land a little outside; such a
   fix is consistent with being inside, and counting it as "outside" split visits in the demo.
-- Inside, clearly outside: `outside_since` = t unless set. Exit at t with reason "buffer" when
-  -depth >= max(exit_buffer_m, enter_accuracy_fraction * accuracy) (a vague fix must be far out).
-  Edge jitter within the buffer thus never exits by itself: only the timeout below can.
+  A fix good enough to enter also marks the visit `gps_confirmed`.
+- Inside, clearly outside, visit not `gps_confirmed` (it rests on a proximity hold, see below):
+  nothing. GPS never put the customer in; vague indoor fixes must not take them out either.
+- Inside, clearly outside, `gps_confirmed`: `outside_since` = t unless set. Unless held, exit
+  at t with reason "buffer" when -depth >= max(exit_buffer_m, enter_accuracy_fraction *
+  accuracy) (a vague fix must be far out). Edge jitter within the buffer thus never exits by
+  itself: only the timeout below can.
+
+Per proximity signal (customer, fences, t, source, hold_s): LATE if t is before the cursor's
+`last_ts` or `last_event_ts` (signals carry no position: they never move `last_ts` nor touch
+the speed rule, but an applied signal sets `last_event_ts` = t, so older fixes become LATE).
+Otherwise time first for every fence the customer is inside, then for each fence given:
+- not inside -> ENTER at t with source = the signal's (DWELL too if dwell_after_s <= 0); the
+  visit is not `gps_confirmed`.
+- inside -> `last_inside_at` = t, `outside_since` cleared (a dwell waiting for inside evidence
+  fires at t).
+- either way `held_until` = max(held_until, t + hold_s) (`held_by` = the source that set it).
+A visit is held while t < held_until: no GPS rule exits it (buffer, timeout, stale); a due
+GPS exit is put off to `held_until`. When the hold runs out: a visit GPS never confirmed exits
+at `held_until`, reason "not_heard", source `held_by` (a beacon no longer heard, a tap long
+past); a `gps_confirmed` one goes on under the GPS rules. Why "confirmed during the visit" and
+not "GPS inside evidence since the last signal": a department beacon also holds its store;
+leaving the beacon's range must not exit a store that GPS saw the customer enter, or the walk
+to the till would exit and re-enter the store.
 
 Time rules (the same for apply at t and sweep at now: events never depend on when sweep runs):
+- Exit "not_heard": not `gps_confirmed` and `held_until` is due; dated then.
 - Exit "timeout": outside_since set (every observation since was outside) and
-  outside_since + exit_after_s is due; dated then.
+  outside_since + exit_after_s is due (not before `held_until`); dated then.
 - Exit "stale": outside_since unset and last_inside_at + stale_exit_after_s is due (when
-  stale_exit_after_s > 0): no news from that fence for that long; dated then.
+  stale_exit_after_s > 0; not before `held_until`): no news from that fence for that long.
 - DWELL once per visit, dated entered_at + dwell_after_s when due, if the customer was not
   tentatively outside (outside_since unset) and the exit is not due earlier. A dwell then an exit
   can come from one fix or sweep (dwell first). If the customer was tentatively outside at that
-  time, the dwell waits: the next inside fix of the same visit fires it, dated at that fix;
+  time, the dwell waits: the next inside evidence of the same visit fires it, dated then;
   sweep never fires such a late dwell, and a visit that times out meanwhile has no dwell.
+- Sources: ENTER has the source of the evidence that entered; DWELL the visit's (the one that
+  entered); EXIT "gps", or `held_by` for "not_heard".
 
-So for each (customer, fence) the events read (ENTER DWELL? EXIT)* (ENTER DWELL?)?, and the
-events of one customer (from apply and sweep) come in non-decreasing ts: within one call they
-are sorted (equal times by fence id; in sweep by customer id, fence id), and sweep records the
-latest date it used in the cursor (`last_event_ts`) so that an older fix arriving later is LATE
-rather than dated before it.
+So for each (customer, fence) the events read (ENTER DWELL? EXIT)* (ENTER DWELL?)?, whatever mix
+of sources, and the events of one customer (from apply, apply_proximity and sweep) come in
+non-decreasing ts: within one call they are sorted (equal times by fence id; in sweep by
+customer id, fence id), and sweep records the latest date it used in the cursor
+(`last_event_ts`) so that an older fix arriving later is LATE rather than dated before it.
 
-Transactions: see presence_tx.py. apply/sweep/drop_fence also work with no transaction open
-(changes apply and are reported nowhere).
+Transactions: see presence_tx.py. apply/apply_proximity/sweep/drop_fence also work with no
+transaction open (changes apply and are reported nowhere).
 """
 
 from __future__ import annotations
@@ -71,6 +98,7 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 
 from geo_engine.models import (
+    PROXIMITY_SOURCES,
     CustomerCursor,
     EventType,
     FenceObservation,
@@ -79,14 +107,8 @@ from geo_engine.models import (
     FixFlag,
     PresenceEvent,
 )
-from geo_engine.presence_time import (
-    NEG_INF,
-    REASON_BUFFER,
-    REASON_TIMEOUT,
-    dwell_deadline,
-    exit_deadline,
-)
-from geo_engine.presence_tx import Changes, PresenceStore
+from geo_engine.presence_time import NEG_INF, REASON_BUFFER, REASON_TIMEOUT, elapse, refreshed
+from geo_engine.presence_tx import Changes, PresenceStore, with_event_ts
 from geofences.geodesy import EARTH_RADIUS_M, haversine_m
 
 __all__ = ["Changes", "FixResult", "PresenceEngine"]
@@ -140,22 +162,6 @@ def _within(lat1: float, lon1: float, lat2: float, lon2: float, budget_m: float)
     return haversine_m(lat1, lon1, lat2, lon2) <= budget_m
 
 
-def _with_event_ts(c: CustomerCursor, at: float) -> CustomerCursor:
-    # dataclasses.replace costs 7 µs, a third of sweep's time per event
-    return CustomerCursor(
-        c.last_ts,
-        c.last_lat,
-        c.last_lon,
-        c.last_accuracy_m,
-        suspect_ts=c.suspect_ts,
-        suspect_lat=c.suspect_lat,
-        suspect_lon=c.suspect_lon,
-        suspect_count=c.suspect_count,
-        suspect_accuracy_m=c.suspect_accuracy_m,
-        last_event_ts=at,
-    )
-
-
 class PresenceEngine(PresenceStore):
     """Presence state machine over `PresenceStore`. Not thread-safe: one owner per partition."""
 
@@ -172,6 +178,11 @@ class PresenceEngine(PresenceStore):
         cur = self._cursors.get(cid)
         if cur is None:
             floor = NEG_INF
+            new = CustomerCursor(ts, fix.lat, fix.lon, fix.accuracy_m)
+        elif cur.last_ts == NEG_INF:  # known from proximity signals only: no position yet
+            floor = NEG_INF if cur.last_event_ts is None else cur.last_event_ts
+            if ts < floor:
+                return _LATE
             new = CustomerCursor(ts, fix.lat, fix.lon, fix.accuracy_m)
         else:
             sus_ts = cur.suspect_ts
@@ -254,7 +265,7 @@ class PresenceEngine(PresenceStore):
             fid, depth = ob.fence_id, ob.depth_m
             st = None if states is None else states.get(fid)
             if st is not None and states is not None:
-                st = self._elapse(cid, fid, st, ts, floor, events, states)
+                st = elapse(self._cfg, cid, fid, st, ts, floor, events, states)
             if st is None:
                 if not can_enter:
                     low_accuracy = low_accuracy or depth >= 0.0
@@ -273,21 +284,27 @@ class PresenceEngine(PresenceStore):
                 dwelt = st.dwell_fired
                 if not dwelt and st.entered_at + cfg.dwell_after_s <= ts:
                     # its time passed while the customer was tentatively outside: back inside now
-                    events.append(PresenceEvent(DWELL, cid, fid, ts))
+                    events.append(PresenceEvent(DWELL, cid, fid, ts, st.source))
                     dwelt = True
-                st = FenceState(st.entered_at, ts, None, dwelt)
-            else:
+                gps = st.gps_confirmed or (can_enter and depth >= enter_depth)
+                # refreshed() inlined: the path of every fix of a customer staying inside
+                st = FenceState(
+                    st.entered_at, ts, None, dwelt, st.source, gps, st.held_until, st.held_by
+                )
+            elif st.gps_confirmed:
                 since = ts if st.outside_since is None else st.outside_since
-                if -depth >= exit_depth:
-                    events.append(PresenceEvent(EXIT, cid, fid, ts, reason=REASON_BUFFER))
-                    del states[fid]
-                    continue
-                if ts - since >= cfg.exit_after_s:  # only when exit_after_s <= 0
-                    at = max(since + cfg.exit_after_s, floor)
-                    events.append(PresenceEvent(EXIT, cid, fid, at, reason=REASON_TIMEOUT))
-                    del states[fid]
-                    continue
-                st = FenceState(st.entered_at, st.last_inside_at, since, st.dwell_fired)
+                held_until = st.held_until
+                if held_until is None or ts >= held_until:
+                    if -depth >= exit_depth:
+                        events.append(PresenceEvent(EXIT, cid, fid, ts, reason=REASON_BUFFER))
+                        del states[fid]
+                        continue
+                    if ts - since >= cfg.exit_after_s:  # only when exit_after_s <= 0
+                        at = max(since + cfg.exit_after_s, floor)
+                        events.append(PresenceEvent(EXIT, cid, fid, at, reason=REASON_TIMEOUT))
+                        del states[fid]
+                        continue
+                st = refreshed(st, st.last_inside_at, since, st.dwell_fired, True)
             states[fid] = st
             self._schedule(cid, fid, st)
         if states is not None and not states:
@@ -298,35 +315,71 @@ class PresenceEngine(PresenceStore):
             return _LOW_ACCURACY if low_accuracy else _NOTHING
         return FixResult(events, FixFlag.LOW_ACCURACY if low_accuracy else None)
 
-    def _elapse(
-        self,
-        cid: str,
-        fid: str,
-        st: FenceState,
-        now: float,
-        floor: float,
-        events: list[PresenceEvent],
-        states: dict[str, FenceState],
-    ) -> FenceState | None:
-        """Fire the dwell and exit due by `now` (dated at their deadline, not before `floor`).
-        Returns the state left (stored in `states`, not rescheduled), None after an exit."""
+    def apply_proximity(
+        self, customer_id: str, fence_ids: Sequence[str], ts: float, source: str, hold_s: float
+    ) -> FixResult:
+        """A proximity signal at `ts`: the customer is inside each of `fence_ids` (a beacon's
+        zone and its store, a tag's store...), held there for `hold_s`. One call per signal, so
+        the due exits of every fence are dated right and its events come sorted, as for a fix
+        with several observations. Rules in the module docstring."""
+        if source not in PROXIMITY_SOURCES:
+            raise ValueError(f"not a proximity source: {source!r}")
+        if isinstance(fence_ids, str):  # a str is a Sequence[str] too: one fence per character
+            raise TypeError("fence_ids must be a sequence of fence ids, not one str")
+        if not hold_s > 0.0:
+            raise ValueError(f"hold_s must be > 0, got {hold_s}")
+        cid = customer_id
+        cur = self._cursors.get(cid)
+        floor = self._floor(cid)
+        if ts < floor:
+            return _LATE
+        self._touch(cid)
+        if cur is None:
+            self._cursors[cid] = CustomerCursor(NEG_INF, 0.0, 0.0, last_event_ts=ts)
+        elif ts > floor:
+            self._cursors[cid] = with_event_ts(cur, ts)
+        events: list[PresenceEvent] = []
+        states = self._inside.get(cid)
+        if states is not None:  # time first, for every fence (as a fix observing them all)
+            for fid, st in list(states.items()):
+                left = elapse(self._cfg, cid, fid, st, ts, floor, events, states)
+                if left is not None:
+                    self._schedule(cid, fid, left)
         cfg = self._cfg
-        exit_at, reason = exit_deadline(st, cfg)
-        dwell_at = dwell_deadline(st, cfg, exit_at)
-        if dwell_at > now and exit_at > now:
-            return st
-        if dwell_at <= now:
-            events.append(PresenceEvent(DWELL, cid, fid, max(dwell_at, floor)))
-            st = FenceState(st.entered_at, st.last_inside_at, st.outside_since, True)
-        if exit_at <= now:
-            events.append(PresenceEvent(EXIT, cid, fid, max(exit_at, floor), reason=reason))
-            del states[fid]
-            return None
-        states[fid] = st
-        return st
+        until = ts + hold_s
+        for fid in dict.fromkeys(fence_ids):
+            old = None if states is None else states.get(fid)
+            if old is None:
+                events.append(PresenceEvent(ENTER, cid, fid, ts, source))
+                dwelt = cfg.dwell_after_s <= 0.0
+                if dwelt:
+                    events.append(PresenceEvent(DWELL, cid, fid, ts, source))
+                st = FenceState(ts, ts, None, dwelt, source, False, until, source)
+            else:
+                dwelt = old.dwell_fired
+                if not dwelt and old.entered_at + cfg.dwell_after_s <= ts:
+                    events.append(PresenceEvent(DWELL, cid, fid, ts, old.source))
+                    dwelt = True
+                held, by = old.held_until, old.held_by
+                if held is None or until > held:
+                    held, by = until, source
+                st = FenceState(
+                    old.entered_at, ts, None, dwelt, old.source, old.gps_confirmed, held, by
+                )
+            if states is None:
+                states = self._inside[cid] = {}
+            states[fid] = st
+            self._schedule(cid, fid, st)
+        if states is not None and not states:
+            del self._inside[cid]
+        if not events:
+            return _NOTHING
+        events.sort(key=_fix_order)
+        return FixResult(events, None)
 
     def sweep(self, now: float) -> list[PresenceEvent]:
-        """Dwells, timeout exits and stale exits due by the wall clock `now`, sorted by ts."""
+        """Dwells and exits (timeout, stale, not_heard) due by the wall clock `now`, sorted by
+        ts."""
         due = self._pop_due(now)
         if not due:
             return []
@@ -341,7 +394,7 @@ class PresenceEngine(PresenceStore):
             if floor is None:
                 floor = floors[cid] = self._floor(cid)
                 self._touch(cid)
-            left = self._elapse(cid, fid, st, now, floor, events, states)
+            left = elapse(self._cfg, cid, fid, st, now, floor, events, states)
             if left is not None:
                 self._schedule(cid, fid, left)
             elif not states:
@@ -353,6 +406,6 @@ class PresenceEngine(PresenceStore):
         for cid, at in latest.items():
             cur = self._cursors.get(cid)
             if cur is not None:
-                self._cursors[cid] = _with_event_ts(cur, at)
+                self._cursors[cid] = with_event_ts(cur, at)
         events.sort(key=_sweep_order)
         return events

@@ -215,3 +215,20 @@ class PresenceStore:
                 del sched[key]
                 out.append(key)
         return out
+
+
+def with_event_ts(c: CustomerCursor, at: float) -> CustomerCursor:
+    """`c` with `last_event_ts` = at."""
+    # dataclasses.replace costs 7 µs, a third of sweep's time per event
+    return CustomerCursor(
+        c.last_ts,
+        c.last_lat,
+        c.last_lon,
+        c.last_accuracy_m,
+        suspect_ts=c.suspect_ts,
+        suspect_lat=c.suspect_lat,
+        suspect_lon=c.suspect_lon,
+        suspect_count=c.suspect_count,
+        suspect_accuracy_m=c.suspect_accuracy_m,
+        last_event_ts=at,
+    )

@@ -6,9 +6,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from adapters.api import errors
-from adapters.api.routes import geofences, health, identities, keys, pings, presence
+from adapters.api.limits import BodySizeLimit
+from adapters.api.routes import (
+    beacons,
+    clients,
+    geofences,
+    health,
+    identities,
+    keys,
+    nfc,
+    pings,
+    presence,
+)
 from adapters.composition import Services, build_services
 from adapters.settings import Settings
 
@@ -37,7 +49,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     if services is not None:
         app.state.services = services
+    cfg = settings or (services.settings if services is not None else Settings())
+    if cfg.cors_origins:  # closed unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cfg.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
     errors.install(app)
-    for module in (health, keys, geofences, pings, presence, identities):
+    for module in (health, keys, geofences, pings, presence, identities, clients, beacons, nfc):
         app.include_router(module.router)
     return app

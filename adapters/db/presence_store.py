@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -28,13 +28,17 @@ ON CONFLICT (customer_id) DO UPDATE SET last_ts = excluded.last_ts, last_lat = e
 
 _UPSERT_STATES = """
 INSERT INTO presence_state AS s (customer_id, geofence_id, entered_at, last_inside_at,
-    outside_since, dwell_fired)
-SELECT u.cid, u.fid, to_timestamp(u.ent), to_timestamp(u.lin), to_timestamp(u.outs), u.dw
-FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::bool[])
-    AS u(cid, fid, ent, lin, outs, dw)
+    outside_since, dwell_fired, source, gps_confirmed, held_until, held_by)
+SELECT u.cid, u.fid, to_timestamp(u.ent), to_timestamp(u.lin), to_timestamp(u.outs), u.dw,
+    u.src, u.gps, to_timestamp(u.hu), u.hb
+FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::bool[],
+            $7::text[], $8::bool[], $9::float8[], $10::text[])
+    AS u(cid, fid, ent, lin, outs, dw, src, gps, hu, hb)
 ON CONFLICT (customer_id, geofence_id) DO UPDATE SET entered_at = excluded.entered_at,
     last_inside_at = excluded.last_inside_at, outside_since = excluded.outside_since,
-    dwell_fired = excluded.dwell_fired
+    dwell_fired = excluded.dwell_fired, source = excluded.source,
+    gps_confirmed = excluded.gps_confirmed, held_until = excluded.held_until,
+    held_by = excluded.held_by
 """
 
 _DELETE_STATES = """
@@ -65,6 +69,9 @@ _RAW_COLUMNS = (
 )
 
 
+CommitHook = Callable[[asyncpg.Connection, list[tuple[int, PresenceEvent]]], Awaitable[None]]
+
+
 def _epoch(value: Any) -> float | None:
     return None if value is None else value.timestamp()
 
@@ -73,6 +80,9 @@ class PgPresenceStore:
     def __init__(self, pool: asyncpg.Pool, *, store_raw_fixes: bool = True) -> None:
         self._pool = pool
         self._store_raw = store_raw_fixes
+        # called inside each commit's transaction with the stored events: what derives from
+        # presence (store visits, decisions, outbox rows) commits atomically with it
+        self.hooks: list[CommitHook] = []
 
     async def load(
         self,
@@ -103,7 +113,12 @@ class PgPresenceStore:
 
     async def commit(self, batch: PresenceCommit) -> list[int]:
         async with self._pool.acquire() as conn, conn.transaction():
-            return await self.write(conn, batch)
+            ids = await self.write(conn, batch)
+            if self.hooks and batch.events:
+                stored = list(zip(ids, batch.events, strict=True))
+                for hook in self.hooks:
+                    await hook(conn, stored)
+            return ids
 
     async def write(self, conn: asyncpg.Connection, batch: PresenceCommit) -> list[int]:
         """Write `batch` on `conn` inside the caller's transaction."""
@@ -137,6 +152,10 @@ class PgPresenceStore:
                 [s.last_inside_at for _, s in upserts],
                 [s.outside_since for _, s in upserts],
                 [s.dwell_fired for _, s in upserts],
+                [s.source for _, s in upserts],
+                [s.gps_confirmed for _, s in upserts],
+                [s.held_until for _, s in upserts],
+                [s.held_by for _, s in upserts],
             )
         ids: list[int] = []
         if batch.events:
@@ -208,6 +227,10 @@ def _state(r: asyncpg.Record) -> FenceState:
         last_inside_at=r["last_inside_at"].timestamp(),
         outside_since=_epoch(r["outside_since"]),
         dwell_fired=r["dwell_fired"],
+        source=r["source"],
+        gps_confirmed=r["gps_confirmed"],
+        held_until=_epoch(r["held_until"]),
+        held_by=r["held_by"],
     )
 
 

@@ -48,10 +48,22 @@ async def test_presence_commit_then_load_round_trips(stores: tuple) -> None:  # 
         last_event_ts=T + 0.75,
     )
     st = FenceState(entered_at=T, last_inside_at=T + 1.25, outside_since=None, dwell_fired=True)
+    held = FenceState(
+        entered_at=T + 2,
+        last_inside_at=T + 3.5,
+        outside_since=T + 4.25,
+        dwell_fired=False,
+        source="beacon",
+        gps_confirmed=False,
+        held_until=T + 93.5,
+        held_by="nfc",
+    )
+    # a customer known from proximity signals only: no fix, so no position (last_ts = -inf)
+    signal_only = CustomerCursor(float("-inf"), 0.0, 0.0, last_event_ts=T + 7.123456789)
     ids = await presence.commit(
         PresenceCommit(
-            cursors={"c1": cur},
-            states={("c1", "f1"): st, ("c1", "f2"): FenceState(T, T)},
+            cursors={"c1": cur, "c2": signal_only},
+            states={("c1", "f1"): st, ("c1", "f2"): FenceState(T, T), ("c2", "z1"): held},
             events=[_ev(EventType.ENTER, "c1", "f1", T), _ev(EventType.ENTER, "c1", "f2", T)],
             raw_fixes=[RawFix("c1", "d1", T, LAT0, LON0, 5.0, None, None, False, None)],
         )
@@ -59,8 +71,9 @@ async def test_presence_commit_then_load_round_trips(stores: tuple) -> None:  # 
     assert len(ids) == 2 and ids[0] < ids[1]
     await presence.commit(PresenceCommit(states={("c1", "f2"): None}))
     cursors, states = await presence.load()
-    assert cursors == [("c1", cur)]
-    assert states == [("c1", "f1", st)]
+    assert sorted(cursors) == [("c1", cur), ("c2", signal_only)]
+    assert sorted(states) == [("c1", "f1", st), ("c2", "z1", held)]
+    assert await presence.presence_of("c2") == [("z1", held)]
     assert await presence.presence_of("c1") == [("f1", st)]
     assert await presence.presence_of("nobody") == []
 

@@ -1,0 +1,388 @@
+"""Beacon sightings and NFC taps -> proximity evidence for the presence engine.
+
+Both go through `engine.apply_proximity` under the runtime's lock, and each request commits in
+one PostgreSQL transaction (presence changes, events, and for a tap the SUN counter and the tap
+record) or not at all; the engine is rolled back with it.
+
+Where the evidence lands: a beacon's zone fence and, since a zone lies inside its store, every
+store fence of that store; a tag's fence (a store, or a zone and then its store as well). Holds:
+`beacon_exit_after_s` (a beacon no longer heard means exit after that), `nfc_hold_s`.
+
+NTAG 424 DNA "SUN" messages are verified as NXP AN12196 describes (AES mode): the session MAC
+key is CMAC(K_SDMFileRead, SV2), SV2 = 3CC3 0001 0080 || UID || SDMReadCtr (3 bytes, LSB
+first); the SDMMAC is the odd-indexed bytes of CMAC(session key, MAC input), the input being
+empty when the tag is set up with SDMMACInputOffset = SDMMACOffset (the usual SUN URL). With
+PICCData mirrored encrypted (`e=`/`picc_data=`), K_SDMMetaRead decrypts it (AES-CBC, zero IV)
+to PICCDataTag || UID || SDMReadCtr. LRP mode and MACs over encrypted file data are not handled.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncpg
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
+from prometheus_client import Counter
+
+from adapters import metrics
+from adapters.db.beacons import (
+    EDDYSTONE_UID,
+    PgBeaconRepository,
+    PgNfcTagRepository,
+    advance_counter,
+    canonical_uuid,
+    ibeacon_identity,
+    record_tap,
+)
+from geo_engine.models import SOURCE_BEACON, SOURCE_NFC, PresenceEvent
+from geo_engine.ports import PresenceCommit
+from geo_engine.presence import PresenceEngine
+from geo_engine.proximity import (
+    DistanceModel,
+    Proximity,
+    RangingConfig,
+    class_near_enough,
+    power_1m_from_eddystone,
+    range_beacon,
+)
+from geofences.index import FenceIndex
+from geofences.model import FenceKind
+
+if TYPE_CHECKING:
+    from adapters.composition import Services
+
+SIGHTINGS = Counter("geo_beacon_sightings_total", "Beacon sightings, by outcome", ["outcome"])
+IGNORED = Counter(
+    "geo_proximity_ignored_total",
+    "Proximity signals accepted but not used as presence evidence, by kind and reason",
+    ["kind", "reason"],
+)
+TAPS = Counter("geo_nfc_taps_total", "NFC taps, by outcome", ["outcome"])
+
+# -- NTAG 424 DNA SUN (AN12196, AES mode) --------------------------------------------------------
+
+_SV2_PREFIX = bytes.fromhex("3CC300010080")
+_PICC_UID_MIRRORED, _PICC_CTR_MIRRORED = 0x80, 0x40
+
+
+def aes_cmac(key: bytes, data: bytes) -> bytes:
+    c = CMAC(algorithms.AES(key))
+    c.update(data)
+    return c.finalize()
+
+
+def sdm_session_mac_key(file_read_key: bytes, uid: bytes, counter: int) -> bytes:
+    # 6 + 7 + 3 bytes: exactly one AES block, so no padding is needed
+    sv2 = _SV2_PREFIX + uid + counter.to_bytes(3, "little")
+    return aes_cmac(file_read_key, sv2)
+
+
+def sdm_mac(file_read_key: bytes, uid: bytes, counter: int, mac_input: bytes = b"") -> bytes:
+    """The 8-byte SDMMAC (MACt): the odd-indexed bytes of the 16-byte CMAC."""
+    return aes_cmac(sdm_session_mac_key(file_read_key, uid, counter), mac_input)[1::2]
+
+
+def decrypt_picc_data(meta_read_key: bytes, picc_data: bytes) -> tuple[bytes, int]:
+    """(UID, SDMReadCtr) from encrypted PICCData. ValueError when it does not mirror both."""
+    if len(picc_data) != 16:
+        raise ValueError("must be 16 bytes (AES mode)")
+    dec = Cipher(algorithms.AES(meta_read_key), modes.CBC(bytes(16))).decryptor()
+    plain = dec.update(picc_data) + dec.finalize()
+    tag = plain[0]
+    if not (tag & _PICC_UID_MIRRORED and tag & _PICC_CTR_MIRRORED) or tag & 0x0F != 7:
+        raise ValueError("does not decrypt to a 7-byte UID and a read counter (wrong key?)")
+    return plain[1:8], int.from_bytes(plain[8:11], "little")
+
+
+@dataclass(frozen=True, slots=True)
+class SunMessage:
+    cmac: bytes  # 8 bytes
+    picc_data: bytes | None = None  # encrypted PICCData, or else:
+    uid: bytes | None = None  # plain mirrored UID (7 bytes)
+    counter: int | None = None  # plain mirrored SDMReadCtr
+
+
+class TapRefused(Exception):
+    """The tap is refused and nothing is stored: `status`, `field`, `reason` for the client."""
+
+    def __init__(self, status: int, field: str, reason: str, outcome: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.status, self.field, self.reason, self.outcome = status, field, reason, outcome
+
+
+def verify_sun(
+    file_key: bytes, meta_key: bytes | None, uid_expected: str | None, msg: SunMessage
+) -> tuple[bytes, int]:
+    """(UID, counter) of a SUN message whose CMAC verifies; TapRefused otherwise."""
+    if msg.picc_data is not None:
+        if meta_key is None:
+            raise TapRefused(
+                422, "sun.picc_data", "this tag has no meta-read key: send uid and ctr", "bad_sun"
+            )
+        try:
+            uid, counter = decrypt_picc_data(meta_key, msg.picc_data)
+        except ValueError as exc:
+            raise TapRefused(403, "sun.picc_data", str(exc), "bad_cmac") from None
+    elif msg.uid is not None and msg.counter is not None:
+        uid, counter = msg.uid, msg.counter
+    else:
+        raise TapRefused(422, "sun", "needs picc_data, or uid and ctr", "bad_sun")
+    if not hmac.compare_digest(sdm_mac(file_key, uid, counter), msg.cmac):
+        raise TapRefused(403, "sun.cmac", "CMAC does not verify with this tag's key", "bad_cmac")
+    if uid_expected is not None and uid.hex() != uid_expected:
+        raise TapRefused(403, "sun.uid", "the UID is not this tag's", "bad_cmac")
+    return uid, counter
+
+
+# -- one transaction per request ------------------------------------------------------------------
+
+
+async def _commit(
+    svc: Services,
+    apply: Callable[[PresenceEngine], list[PresenceEvent]],
+    before_write: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> list[tuple[int, PresenceEvent]]:
+    runtime = svc.runtime
+    async with runtime.lock:
+        runtime.engine.begin()
+        try:
+            events = apply(runtime.engine)
+            changes = runtime.engine.commit()  # rollback() below still undoes it
+            async with svc.pool.acquire() as conn, conn.transaction():
+                if before_write is not None:
+                    await before_write(conn)
+                ids = await svc.presence.write(
+                    conn,
+                    PresenceCommit(cursors=changes.cursors, states=changes.states, events=events),
+                )
+        except BaseException:
+            runtime.engine.rollback()
+            raise
+    for e in events:
+        metrics.EVENTS.labels(str(e.type), e.source).inc()
+    metrics.CUSTOMERS_INSIDE.set(runtime.engine.customers_inside())
+    return list(zip(ids, events, strict=True))
+
+
+_stores: tuple[FenceIndex, dict[str, list[str]]] | None = None
+
+
+def evidence_fences(index: FenceIndex, fence_id: str) -> list[str] | None:
+    """The fence and, for a zone, its store's store fences. None: not in the live index."""
+    global _stores
+    pos = index.position(fence_id)
+    if pos is None:
+        return None
+    fence = index.fences[pos]
+    if fence.kind is not FenceKind.ZONE or fence.store_id is None:
+        return [fence.id]
+    if _stores is None or _stores[0] is not index:  # the index is rebuilt, never mutated
+        by_store: dict[str, list[str]] = {}
+        for f in index.fences:
+            if f.kind is FenceKind.STORE and f.store_id is not None:
+                by_store.setdefault(f.store_id, []).append(f.id)
+        _stores = (index, by_store)
+    return [fence.id, *_stores[1].get(fence.store_id, ())]
+
+
+# -- beacon sightings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    index: int  # the row in the request
+    customer_id: str
+    identity: str  # canonical beacon identity (adapters.db.beacons)
+    rssi: float | None  # dBm; None: unknown (then `proximity` must say)
+    ts: float
+    tx_power: float | None = None  # as advertised: iBeacon 1 m power, Eddystone 0 m power
+    proximity: Proximity | None = None  # the client's own class, used when rssi is unknown
+
+
+@dataclass(frozen=True, slots=True)
+class SightingsOutcome:
+    accepted: int
+    ignored: list[tuple[int, str]]  # (row, reason): unknown_beacon, too_far, no_rssi, late, ...
+    events: list[tuple[int, PresenceEvent]]
+
+
+def ranging_config(svc: Services) -> RangingConfig:
+    s = svc.settings
+    return RangingConfig(
+        model=DistanceModel(s.beacon_distance_model),
+        path_loss_exponent=s.beacon_path_loss_exponent,
+        max_proximity=Proximity(s.beacon_max_proximity),
+        max_distance_m=s.beacon_max_distance_m,
+    )
+
+
+async def ingest_sightings(svc: Services, rows: Sequence[Sighting]) -> SightingsOutcome:
+    found = await PgBeaconRepository(svc.pool).by_identity([r.identity for r in rows])
+    cfg, s = ranging_config(svc), svc.settings
+    index = svc.runtime.index
+    ignored: list[tuple[int, str]] = []
+    evidence: list[tuple[Sighting, list[str]]] = []
+    for row in rows:
+        beacon = found.get(row.identity)
+        fences = None if beacon is None else evidence_fences(index, beacon.geofence_id)
+        reason = None
+        if beacon is None or fences is None:
+            reason = "unknown_beacon"
+        elif row.rssi is None:
+            if row.proximity is None:
+                reason = "no_rssi"
+            elif not class_near_enough(row.proximity, cfg):
+                reason = "too_far"
+        else:
+            # calibrated at placement > advertised by the beacon > a typical beacon's
+            power: float = s.beacon_default_measured_power
+            if beacon.measured_power is not None:
+                power = beacon.measured_power
+            elif row.tx_power is not None:
+                eddy = beacon.kind == EDDYSTONE_UID
+                power = power_1m_from_eddystone(row.tx_power) if eddy else row.tx_power
+            if not range_beacon(row.rssi, power, cfg).near_enough:
+                reason = "too_far"
+        if reason is not None:
+            ignored.append((row.index, reason))
+            continue
+        assert fences is not None
+        evidence.append((row, fences))
+    evidence.sort(key=lambda ev: ev[0].ts)  # stable: request order for equal times
+    hold = s.beacon_exit_after_s
+
+    def apply(engine: PresenceEngine) -> list[PresenceEvent]:
+        events: list[PresenceEvent] = []
+        for row, fences in evidence:
+            r = engine.apply_proximity(row.customer_id, fences, row.ts, SOURCE_BEACON, hold)
+            if r.flag is not None:
+                ignored.append((row.index, str(r.flag)))
+            events.extend(r.events)
+        return events
+
+    stored = await _commit(svc, apply) if evidence else []
+    SIGHTINGS.labels("accepted").inc(len(rows))
+    for _, reason in ignored:
+        IGNORED.labels("beacon", reason).inc()
+    ignored.sort()
+    return SightingsOutcome(len(rows), ignored, stored)
+
+
+_IOS_PROXIMITY = {1: Proximity.IMMEDIATE, 2: Proximity.NEAR, 3: Proximity.FAR}
+
+
+async def ingest_ibeacon_report(
+    svc: Services,
+    customer_id: str,
+    *,
+    uuid: str,
+    major: int,
+    minor: int,
+    rssi: float | None,
+    ios_proximity: int | None,
+    ts: float,
+) -> str:
+    """One iBeacon sighting from a client that never sees our reply (OwnTracks `beacon`):
+    never raises for bad input, returns an outcome label (accepted | ignored; the reason is
+    counted in geo_proximity_ignored_total). iOS's own class (CLProximity 1..3) stands in
+    when it could not measure the RSSI."""
+    try:
+        identity = ibeacon_identity(canonical_uuid(uuid), major, minor)
+    except ValueError:
+        IGNORED.labels("beacon", "bad_identity").inc()
+        return "ignored"
+    if not 0 <= major <= 0xFFFF or not 0 <= minor <= 0xFFFF:
+        IGNORED.labels("beacon", "bad_identity").inc()
+        return "ignored"
+    if rssi is not None and not -120 <= rssi < 0:
+        rssi = None
+    row = Sighting(
+        0, customer_id, identity, rssi, ts, proximity=_IOS_PROXIMITY.get(ios_proximity or 0)
+    )
+    out = await ingest_sightings(svc, [row])
+    return "ignored" if out.ignored else "accepted"
+
+
+# -- NFC taps -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    customer_id: str
+    device_id: str | None
+    tag_id: str
+    ts: float
+    sun: SunMessage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TapOutcome:
+    id: int
+    verified: bool
+    counter: int | None
+    flag: str | None  # late: recorded, but no presence transition
+    events: list[tuple[int, PresenceEvent]]
+
+
+async def ingest_tap(svc: Services, tap: Tap) -> TapOutcome:
+    try:
+        return await _tap(svc, tap)
+    except TapRefused as exc:
+        TAPS.labels(exc.outcome).inc()
+        raise
+
+
+async def _tap(svc: Services, tap: Tap) -> TapOutcome:
+    tag = await PgNfcTagRepository(svc.pool).get(tap.tag_id)
+    fences = None if tag is None else evidence_fences(svc.runtime.index, tag.geofence_id)
+    if tag is None or fences is None:
+        raise TapRefused(404, "tag_id", f"no NFC tag {tap.tag_id!r}", "unknown_tag")
+    counter: int | None = None
+    if tag.sun_file_key is not None:
+        if tap.sun is None:
+            reason = "this tag is registered with a SUN key: send the tap's SUN parameters"
+            raise TapRefused(422, "sun", reason, "bad_sun")
+        _, counter = verify_sun(tag.sun_file_key, tag.sun_meta_key, tag.uid, tap.sun)
+        if tag.last_counter is not None and counter <= tag.last_counter:
+            raise _replay(counter, tag.last_counter)
+    flag: str | None = None
+    tap_id = 0
+    hold = svc.settings.nfc_hold_s
+
+    def apply(engine: PresenceEngine) -> list[PresenceEvent]:
+        nonlocal flag
+        r = engine.apply_proximity(tap.customer_id, fences, tap.ts, SOURCE_NFC, hold)
+        flag = None if r.flag is None else str(r.flag)
+        return list(r.events)
+
+    async def before_write(conn: asyncpg.Connection) -> None:
+        nonlocal tap_id
+        # the guard that counts: a concurrent tap with the same counter loses here
+        if counter is not None and not await advance_counter(conn, tag.id, counter):
+            raise _replay(counter, None)
+        tap_id = await record_tap(
+            conn,
+            tag_id=tag.id,
+            customer_id=tap.customer_id,
+            device_id=tap.device_id,
+            ts=tap.ts,
+            counter=counter,
+            verified=counter is not None,
+            flag=flag,
+        )
+
+    events = await _commit(svc, apply, before_write)
+    TAPS.labels("accepted").inc()
+    if flag is not None:
+        IGNORED.labels("nfc", flag).inc()
+    return TapOutcome(tap_id, counter is not None, counter, flag, events)
+
+
+def _replay(counter: int, last: int | None) -> TapRefused:
+    seen = "" if last is None else f" (last seen {last})"
+    reason = f"read counter {counter} is not greater than the last accepted{seen}: a replay"
+    return TapRefused(409, "sun.ctr", reason, "replay")

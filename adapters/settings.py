@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     # presence (see geo_engine.models.PresenceConfig for meanings)
     enter_accuracy_fraction: float = 0.5
     max_enter_accuracy_m: float = 100.0
+    exit_accuracy_fraction: float = 1.5
     unknown_accuracy_m: float = 30.0
     exit_buffer_m: float = 25.0
     exit_after_s: float = 180.0
@@ -72,13 +73,16 @@ class Settings(BaseSettings):
     beacon_default_measured_power: int = Field(default=-59, ge=-120, le=-1)
     # a beacon no longer heard for this long means the customer left its zone
     beacon_exit_after_s: float = Field(default=90.0, gt=0)
-    # an NFC tap holds the customer in the tag's store (and zone) this long
-    nfc_hold_s: float = Field(default=1200.0, gt=0)
+    # an NFC tap holds the customer in the tag's store (and zone) this long: no GPS exit before.
+    # Short, because a tap is usually at the till, on the way out: a longer hold would date the
+    # store exit (and any exit-triggered offer) long after the customer left.
+    nfc_hold_s: float = Field(default=300.0, gt=0)
 
     def presence_config(self) -> PresenceConfig:
         return PresenceConfig(
             enter_accuracy_fraction=self.enter_accuracy_fraction,
             max_enter_accuracy_m=self.max_enter_accuracy_m,
+            exit_accuracy_fraction=self.exit_accuracy_fraction,
             unknown_accuracy_m=self.unknown_accuracy_m,
             exit_buffer_m=self.exit_buffer_m,
             exit_after_s=self.exit_after_s,

@@ -69,12 +69,19 @@ def _merge_cursors(a: CustomerCursor | None, b: CustomerCursor | None) -> Custom
 def _merge_visit(first: FenceState, later: FenceState) -> FenceState:
     """The earlier visit, with the newest inside evidence of both. Its own dwell flag stands:
     the later visit's dwell event is removed with it, and the kept visit's dwell (due earlier,
-    since it began earlier) fires by the usual rule if it has not yet."""
+    since it began earlier) fires by the usual rule if it has not yet. GPS confirmation and the
+    longest proximity hold of either phone carry over: each is evidence about the same person."""
     outside = first.outside_since
     if outside is not None and later.last_inside_at >= outside:
         outside = None  # the other phone saw the customer inside since
+    held_until, held_by = first.held_until, first.held_by
+    if later.held_until is not None and (held_until is None or later.held_until > held_until):
+        held_until, held_by = later.held_until, later.held_by
     return replace(
         first,
         last_inside_at=max(first.last_inside_at, later.last_inside_at),
         outside_since=outside,
+        gps_confirmed=first.gps_confirmed or later.gps_confirmed,
+        held_until=held_until,
+        held_by=held_by,
     )

@@ -45,7 +45,7 @@ Per observed fence, at fix time t:
 - Inside, clearly outside, visit not `gps_confirmed` (it rests on a proximity hold, see below):
   nothing. GPS never put the customer in; vague indoor fixes must not take them out either.
 - Inside, clearly outside, `gps_confirmed`: `outside_since` = t unless set. Unless held, exit
-  at t with reason "buffer" when -depth >= max(exit_buffer_m, enter_accuracy_fraction *
+  at t with reason "buffer" when -depth >= max(exit_buffer_m, exit_accuracy_fraction *
   accuracy) (a vague fix must be far out). Edge jitter within the buffer thus never exits by
   itself: only the timeout below can.
 
@@ -258,7 +258,7 @@ class PresenceEngine(PresenceStore):
         cfg = self._cfg
         events: list[PresenceEvent] = []
         enter_depth = cfg.enter_accuracy_fraction * acc
-        exit_depth = max(cfg.exit_buffer_m, enter_depth)
+        exit_depth = max(cfg.exit_buffer_m, cfg.exit_accuracy_fraction * acc)
         can_enter = acc <= cfg.max_enter_accuracy_m
         low_accuracy = False
         for ob in observations:

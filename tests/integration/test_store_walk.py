@@ -108,7 +108,7 @@ async def test_walk_through_a_store(
         ("exit", "s1-dept", "beacon", "not_heard")
     ]
     # out of the door and down the street: GPS says outside, but the tap holds the store for
-    # nfc_hold_s (20 min) after it; then the exit is dated at the hold's end
+    # nfc_hold_s (5 min) after it; then the exit is dated at the hold's end
     assert seen(await pings(fix(650, north_m=250), fix(700, north_m=400))) == []
     hold_end = 540 + services.settings.nfc_hold_s
     assert await services.runtime.sweep(now=T0 + hold_end - 1 + grace) == []

@@ -39,3 +39,17 @@ def test_a_fence_both_are_inside_keeps_the_earlier_visit() -> None:
     m2 = merge_presence("c", (cur(70), {"f": late}), "d", (cur(60), {"f": early}))
     assert m2.superseded == {"f": ("c", 30)}
     assert m2.states["f"].entered_at == 10
+
+
+def test_gps_confirmation_and_the_longest_hold_carry_over() -> None:
+    by_beacon = FenceState(
+        10, 40, source="beacon", gps_confirmed=False, held_until=130, held_by="beacon"
+    )
+    by_gps = FenceState(20, 30, gps_confirmed=True)
+    kept = merge_presence("c", (None, {"f": by_beacon}), "d", (None, {"f": by_gps})).states["f"]
+    assert (kept.entered_at, kept.source) == (10, "beacon")
+    assert kept.gps_confirmed is True  # the other phone's GPS confirmed the visit
+    assert (kept.held_until, kept.held_by) == (130, "beacon")
+    nfc = FenceState(25, 25, source="nfc", gps_confirmed=False, held_until=400, held_by="nfc")
+    kept = merge_presence("c", (None, {"f": by_beacon}), "d", (None, {"f": nfc})).states["f"]
+    assert (kept.held_until, kept.held_by, kept.gps_confirmed) == (400, "nfc", False)

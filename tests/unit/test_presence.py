@@ -90,9 +90,9 @@ def test_huge_accuracy_never_enters_and_is_flagged() -> None:
 
 def test_huge_accuracy_keeps_and_exits_only_when_far_out() -> None:
     e = entered(PresenceEngine())
-    assert e.apply(fix(10, acc=500.0), ob(-249.0)).events == []  # needs 0.5 * 500 outside
+    assert e.apply(fix(10, acc=500.0), ob(-749.0)).events == []  # needs 1.5 * 500 outside
     assert "f1" in e.inside("c1")
-    r = e.apply(fix(20, acc=500.0), ob(-250.0))
+    r = e.apply(fix(20, acc=500.0), ob(-750.0))
     assert kinds(r.events) == [(X, "f1", 20, "buffer")]
 
 
@@ -123,8 +123,10 @@ def test_exit_by_buffer() -> None:
 
 def test_exit_buffer_grows_with_a_vague_fix() -> None:
     e = entered(PresenceEngine())
-    assert e.apply(fix(10, acc=80.0), ob(-39.0)).events == []  # needs 0.5 * 80 outside
-    assert kinds(e.apply(fix(20, acc=80.0), ob(-40.0)).events) == [(X, "f1", 20, "buffer")]
+    assert e.apply(fix(10, acc=80.0), ob(-119.0)).events == []  # needs 1.5 * 80 outside
+    assert kinds(e.apply(fix(20, acc=80.0), ob(-120.0)).events) == [(X, "f1", 20, "buffer")]
+    e = entered(PresenceEngine(PresenceConfig(exit_accuracy_fraction=0.5)))
+    assert kinds(e.apply(fix(10, acc=80.0), ob(-40.0)).events) == [(X, "f1", 10, "buffer")]
 
 
 def test_vague_indoor_fixes_a_little_outside_keep_the_visit() -> None:

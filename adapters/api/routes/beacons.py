@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
 from adapters.api.routes.pings import PresenceEventOut
+from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
 from adapters.db.beacons import (
     EDDYSTONE_UID,
@@ -376,12 +377,7 @@ def decode_sightings(body: bytes, svc: Svc) -> tuple[list[Sighting], list[RowErr
     "/beacon-sightings",
     summary="Ingest a batch of BLE beacon sightings",
     response_model=SightingBatchResult,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": SightingBatchDoc.model_json_schema()}},
-        }
-    },
+    openapi_extra=json_body(SightingBatchDoc),
 )
 async def post_sightings(request: Request, svc: Svc, _: Ingest) -> SightingBatchResult:
     rows, errors = decode_sightings(await request.body(), svc)

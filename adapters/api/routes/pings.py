@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from adapters import metrics
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
+from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
 from adapters.ingest.ping_codec import BatchError, decode_pings
 
@@ -102,12 +103,7 @@ _encode = msgspec.json.Encoder().encode
     "/pings",
     summary="Ingest a batch of location fixes",
     response_model=PingBatchResult,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": PingBatchDoc.model_json_schema()}},
-        }
-    },
+    openapi_extra=json_body(PingBatchDoc),
 )
 async def post_pings(request: Request, svc: Svc, _: Ingest) -> Response:
     body = await request.body()

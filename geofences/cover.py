@@ -19,13 +19,21 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from geofences.geodesy import haversine_m_vec
-from geofences.h3cells import EPS_M, M_PER_DEG, CellShapes, latlng_to_cells, parent_of
+from geofences.geodesy import EARTH_RADIUS_M, haversine_m_vec
+from geofences.h3cells import (
+    EPS_M,
+    M_PER_DEG,
+    CellShapes,
+    latlng_to_cells,
+    parent_of,
+    unit_vectors,
+)
 from geofences.model import Geofence
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 
+_BLOCK = 1 << 18
 _EDGE_M = [h3i.average_hexagon_edge_length(r, "m") for r in range(16)]
 
 
@@ -34,7 +42,7 @@ class Cover:
     cells: Ints  # H3 index of each entry (mixed resolutions)
     fence: NDArray[np.int32]  # fence position of each entry
     interior: NDArray[np.bool_]
-    boxes: Floats  # (n, 4) lon/lat boxes holding every entry's region, for the pre-filter
+    boxes: Floats  # (n, 5) lon/lat boxes holding every entry's region + "at point res" flag
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,7 @@ def build_cover(fa: FenceArrays, res: int) -> Cover:
 
 
 def _nobox() -> Floats:
-    return np.empty((0, 4))
+    return np.empty((0, 5))
 
 
 def _classify(fa: FenceArrays, cs: CellShapes, f: NDArray[np.int32], u: Ints) -> NDArray[np.int8]:
@@ -107,10 +115,15 @@ def _classify(fa: FenceArrays, cs: CellShapes, f: NDArray[np.int32], u: Ints) ->
         fc, uc = f[circ], u[circ]
         rho, slack = fa.radius[fc], cs.slack_m[uc]
         to_centre = haversine_m_vec(fa.lat[fc], fa.lon[fc], cs.clat[uc], cs.clon[uc])
-        # The farthest point of a spherically convex cell from any point is a vertex.
-        far = np.nanmax(
-            haversine_m_vec(fa.lat[fc, None], fa.lon[fc, None], cs.vlat[uc], cs.vlon[uc]), axis=1
-        )
+        # The farthest point of a spherically convex cell from any point is a vertex. Chords
+        # between unit vectors rank distances like arcs and need no trig per vertex.
+        units = cs.vertex_units()[:, : int(cs.nv.max())]
+        chord2 = np.empty(fc.size)
+        for a in range(0, fc.size, _BLOCK):  # bounds the (pairs, vertices, 3) temporaries
+            p = unit_vectors(fa.lat[fc[a : a + _BLOCK]], fa.lon[fc[a : a + _BLOCK]])
+            d = units[uc[a : a + _BLOCK]] - p[:, None, :]
+            chord2[a : a + _BLOCK] = np.nanmax(np.einsum("ijk,ijk->ij", d, d), axis=1)
+        far = 2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(np.sqrt(chord2) * 0.5, 1.0))
         near_ok = to_centre - cs.circumradius[uc] - slack <= rho + EPS_M
         inside = far + slack + EPS_M <= rho
         status[circ] = np.where(inside, 1, np.where(near_ok, 2, 0))
@@ -143,19 +156,16 @@ def _children(f: NDArray[np.int32], c: Ints) -> tuple[NDArray[np.int32], Ints]:
 def _seed_cells(fa: FenceArrays, res: int) -> tuple[NDArray[np.int32], Ints]:
     """Per fence, the cells at a starting resolution that may hold any of its points: a disk
     around each part grown until its outer ring is provably clear of the part."""
-    seeds: list[tuple[int, float, float, float]] = []
-    for i in range(fa.is_circle.size):
-        if fa.is_circle[i]:
-            seeds.append((i, float(fa.lat[i]), float(fa.lon[i]), float(fa.radius[i])))
-            continue
-        for part in shapely.get_parts(fa.shapes[i]):
-            seeds.append((i, *_part_cap(part)))
-    owner = np.array([s[0] for s in seeds], np.int32)
-    lat = np.array([s[1] for s in seeds])
-    lon = np.array([s[2] for s in seeds])
-    reach = np.array([s[3] for s in seeds])
+    circles = np.flatnonzero(fa.is_circle)
+    polys = np.flatnonzero(~fa.is_circle)
+    parts, part_of = shapely.get_parts(fa.shapes[polys], return_index=True)
+    plat, plon, preach = _part_caps(parts)
+    owner = np.concatenate([circles, polys[part_of]]).astype(np.int32)
+    lat = np.concatenate([fa.lat[circles], plat])
+    lon = np.concatenate([fa.lon[circles], plon])
+    reach = np.concatenate([fa.radius[circles], preach])
     r0 = np.array([_start_res(float(d), res) for d in reach], np.int64)
-    c0 = np.empty(len(seeds), np.int64)
+    c0 = np.empty(owner.size, np.int64)
     for r in np.unique(r0).tolist():
         sel = np.flatnonzero(r0 == r)
         c0[sel] = latlng_to_cells(lat[sel], lon[sel], r)
@@ -194,15 +204,20 @@ def _clear_radius(c0: Ints, lat: Floats, lon: Floats, reach: Floats, res: int) -
     return out
 
 
-def _part_cap(part: shapely.Geometry) -> tuple[float, float, float]:
-    """A cap (centre lat, lon, radius m) holding a lon/lat polygon part, edges included."""
-    x0, y0, x1, y1 = shapely.bounds(part)
-    clat, clon = (y0 + y1) / 2, (x0 + x1) / 2
-    step = max((x1 - x0 + y1 - y0) / 64.0, 1e-7)
-    pts = shapely.get_coordinates(shapely.segmentize(shapely.boundary(part), step))
-    d = haversine_m_vec(np.full(len(pts), clat), np.full(len(pts), clon), pts[:, 1], pts[:, 0])
+def _part_caps(parts: NDArray[np.object_]) -> tuple[Floats, Floats, Floats]:
+    """Caps (centre lat, lon, radius m) holding lon/lat polygon parts, edges included."""
+    if parts.size == 0:
+        return np.empty(0), np.empty(0), np.empty(0)
+    b = shapely.bounds(parts)
+    clat, clon = (b[:, 1] + b[:, 3]) / 2, (b[:, 0] + b[:, 2]) / 2
+    step = np.maximum((b[:, 2] - b[:, 0] + b[:, 3] - b[:, 1]) / 64.0, 1e-7)
+    rings = shapely.segmentize(shapely.boundary(parts), step)
+    pts, of = shapely.get_coordinates(rings, return_index=True)
+    d = haversine_m_vec(clat[of], clon[of], pts[:, 1], pts[:, 0])
+    far = np.zeros(parts.size)
+    np.maximum.at(far, of, d)
     # Between two samples the boundary is at most `step` degrees away from one of them.
-    return clat, clon, float(d.max()) * 1.001 + step * M_PER_DEG + 1.0
+    return clat, clon, far * 1.001 + step * M_PER_DEG + 1.0
 
 
 def _start_res(reach_m: float, res: int) -> int:

@@ -40,7 +40,12 @@ class PolygonEdges:
         rings, ring_of = shapely.get_rings(parts, return_index=True)
         xy, pt_ring = shapely.get_coordinates(rings, return_index=True)
         fence = poly[part_of[ring_of[pt_ring]]] if xy.size else np.empty(0, np.int64)
-        x = wrap_lon(xy[:, 0] - self.ref_lon[fence]) * self.kx[fence]
+        wrapped = wrap_lon(xy[:, 0] - self.ref_lon[fence])
+        # Parity tests in the plane are only trusted when no part lies near the wrap cut.
+        far = np.zeros(n, bool)
+        np.logical_or.at(far, fence, np.abs(wrapped) > 90.0)
+        self.planar_ok = ~far
+        x = wrapped * self.kx[fence]
         y = (xy[:, 1] - self.ref_lat[fence]) * M_PER_DEG
         # An edge joins two consecutive positions of the same ring (rings are closed).
         e = np.flatnonzero(pt_ring[1:] == pt_ring[:-1])
@@ -55,30 +60,47 @@ class PolygonEdges:
 
     def distance_m(self, fence: NDArray[np.int32], lat: Floats, lon: Floats) -> Floats:
         """Unsigned distance from each point to its fence's boundary (polygon fences only)."""
+        return self.measure(fence, lat, lon)[0]
+
+    def measure(
+        self, fence: NDArray[np.int32], lat: Floats, lon: Floats
+    ) -> tuple[Floats, NDArray[np.bool_]]:
+        """Distance to the boundary and ray-crossing parity (inside, unless on the boundary:
+        the projection is affine per fence, so parity agrees with shapely in lon/lat for any
+        point farther from the boundary than float noise; callers ask shapely for the rest)."""
         px = wrap_lon(lon - self.ref_lon[fence]) * self.kx[fence]
         py = (lat - self.ref_lat[fence]) * M_PER_DEG
         n = self.count[fence]
-        out = np.empty(fence.size)
+        dist = np.empty(fence.size)
+        odd = np.empty(fence.size, bool)
         csum = np.cumsum(n)
         start = 0
         while start < fence.size:
             base = int(csum[start - 1]) if start else 0
             stop = max(int(np.searchsorted(csum, base + _CHUNK, "right")), start + 1)
-            out[start:stop] = self._chunk(fence[start:stop], px[start:stop], py[start:stop])
+            sl = slice(start, stop)
+            dist[sl], odd[sl] = self._chunk(fence[sl], px[sl], py[sl])
             start = stop
-        return out
+        return dist, odd
 
-    def _chunk(self, fence: NDArray[np.int32], px: Floats, py: Floats) -> Floats:
+    def _chunk(
+        self, fence: NDArray[np.int32], px: Floats, py: Floats
+    ) -> tuple[Floats, NDArray[np.bool_]]:
         n = self.count[fence]
         first = np.cumsum(n) - n
         pair = np.repeat(np.arange(fence.size), n)
         e = np.repeat(self.ptr[fence] - first, n) + np.arange(int(n.sum()))
-        ax, ay = self.seg[e, 0], self.seg[e, 1]
+        ax, ay, by = self.seg[e, 0], self.seg[e, 1], self.seg[e, 3]
         dx, dy = self.dx[e], self.dy[e]
-        qx, qy = px[pair] - ax, py[pair] - ay
+        x, y = px[pair], py[pair]
+        qx, qy = x - ax, y - ay
+        # Ray to +x crosses the edge: it straddles the point's y, and the point is left of it.
+        cross = (ay > y) != (by > y)
+        cross &= ((qx * dy - qy * dx) < 0) == (dy > 0)
+        odd = np.logical_xor.reduceat(cross, first)
         t = np.clip((qx * dx + qy * dy) * self.inv_len2[e], 0.0, 1.0)
         qx -= t * dx
         qy -= t * dy
         d2 = qx * qx + qy * qy
-        out: Floats = np.sqrt(np.minimum.reduceat(d2, first))
-        return out
+        dist: Floats = np.sqrt(np.minimum.reduceat(d2, first))
+        return dist, odd

@@ -75,6 +75,7 @@ class CellShapes:
     def __init__(self, cells: Ints, point_res: int) -> None:
         n = cells.size
         self.cells = cells
+        self.point_res = point_res
         self.vlat = np.full((n, MAX_VERTS), np.nan)
         self.vlon = np.full((n, MAX_VERTS), np.nan)
         bounds = list(map(h3i.cell_to_boundary, cells.tolist()))
@@ -105,7 +106,14 @@ class CellShapes:
         pole = np.isin(cells, np.fromiter(_pole_cells(1) | _pole_cells(-1), np.int64))
         self.band = pole | (self.reach >= 89.99)
         self._geoms: NDArray[Any] | None = None
+        self._units: Floats | None = None
         self._d_deg: Floats = np.empty(0)
+
+    def vertex_units(self) -> Floats:
+        """(n, MAX_VERTS, 3) unit vectors of the vertices (NaN padded)."""
+        if self._units is None:
+            self._units = unit_vectors(self.vlat, self.vlon)
+        return self._units
 
     def lonlat_geoms(self) -> tuple[NDArray[Any], Floats]:
         """Each cell as a lon/lat (Multi)Polygon and a degree-space distance covering its slack
@@ -153,8 +161,9 @@ class CellShapes:
         return poly, d
 
     def boxes(self, rows: NDArray[np.int64]) -> Floats:
-        """Lon/lat boxes (minlon, minlat, maxlon, maxlat) holding each listed cell's region;
-        a cell over the antimeridian gives two boxes, one at a pole a band."""
+        """Lon/lat boxes (minlon, minlat, maxlon, maxlat, fine) holding each listed cell's
+        region; a cell over the antimeridian gives two boxes, one at a pole a band. `fine` is 1
+        for cells at the point resolution, 0 for coarser ones."""
         geoms, d = self.lonlat_geoms()
         parts, idx = shapely.get_parts(geoms[rows], return_index=True)
         b: Floats = shapely.bounds(parts)
@@ -163,7 +172,17 @@ class CellShapes:
         b[:, 1] -= pad
         b[:, 2] += pad
         b[:, 3] += pad
-        return b
+        fine = (self.res[rows][idx] >= self.point_res).astype(np.float64)
+        out: Floats = np.column_stack([b, fine])
+        return out
+
+
+def unit_vectors(lat: Floats, lon: Floats) -> Floats:
+    """Points on the unit sphere, shape (..., 3)."""
+    la, lo = np.radians(lat), np.radians(lon)
+    c = np.cos(la)
+    out: Floats = np.stack([c * np.cos(lo), c * np.sin(lo), np.sin(la)], axis=-1)
+    return out
 
 
 _POLE_CACHE: dict[int, frozenset[int]] = {}

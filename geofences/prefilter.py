@@ -1,12 +1,12 @@
-"""A lon/lat raster in front of H3: for every small raster cell near a fence, either the cover
-segment of the one H3 cell that wholly contains it, or "compute H3" when it straddles cells.
+"""A lon/lat raster in front of H3: for every small raster cell near a fence, the cover segment
+of the H3 cell that holds it, so most points never compute an H3 index.
 
-In a city most pings touch nothing: two floor()s and one lookup settle them (code EMPTY). Near
-fences, most raster cells lie inside a single point-resolution H3 cell, so most pings get
-their cover segment without computing an H3 index at all; only the rest (NEEDS_H3) pay for it.
-Containment is decided exactly: H3 cell edges are geodesics, straight lines in a gnomonic
-projection, where a raster rectangle is inside a convex cell iff its four corners are (with a
-margin for the bulge of its parallels and for float noise).
+Codes per raster cell: EMPTY (no fence near: two floor()s settle the point), a segment (the
+rectangle lies inside one point-resolution H3 cell), a two-cell split (one dot product with the
+shared edge's plane picks the cell, see split.py), or NEEDS_H3 (near an H3 vertex, near a pole,
+or only under coarse interior cells). H3 cells are spherically convex, so a rectangle whose four
+corners fall in one cell lies in it, but for its parallels, which bulge off the geodesic by
+L² tan(lat) / 8R: micrometres here, which the cover's centimetre slack already absorbs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from geofences.h3cells import M_PER_DEG, latlng_to_cells
+from geofences.geodesy import EARTH_RADIUS_M
+from geofences.h3cells import M_PER_DEG, latlng_to_cells, unit_vectors
+from geofences.split import split_cells
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
@@ -25,10 +27,12 @@ I32 = NDArray[np.int32]
 
 EMPTY = -1  # no fence can hold the point
 NEEDS_H3 = -2  # compute the point's H3 cell and search the cover
+_SPLIT = -3  # codes <= -3: a two-cell rectangle, pair -3 - code (see split.py)
 _TILE = 4  # 16 x 16 raster cells per tile
-_BUDGET = 1 << 23  # raster cells: 32 MB of codes, ~5 s of corner H3 cells at build
-_MAX_DENSE = 1 << 24  # a dense window up to 64 MB; tiles beyond
+_BUDGET = 1 << 23  # raster cells: 32 MB of codes, a few seconds of corner H3 cells at build
+_MAX_DENSE = 1 << 24  # a dense window up to 64 MB and 1/16 full; tiles otherwise
 _CHUNK = 1 << 22
+_PER_EDGE = 4.0  # raster cells per H3 edge length: ~90% of them then skip H3
 _POLAR = 80.0  # beyond, a degree of longitude is short and rasters bloat: latitude strips
 
 
@@ -36,10 +40,11 @@ class Raster:
     def __init__(
         self, boxes: Floats, edge_m: float, res: int, segment_of: Callable[[Ints], I32]
     ) -> None:
-        # About 4 raster cells per H3 edge: ~2/3 of them fit inside one H3 cell. Coarser when
+        # About 4 raster cells per H3 edge: ~2/3 lie in one H3 cell, ~1/4 in two. Coarser when
         # the fences cover so much ground that the raster would pass its budget.
-        k = min(18, max(6, round(math.log2(4 * M_PER_DEG / edge_m))))
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        k = min(18, max(6, round(math.log2(_PER_EDGE * M_PER_DEG / edge_m))))
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+        fine = b[:, 4] > 0
         while True:
             self.k = k
             self.scale = float(1 << k)
@@ -57,24 +62,31 @@ class Raster:
                 break
             k -= 1
         self.strips = _merge(b[wide][:, [1, 3]])
-        codes = self._codes(keys, res, segment_of)
+        # Raster cells only under coarse (interior) cover cells stay NEEDS_H3: settling them
+        # would cost build time in proportion to the area of big fences, for few pings.
+        f = fine & ~wide
+        if M_PER_DEG / self.scale > edge_m / 2:
+            f[:] = False  # cells too coarse to fit inside H3 cells: don't bother
+        near = _cells(i0[f], i1[f], j0[f], j1[f], count[f], self.nj)
+        codes = np.full(keys.size, NEEDS_H3, np.int32)
+        codes[np.searchsorted(keys, near)] = self._codes(near, res, segment_of)
         i, j = keys // self.nj, keys % self.nj
         self.dense = keys.size > 0 and (
-            (int(i.max() - i.min()) + 1) * (int(j.max() - j.min()) + 1) <= _MAX_DENSE
+            (int(i.max() - i.min()) + 1) * (int(j.max() - j.min()) + 1)
+            <= min(_MAX_DENSE, 16 * keys.size)  # dense only when not mostly empty
         )
         if self.dense:
             self.i0, self.j0 = int(i.min()), int(j.min())
             self.h, self.w = int(i.max()) + 1 - self.i0, int(j.max()) + 1 - self.j0
             grid = np.full(self.h * self.w + 1, EMPTY, np.int32)  # last slot: outside
             grid[(i - self.i0) * self.w + (j - self.j0)] = codes
-            self.grid = grid
         else:
             self.tj = self.nj >> _TILE
             tile = (i >> _TILE) * self.tj + (j >> _TILE)
             self.tiles, inv = np.unique(tile, return_inverse=True)
             grid = np.full((self.tiles.size + 1, 1 << (2 * _TILE)), EMPTY, np.int32)
             grid[inv, ((i & 15) << _TILE) | (j & 15)] = codes
-            self.grid = grid.ravel()
+        self.grid = grid.ravel()
         self.grid.flags.writeable = False
 
     def _row(self, lat: Floats) -> Ints:
@@ -84,24 +96,47 @@ class Raster:
         return np.clip(np.floor((lon + 180.0) * self.scale), 0, self.nj - 1).astype(np.int64)
 
     def _codes(self, keys: Ints, res: int, segment_of: Callable[[Ints], I32]) -> I32:
-        """Per raster cell: the segment of the H3 cell holding it wholly, else NEEDS_H3.
-
-        H3 cells are spherically convex, so a raster cell whose four corners fall in one H3
-        cell lies in it, but for its parallels, which bulge off the geodesic by L² tan(lat)/8R
-        (micrometres here): the cover's centimetre slack already absorbs that."""
+        """Per raster cell: a segment, a split or NEEDS_H3, from the H3 cells of its corners."""
         i, j = keys // self.nj, keys % self.nj
-        stride = self.nj + 1
-        c00 = i * stride + j  # corner keys: corners are shared by up to four raster cells
-        corners = [c00, c00 + 1, c00 + stride, c00 + stride + 1]
-        uniq = _unique(np.concatenate(corners))
         s = self.scale
-        cells = latlng_to_cells(uniq // stride / s - 90.0, uniq % stride / s - 180.0, res)
-        first = cells[np.searchsorted(uniq, c00)]
-        pure = np.abs(i / s - 90.0) < _POLAR
-        for c in corners[1:]:
-            pure &= cells[np.searchsorted(uniq, c)] == first
+        sane = np.abs(i / s - 90.0) < _POLAR
+        self.normals: Floats = np.empty((0, 3))
+        self.seg_a: I32 = np.empty(0, np.int32)
+        self.seg_b: I32 = np.empty(0, np.int32)
+        if keys.size == 0:
+            return np.empty(0, np.int32)
+        ia, ja = int(i.min()), int(j.min())
+        h, w = int(i.max()) + 2 - ia, int(j.max()) + 2 - ja  # corner grid of the window
+        if h * w <= min(_MAX_DENSE, 2 * keys.size):
+            # Dense: every corner of the window, no de-duplication needed.
+            ci, cj = np.divmod(np.arange(h * w, dtype=np.int64), w)
+            grid = latlng_to_cells((ci + ia) / s - 90.0, (cj + ja) / s - 180.0, res)
+            base = (i - ia) * w + (j - ja)
+            q = np.stack([grid[base + off] for off in (0, 1, w, w + 1)], axis=1)
+        else:
+            stride = self.nj + 1
+            c00 = i * stride + j  # corner keys: corners are shared by up to four raster cells
+            corners = [c00, c00 + 1, c00 + stride, c00 + stride + 1]
+            uniq = _unique(np.concatenate(corners))
+            cells = latlng_to_cells(uniq // stride / s - 90.0, uniq % stride / s - 180.0, res)
+            q = np.stack([cells[np.searchsorted(uniq, c)] for c in corners], axis=1)
+        first = q[:, 0]
+        pure = sane & (q == first[:, None]).all(axis=1)
         out = np.full(keys.size, NEEDS_H3, np.int32)
         out[pure] = segment_of(first[pure])
+        qs = np.sort(q, axis=1)
+        two = sane & ((qs[:, 1:] != qs[:, :-1]).sum(axis=1) == 1)
+        t = np.flatnonzero(two)
+        if t.size:
+            w_m = M_PER_DEG / s
+            bulge = w_m * w_m * math.tan(math.radians(_POLAR)) / (8.0 * EARTH_RADIUS_M)
+            margin = (bulge + 1e-3) / EARTH_RADIUS_M
+            ok, pair, normals, cell_a, cell_b = split_cells(
+                i[t] / s - 90.0, j[t] / s - 180.0, 1.0 / s, q[t], res, margin
+            )
+            self.normals = normals
+            self.seg_a, self.seg_b = segment_of(cell_a), segment_of(cell_b)
+            out[t[ok]] = _SPLIT - pair[ok].astype(np.int32)
         return out
 
     def codes(self, lat: Floats, lon: Floats) -> I32:
@@ -112,7 +147,7 @@ class Raster:
             inside = (ii >= 0) & (ii < self.h) & (jj >= 0) & (jj < self.w)
             flat = np.where(inside, ii * self.w + jj, self.h * self.w)
             out: I32 = self.grid[flat]
-        elif hasattr(self, "tiles") and self.tiles.size:
+        elif self.tiles.size:
             tile = (i >> _TILE) * self.tj + (j >> _TILE)
             n = self.tiles.size
             t = np.minimum(np.searchsorted(self.tiles, tile), n - 1)
@@ -123,6 +158,12 @@ class Raster:
         for lo, hi in self.strips:
             band = (lat >= lo) & (lat <= hi) & (out == EMPTY)
             out[band] = NEEDS_H3
+        split = np.flatnonzero(out <= _SPLIT)
+        if split.size:
+            k = _SPLIT - out[split]
+            p = unit_vectors(lat[split], lon[split])
+            side = np.einsum("nj,nj->n", p, self.normals[k]) >= 0.0
+            out[split] = np.where(side, self.seg_a[k], self.seg_b[k])
         return out
 
 

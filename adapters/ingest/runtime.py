@@ -56,6 +56,8 @@ class PresenceRuntime:
         self.device_links: dict[str, str] = {}
         self.lock = asyncio.Lock()  # one batch at a time: memory moves with commits
         self._rebuild_lock = asyncio.Lock()
+        self._fences_wanted = 0  # generation of fence changes asked for
+        self._fences_built = 0  # generation the live index reflects
 
     async def start(self) -> None:
         await self.reload_fences()
@@ -70,13 +72,22 @@ class PresenceRuntime:
         )
 
     async def reload_fences(self) -> None:
-        """Rebuild the index off the event loop, then swap it in one assignment."""
+        """Rebuild the index off the event loop, then swap it in one assignment.
+
+        Rebuilds coalesce: a build takes seconds at 10 k fences, so changes made while one runs
+        are all picked up by the next single build, not one build each."""
+        self._fences_wanted += 1
+        mine = self._fences_wanted
         async with self._rebuild_lock:
+            if self._fences_built >= mine:
+                return  # a build that started after this change already covers it
+            target = self._fences_wanted
             fences = await self.fences.all()
             started = time.perf_counter()
             index = await asyncio.to_thread(FenceIndex.build, fences, self.resolution)
             metrics.INDEX_BUILD_SECONDS.observe(time.perf_counter() - started)
             self.index = index
+            self._fences_built = target
             metrics.FENCES.set(len(index))
 
     async def forget_fence(self, fence_id: str) -> None:

@@ -162,7 +162,7 @@ def brute(
     return inside, ties
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fences_and_points(), st.sampled_from([10, 11, 12]))
 def test_match_equals_brute_force(
     case: tuple[list[Geofence], np.ndarray, np.ndarray], res: int
@@ -249,3 +249,30 @@ def test_huge_fence_stays_small(res: int) -> None:
     m = index.match(lat, lon)
     d = haversine_m_vec(lat, lon, np.full(400, 48.85), np.full(400, 2.35))
     assert set(m.ping_idx.tolist()) == set(np.flatnonzero(d <= 2800).tolist())
+
+
+@pytest.mark.parametrize(
+    ("lat0", "lon0"), [(48.85, 2.35), (-33.9, 151.2), (10.0, 179.99), (79.0, 20.0)]
+)
+def test_raster_settles_points_as_h3_would(lat0: float, lon0: float) -> None:
+    """The raster's shortcut (one cell, or a two-cell split by the shared edge's plane) gives
+    the same cover segment as computing the point's H3 cell, point by point."""
+    from geofences.h3cells import latlng_to_cells
+    from geofences.prefilter import EMPTY, NEEDS_H3
+
+    rng = np.random.default_rng(7)
+    fences = []
+    for i in range(12):
+        lat = lat0 + rng.uniform(-0.005, 0.005)
+        lon = lon0 + rng.uniform(-0.005, 0.005)
+        geom = {"type": "Point", "coordinates": [float(lon), float(lat)]}
+        fences.append(_feature(f"c{i}", geom, float(rng.uniform(30, 300))))
+    index = FenceIndex.build(fences)
+    lat = lat0 + rng.uniform(-0.01, 0.01, 100_000)
+    lon = np.clip(lon0 + rng.uniform(-0.01, 0.01, 100_000), -180, 180)
+    code = index._raster.codes(lat, lon)
+    settled = code != NEEDS_H3
+    assert settled.mean() > 0.5
+    via_h3 = index._segment_of(latlng_to_cells(lat, lon, index.resolution))
+    assert np.array_equal(code[settled], via_h3[settled])
+    assert (via_h3[code == EMPTY] == EMPTY).all()

@@ -16,6 +16,7 @@ from adapters.db.fence_repo import PgFenceRepository
 from adapters.db.identities import PgIdentityDirectory
 from adapters.db.migrate import migrate
 from adapters.db.presence_store import PgPresenceStore
+from adapters.ingest.profiles import ProfileService
 from adapters.ingest.runtime import PresenceRuntime
 from adapters.settings import Settings
 
@@ -30,6 +31,7 @@ class Services:
     fences: PgFenceRepository
     presence: PgPresenceStore
     runtime: PresenceRuntime
+    profiles: ProfileService  # customer profiles and velocity (geo_engine/profile)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0.0, 0.0))
 
@@ -62,8 +64,22 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     )
     await runtime.start()
     runtime.device_links = await PgIdentityDirectory(pool).device_links()
-    svc = Services(settings, pool, KeyRing(pool, admin), fences, presence, runtime)
+    profiles = ProfileService(
+        pool,
+        settings.profile_config(),
+        settings.places_config(),
+        runtime,
+        sweep_interval_s=settings.velocity_sweep_interval_s,
+        rfm_refresh_s=settings.rfm_refresh_interval_s,
+        places_refresh_s=settings.places_refresh_interval_s,
+    )
+    await profiles.start()
+    presence.hooks.append(profiles.presence_hook)  # store/competitor visits, in its commit
+    svc = Services(
+        settings, pool, KeyRing(pool, admin), fences, presence, runtime, profiles=profiles
+    )
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     if background:
         svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))
+        svc.tasks.append(asyncio.create_task(profiles.run_forever()))
     return svc

@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo_engine.models import PresenceConfig
+from geo_engine.profile.config import DEFAULT_SENSITIVE_URL_PATTERNS, ProfileConfig
+from geo_engine.profile.places import PlacesConfig
 from geofences.validation import ValidationLimits
 
 
@@ -77,6 +79,61 @@ class Settings(BaseSettings):
     # Short, because a tap is usually at the till, on the way out: a longer hold would date the
     # store exit (and any exit-triggered offer) long after the customer left.
     nfc_hold_s: float = Field(default=300.0, gt=0)
+
+    # behavioural events and customer profiles (definitions: geo_engine/profile/*.py)
+    events_max_batch_size: int = Field(default=1_000, ge=1)  # events per POST /v1/events
+    events_max_future_skew_s: float = Field(default=300.0, ge=0, lt=86_400)  # refused beyond
+    # purchase history may be back-filled: older events are refused past this age
+    events_max_past_age_s: float = Field(default=3 * 365 * 86_400.0, gt=0)
+    # velocity: the latest window vs the previous one of the same length, in days
+    velocity_window_days: int = Field(default=7, ge=1, le=90)
+    velocity_rising_pct: float = Field(default=30.0, gt=0)  # pct change >= this: rising
+    velocity_falling_pct: float = Field(default=-30.0, lt=0)  # pct change <= this: falling
+    velocity_min_events: int = Field(default=3, ge=0)  # fewer in both windows: stable
+    # interest = weights . (store_visit, page_view, search, click, purchase) counts
+    velocity_interest_weights: list[float] = [5.0, 1.0, 2.0, 1.0, 5.0]
+    velocity_sweep_interval_s: float = Field(default=300.0, gt=0)  # all customers re-judged
+    affinity_category_half_life_days: float = Field(default=30.0, gt=0)
+    affinity_channel_half_life_days: float = Field(default=30.0, gt=0)
+    # page_view URLs matching any of these (regex, case-insensitive) are "sensitive" (churn)
+    profile_sensitive_url_patterns: list[str] = list(DEFAULT_SENSITIVE_URL_PATTERNS)
+    profile_base_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    profile_fx_rates: dict[str, float] = {}  # {"USD": 0.92}: 1 USD = 0.92 base currency
+    rfm_refresh_interval_s: float = Field(default=300.0, gt=0)  # the quintiles' base
+    # home/work: night and working-day hours (local time), H3 resolution, evidence needed
+    places_timezone: str = "Europe/Paris"
+    places_h3_resolution: int = Field(default=9, ge=5, le=12)
+    places_night_hours: tuple[int, int] = (21, 6)  # [start, end) local hours, any day
+    places_work_hours: tuple[int, int] = (9, 17)  # [start, end) local hours, Monday-Friday
+    places_min_days: int = Field(default=3, ge=1)  # full confidence from this many days
+    places_half_life_days: float = Field(default=30.0, gt=0)
+    places_refresh_interval_s: float = Field(default=600.0, gt=0)  # reads raw_fixes
+
+    def profile_config(self) -> ProfileConfig:
+        return ProfileConfig(
+            window_days=self.velocity_window_days,
+            rising_pct=self.velocity_rising_pct,
+            falling_pct=self.velocity_falling_pct,
+            min_events=self.velocity_min_events,
+            interest_weights=tuple(self.velocity_interest_weights),
+            category_half_life_days=self.affinity_category_half_life_days,
+            channel_half_life_days=self.affinity_channel_half_life_days,
+            sensitive_url_patterns=tuple(self.profile_sensitive_url_patterns),
+            base_currency=self.profile_base_currency,
+            fx_rates=dict(self.profile_fx_rates),
+        )
+
+    def places_config(self) -> PlacesConfig:
+        return PlacesConfig(
+            resolution=self.places_h3_resolution,
+            timezone=self.places_timezone,
+            night_start_hour=self.places_night_hours[0],
+            night_end_hour=self.places_night_hours[1],
+            work_start_hour=self.places_work_hours[0],
+            work_end_hour=self.places_work_hours[1],
+            min_days=self.places_min_days,
+            half_life_days=self.places_half_life_days,
+        )
 
     def presence_config(self) -> PresenceConfig:
         return PresenceConfig(

@@ -13,6 +13,8 @@ from adapters.api.limits import BodySizeLimit
 from adapters.api.routes import (
     beacons,
     clients,
+    customers,
+    events,
     geofences,
     health,
     identities,
@@ -59,6 +61,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         )
     app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
     errors.install(app)
-    for module in (health, keys, geofences, pings, presence, identities, clients, beacons, nfc):
+    for module in (
+        health,
+        keys,
+        geofences,
+        pings,
+        presence,
+        identities,
+        clients,
+        beacons,
+        nfc,
+        events,
+        customers,
+    ):
         app.include_router(module.router)
     return app

@@ -1,0 +1,437 @@
+"""The profile service: the in-memory profile state (geo_engine/profile), loaded from PostgreSQL
+at start, fed by behavioural events and presence, written through.
+
+Every change is planned on the pure state, stored in one transaction, and applied to memory
+only once PostgreSQL committed (the presence hook is the exception: it runs inside the presence
+transaction and applies at its end, so a commit failing after it leaves a visit counted in
+memory until the next start). One lock serialises the writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import numpy as np
+
+from adapters.db import profiles as db
+from adapters.ingest.event_codec import EventRow, categories_of, url_of
+from adapters.ingest.runtime import PresenceRuntime
+from geo_engine.models import EventType as PresenceType
+from geo_engine.models import PresenceEvent
+from geo_engine.profile.affinity import Decay, category_weight
+from geo_engine.profile.attributes import (
+    Attributes,
+    Consent,
+    ConsentPurpose,
+    merge_consents,
+    refuses,
+)
+from geo_engine.profile.config import DAY_S, ProfileConfig
+from geo_engine.profile.events import BehaviouralEvent, Channel, EventType, kpis_of
+from geo_engine.profile.places import (
+    HOME,
+    WORK,
+    CellEvidence,
+    PlacesConfig,
+    choose,
+    merge,
+    observe,
+)
+from geo_engine.profile.profile import CustomerProfile, build_profile
+from geo_engine.profile.rfm import RfmFigures
+from geo_engine.profile.state import Crossing, Plan, ProfileState
+from geofences.model import FenceKind
+
+log = logging.getLogger(__name__)
+
+# Called inside the transaction that stores velocity crossings: the decision module writes its
+# decisions and outbox rows in the same commit (as presence hooks do).
+SignalHook = Callable[[asyncpg.Connection, list[Crossing]], Awaitable[None]]
+# fixed reference of the place evidence's decay (2025-01-01): float64 holds 2^((t - ref)/h)
+# for ~80 years at a 30-day half-life
+PLACES_REF = 1_735_689_600.0
+PLACES_LAG = timedelta(seconds=10)  # a fix committed by a slow transaction is not skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    index: int
+    field: str
+    reason: str
+    status: int = 422
+
+
+@dataclass
+class EventsResult:
+    accepted: int = 0
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    dropped: list[tuple[int, str]] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    signals: list[Crossing] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    row: EventRow
+    customer_id: str
+
+
+class ProfileService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        cfg: ProfileConfig,
+        places: PlacesConfig,
+        runtime: PresenceRuntime,
+        *,
+        sweep_interval_s: float = 300.0,
+        rfm_refresh_s: float = 300.0,
+        places_refresh_s: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pool = pool
+        self.cfg = cfg
+        self.places_cfg = places
+        self.runtime = runtime
+        self.clock = clock
+        self.state = ProfileState(cfg, ref=clock())
+        self.lock = asyncio.Lock()
+        self.signal_hooks: list[SignalHook] = []
+        self.sweep_interval_s = sweep_interval_s
+        self.rfm_refresh_s = rfm_refresh_s
+        self.places_refresh_s = places_refresh_s
+
+    # --- start ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        now = self.clock()
+        st = self.state
+        horizon = 10 * max(self.cfg.category_half_life_days, self.cfg.channel_half_life_days)
+        async with self.pool.acquire() as conn:
+            data = await db.load(
+                conn,
+                counts_since=now - self.cfg.ring_days * DAY_S,
+                affinity_since=now - horizon * DAY_S,
+                ref=st.channel_decay.ref,
+                channel_half_life_s=st.channel_decay.half_life_s,
+                category_half_life_s=st.category_decay.half_life_s,
+            )
+        assert st.channel_decay.ref == st.category_decay.ref
+        st.load_counts(data.counts, now)
+        st.load_trends(data.trends)
+        st.load_affinity(data.channels, data.categories)
+        for cid, fig in data.rfm.items():
+            st.set_rfm(cid, fig)
+        st.refresh_scores(now)
+        for cid, attrs in data.attributes.items():
+            st.set_attributes(cid, attrs)
+        for cid, consents in data.consents.items():
+            st.set_consents(cid, consents)
+        self._set_places(data.place_cells, {k[0] for k in data.place_cells})
+        log.info("profiles loaded: %d customers, %d buyers", len(st), st.scorer.size)
+
+    # --- reading ----------------------------------------------------------------------------
+    def profile(self, customer_id: str, now: float | None = None) -> CustomerProfile | None:
+        """From memory: no database round trip (the decision path's read)."""
+        return build_profile(self.state, customer_id, self.clock() if now is None else now)
+
+    # --- behavioural events -----------------------------------------------------------------
+    async def ingest(self, rows: Sequence[Resolved]) -> EventsResult:
+        out = EventsResult()
+        keep: list[Resolved] = []
+        seen: set[str] = set()
+        for r in rows:
+            eid = r.row.event.event_id
+            if r.customer_id in self.state.objecting:
+                out.dropped.append((r.row.index, "objection: the customer objected to profiling"))
+            elif eid is not None and eid in seen:
+                out.duplicates.append((r.row.index, "event_id repeated in this batch"))
+            else:
+                if eid is not None:
+                    seen.add(eid)
+                keep.append(r)
+        if not keep:
+            return out
+        async with self.lock, self.pool.acquire() as conn:
+            now = self.clock()
+            async with conn.transaction():
+                stored = await self._store(conn, keep, out)
+                plan = self.state.plan([e for _, e in stored], now)
+                kinds = (EventType.PURCHASE, EventType.PURCHASE_CANCEL)
+                buyers = sorted({r.customer_id for r, _ in stored if r.row.type in kinds})
+                rfm = await db.rfm_of(conn, buyers)
+                await self._write_trends(conn, plan)
+            self._apply(plan, rfm)
+            self.refresh_scores(now)
+        out.accepted = len(stored)
+        out.signals = [] if plan.trends is None else plan.trends.crossings
+        out.duplicates.sort()
+        return out
+
+    async def _store(
+        self, conn: asyncpg.Connection, rows: list[Resolved], out: EventsResult
+    ) -> list[tuple[Resolved, BehaviouralEvent]]:
+        cfg = self.cfg
+        purchases = [r for r in rows if r.row.type is EventType.PURCHASE]
+        orders: dict[tuple[str, str], db.OrderRecord] = {}
+        for r in purchases:
+            p = r.row.props
+            key = (r.customer_id, p.order_id)
+            if key in orders:
+                continue
+            base = cfg.to_base(p.amount, p.currency)
+            orders[key] = db.OrderRecord(
+                r.customer_id, p.order_id, r.row.ts, p.amount, p.currency, base
+            )
+        new_orders = await db.insert_orders(conn, list(orders.values()))
+        cancel_at: dict[tuple[str, str], float] = {}
+        for r in rows:
+            if r.row.type is EventType.PURCHASE_CANCEL:
+                cancel_at.setdefault((r.customer_id, r.row.props.order_id), r.row.ts)
+        cancelled, before = await db.cancel_orders(
+            conn, [(c, o, t) for (c, o), t in cancel_at.items()]
+        )
+        ok: list[Resolved] = []
+        used: set[tuple[str, str, str]] = set()
+        for r in rows:
+            if r.row.type in (EventType.PURCHASE, EventType.PURCHASE_CANCEL):
+                key = (r.customer_id, r.row.props.order_id)
+                tag = (str(r.row.type), *key)
+                if r.row.type is EventType.PURCHASE and (key not in new_orders or tag in used):
+                    out.duplicates.append((r.row.index, "order already recorded"))
+                    continue
+                if r.row.type is EventType.PURCHASE_CANCEL:
+                    if key in before or tag in used:
+                        out.duplicates.append((r.row.index, "order already cancelled"))
+                        continue
+                    if key not in cancelled:
+                        reason = "no purchase with this order id for this customer"
+                        out.rejected.append(
+                            Rejected(r.row.index, "properties.order_id", reason, 404)
+                        )
+                        continue
+                used.add(tag)
+            ok.append(r)
+        events = [self._event(r) for r in ok]
+        records = [self._record(r, e) for r, e in zip(ok, events, strict=True)]
+        inserted = await db.insert_events(conn, records)
+        new_ids = {eid for _, eid, _ in inserted if eid is not None}
+        stored: list[tuple[Resolved, BehaviouralEvent]] = []
+        undo_orders: list[tuple[str, str]] = []
+        undo_cancels: list[tuple[str, str]] = []
+        for r, e in zip(ok, events, strict=True):
+            eid = r.row.event.event_id
+            if eid is not None and eid not in new_ids:
+                out.duplicates.append((r.row.index, "event_id already recorded"))
+                if r.row.type is EventType.PURCHASE:
+                    undo_orders.append((r.customer_id, r.row.props.order_id))
+                elif r.row.type is EventType.PURCHASE_CANCEL:
+                    undo_cancels.append((r.customer_id, r.row.props.order_id))
+                continue
+            stored.append((r, e))
+        if undo_orders:  # an event id reused for another order: that order is not recorded
+            await db.delete_orders(conn, undo_orders)
+        if undo_cancels:
+            await db.uncancel_orders(conn, undo_cancels)
+        return stored
+
+    def _event(self, r: Resolved) -> BehaviouralEvent:
+        return BehaviouralEvent(
+            r.customer_id, r.row.type, r.row.ts, r.row.channel, categories_of(r.row), url_of(r.row)
+        )
+
+    def _record(self, r: Resolved, e: BehaviouralEvent) -> db.EventRecord:
+        cats: dict[str, float] | None = None
+        if e.categories:
+            cats = {}
+            for c, mult in e.categories:
+                cats[c] = cats.get(c, 0.0) + category_weight(e) * mult
+        return db.EventRecord(
+            customer_id=r.customer_id,
+            type=str(e.type),
+            channel=str(e.channel),
+            ts=e.ts,
+            properties=r.row.raw_properties.decode(),
+            kpis=[int(k) for k in kpis_of(e, self.state.sensitive)],
+            categories=cats,
+            event_id=r.row.event.event_id,
+        )
+
+    async def _write_trends(self, conn: asyncpg.Connection, plan: Plan) -> None:
+        t = plan.trends
+        if t is None:
+            return
+        await db.upsert_trends(conn, t.rows(self.state.ids))
+        await db.insert_signals(conn, t.crossings)
+        if t.crossings:
+            for hook in self.signal_hooks:
+                await hook(conn, t.crossings)
+
+    def _apply(self, plan: Plan, rfm: dict[str, RfmFigures | None]) -> None:
+        self.state.apply(plan)
+        for cid, fig in rfm.items():
+            self.state.set_rfm(cid, fig)
+
+    # --- presence: store and competitor visits ----------------------------------------------
+    async def presence_hook(
+        self, conn: asyncpg.Connection, stored: list[tuple[int, PresenceEvent]]
+    ) -> None:
+        """A dwell in a store fence is a `store_visit`, in a competitor's a `competitor_visit`
+        (cross-shopping, seed 000). The dwell, not the enter: an enter alone may be someone
+        walking past; presence fires one dwell per visit, and the presence event id is unique
+        in behaviour_events, so a visit is never counted twice."""
+        index = self.runtime.index
+        events: list[tuple[int, BehaviouralEvent]] = []
+        for pid, ev in stored:
+            if ev.type is not PresenceType.DWELL or ev.customer_id in self.state.objecting:
+                continue
+            pos = index.position(ev.geofence_id)
+            if pos is None:
+                continue
+            kind = index.fences[pos].kind
+            if kind is FenceKind.STORE:
+                t = EventType.STORE_VISIT
+            elif kind is FenceKind.COMPETITOR:
+                t = EventType.COMPETITOR_VISIT
+            else:
+                continue
+            events.append((pid, BehaviouralEvent(ev.customer_id, t, ev.ts, Channel.STORE)))
+        if not events:
+            return
+        async with self.lock:
+            by_id = {pid: ev for pid, ev in stored}
+            records = [
+                db.EventRecord(
+                    customer_id=e.customer_id,
+                    type=str(e.type),
+                    channel=str(e.channel),
+                    ts=e.ts,
+                    properties=json.dumps({"geofence_id": by_id[pid].geofence_id}),
+                    kpis=[int(k) for k in kpis_of(e, self.state.sensitive)],
+                    categories=None,
+                    presence_event_id=pid,
+                )
+                for pid, e in events
+            ]
+            inserted = {p for _, _, p in await db.insert_events(conn, records)}
+            new = [e for pid, e in events if pid in inserted]
+            plan = self.state.plan(new, self.clock())
+            await self._write_trends(conn, plan)
+            self.state.apply(plan)
+
+    # --- declared attributes and consents -------------------------------------------------
+    async def put_customer(
+        self,
+        customer_id: str,
+        attrs: Attributes,
+        consents: dict[ConsentPurpose, Consent],
+    ) -> tuple[Attributes, dict[ConsentPurpose, Consent]]:
+        async with self.lock, self.pool.acquire() as conn:
+            async with conn.transaction():
+                at = await db.put_attributes(conn, customer_id, attrs)
+                await db.put_consents(conn, customer_id, consents)
+            stored = replace(attrs, updated_at=at)
+            merged = merge_consents(self.state.consents.get(customer_id, {}), consents)
+            self.state.set_attributes(customer_id, stored)
+            self.state.set_consents(customer_id, merged)
+        return stored, merged
+
+    # --- background: velocity sweep, RFM base, places ---------------------------------------
+    async def sweep(self, now: float | None = None) -> list[Crossing]:
+        """Every customer's velocity now: crossings caused by time passing alone."""
+        async with self.lock:
+            clock = self.clock() if now is None else now
+            update = await asyncio.to_thread(self.state.sweep, clock)
+            if update.slots.size:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self._write_trends(conn, Plan.of_trends(update))
+                self.state.apply_trends(update)
+        return update.crossings
+
+    def refresh_scores(self, now: float | None = None, *, force: bool = False) -> bool:
+        """Re-take the RFM base when due: every rfm_refresh_s, or sooner once 5 % of the
+        buyers changed."""
+        st = self.state
+        clock = self.clock() if now is None else now
+        last = st.scorer.refreshed_at
+        due = last is None or clock - last >= self.rfm_refresh_s
+        many = st.scorer.changes > 0.05 * max(st.scorer.size, 20)
+        if force or (st.scorer.changes and (due or many)):
+            st.refresh_scores(clock)
+            return True
+        return False
+
+    async def refresh_places(self, now: float | None = None) -> int:
+        """Fold the raw fixes received since the last run into home/work evidence. Returns how
+        many customers' places were recomputed."""
+        cfg = self.places_cfg
+        async with self.pool.acquire() as conn, conn.transaction():
+            until = datetime.fromtimestamp(self.clock() if now is None else now, UTC) - PLACES_LAG
+            after = await db.get_cursor(conn, "places") or datetime.fromtimestamp(0, UTC)
+            fixes = await db.fixes_between(conn, after, until)
+            await db.set_cursor(conn, "places", until)
+            if not fixes:
+                return 0
+            refused = self.state.objecting | {
+                c
+                for c, cons in self.state.consents.items()
+                if refuses(cons, ConsentPurpose.LOCATION)
+            }
+            fixes = [f for f in fixes if f["customer_id"] not in refused]
+            cids = [f["customer_id"] for f in fixes]
+            col = np.asarray
+            obs = observe(
+                col([f["ts"] for f in fixes], np.float64),
+                col([f["lat"] for f in fixes], np.float64),
+                col([f["lon"] for f in fixes], np.float64),
+                col([np.nan if f["accuracy_m"] is None else f["accuracy_m"] for f in fixes]),
+                cfg,
+            )
+            rows = [
+                (cids[i], int(k), int(c), int(h), int(d))
+                for i, k, c, h, d in zip(
+                    obs.index.tolist(), obs.kind, obs.cell, obs.hour, obs.day, strict=True
+                )
+            ]
+            customers = sorted({r[0] for r in rows})
+            evidence = await db.place_cells(conn, customers)
+            changed = merge(evidence, rows, Decay(cfg.half_life_days, PLACES_REF))
+            await db.upsert_place_cells(conn, {k: evidence[k] for k in changed})
+        self._set_places(evidence, set(customers))
+        return len(customers)
+
+    def _set_places(
+        self, evidence: dict[tuple[str, int, int], CellEvidence], customers: set[str]
+    ) -> None:
+        grouped: dict[tuple[str, int], dict[int, CellEvidence]] = {}
+        for (cid, kind, cell), ev in evidence.items():
+            grouped.setdefault((cid, kind), {})[cell] = ev
+        for cid in customers:
+            places = [
+                choose(grouped.get((cid, kind), {}), kind, self.places_cfg.min_days)
+                for kind in (HOME, WORK)
+            ]
+            self.state.set_places(cid, tuple(p for p in places if p is not None))
+
+    async def run_forever(self, tick_s: float = 30.0) -> None:
+        next_sweep = next_places = self.clock()
+        while True:
+            await asyncio.sleep(tick_s)
+            now = self.clock()
+            try:
+                self.refresh_scores(now)
+                self.state.rebase(now)
+                if now >= next_sweep:
+                    next_sweep = now + self.sweep_interval_s
+                    await self.sweep(now)
+                if now >= next_places:
+                    next_places = now + self.places_refresh_s
+                    await self.refresh_places(now)
+            except Exception:  # retried next tick; never kill the loop
+                log.exception("profile background work failed")

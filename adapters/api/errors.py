@@ -59,11 +59,17 @@ def install(app: FastAPI) -> None:
         return JSONResponse(_body(exc.detail, exc.errors), exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
+        ctype = request.headers.get("content-type", "")
         for e in exc.errors():
             loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
-            errors.append(FieldError(field=".".join(loc) or "body", reason=str(e.get("msg"))))
+            reason = str(e.get("msg"))
+            if not loc and e.get("loc", ())[:1] == ("body",) and "json" not in ctype:
+                # curl -d sends a form by default: say what is expected, not pydantic's words
+                got = ctype or "none"
+                reason = f"expected a JSON body with Content-Type: application/json (got {got!r})"
+            errors.append(FieldError(field=".".join(loc) or "body", reason=reason))
         detail = "; ".join(f"{e.field}: {e.reason}" for e in errors[:5])
         return JSONResponse(_body(detail, errors), 422)
 

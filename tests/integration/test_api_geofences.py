@@ -99,3 +99,13 @@ async def test_index_is_swapped_when_fences_change(client: httpx.AsyncClient) ->
     await client.delete("/v1/geofences/late-fence")
     presence = (await client.get("/v1/customers/gus/presence")).json()
     assert presence["inside"] == []
+
+
+async def test_a_form_body_is_told_to_send_json(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/v1/geofences",
+        content=b"type=Feature",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 422
+    assert "Content-Type: application/json" in r.json()["errors"][0]["reason"]

@@ -58,6 +58,8 @@ async def test_bad_attributes_name_the_field(client: httpx.AsyncClient) -> None:
         ({"home_postcode": "7501"}, "home_postcode"),
         ({"home_postcode": "00100"}, "home_postcode"),
         ({"csp": "9"}, "csp"),
+        ({"csp": 9}, "csp"),
+        ({"csp": True}, "csp"),
         ({"age_band": "30-40"}, "age_band"),
         ({"household_size": 0}, "household_size"),
         ({"consents": {"fax": {"status": "granted", "at": "2026-01-01T00:00:00Z",
@@ -177,3 +179,9 @@ async def test_rfm_through_the_api_matches_lifetimes(
         assert got.rfm.average == pytest.approx(ref.loc[f"r{c}", "monetary_value"])
         lt = ref.loc[f"r{c}"]
         assert got.rfm.recency_days(now) == pytest.approx((lt["T"] - lt["recency"]) / DAY)
+
+
+async def test_csp_accepts_the_code_as_a_number(client: httpx.AsyncClient) -> None:
+    assert (await client.put("/v1/customers/n", json={"csp": 3})).status_code == 200
+    p = (await client.get("/v1/customers/n/profile")).json()
+    assert p["attributes"]["csp"]["code"] == "3"

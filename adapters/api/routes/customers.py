@@ -64,6 +64,12 @@ class CustomerIn(BaseModel):
     home_postcode: str | None = Field(None, description="French postcode, 5 digits")
     consents: dict[ConsentPurpose, ConsentIn] = Field(default_factory=dict)
 
+    @field_validator("csp", mode="before")
+    @classmethod
+    def _csp_as_text(cls, v: object) -> object:
+        # INSEE codes are digits: accept 3 as well as "3"
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
     @field_validator("home_postcode")
     @classmethod
     def _postcode(cls, v: str | None) -> str | None:

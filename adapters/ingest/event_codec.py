@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from adapters.ingest.ping_codec import BatchError, RowError, _split, parse_ts
+from adapters.ingest.ping_codec import BatchError, RowError, parse_ts, split_error
 from geo_engine.profile.currencies import currency_problem
 from geo_engine.profile.events import POSTED_TYPES, PRESENCE_TYPES, Channel, EventType
 
@@ -177,7 +177,7 @@ def decode_row(
     try:
         e = _row.decode(raw)
     except msgspec.ValidationError as exc:
-        field, reason = _split(str(exc))
+        field, reason = split_error(str(exc))
         return RowError(i, field or "row", reason)
     except msgspec.DecodeError as exc:
         return RowError(i, "row", str(exc))
@@ -207,7 +207,7 @@ def decode_row(
     try:
         props, data = _props(t, e.properties)
     except msgspec.ValidationError as exc:
-        field, reason = _split(str(exc))
+        field, reason = split_error(str(exc))
         return RowError(i, f"properties.{field}" if field else "properties", reason)
     except msgspec.DecodeError as exc:
         return RowError(i, "properties", str(exc))
@@ -223,7 +223,7 @@ def decode_events(
     try:
         env = _envelope.decode(body)
     except msgspec.ValidationError as exc:
-        field, reason = _split(str(exc))
+        field, reason = split_error(str(exc))
         raise BatchError(422, field or "events", reason) from None
     except msgspec.DecodeError as exc:
         raise BatchError(400, "body", f"malformed JSON: {exc}") from None

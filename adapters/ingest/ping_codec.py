@@ -72,7 +72,7 @@ class DecodedPings:
     errors: list[RowError]
 
 
-def _split(message: str) -> tuple[str, str]:
+def split_error(message: str) -> tuple[str, str]:
     """msgspec's message -> (field path, reason)."""
     m = _PATH.search(message)
     path, reason = (m.group(1) or "", message[: m.start()]) if m else ("", message)
@@ -106,7 +106,7 @@ def decode_pings(
     try:
         env = _envelope.decode(body)
     except msgspec.ValidationError as exc:
-        field, reason = _split(str(exc))
+        field, reason = split_error(str(exc))
         raise BatchError(422, field or "pings", reason) from None
     except msgspec.DecodeError as exc:
         raise BatchError(400, "body", f"malformed JSON: {exc}") from None
@@ -122,7 +122,7 @@ def decode_pings(
         try:
             p = _row.decode(raw)
         except msgspec.ValidationError as exc:
-            field, reason = _split(str(exc))
+            field, reason = split_error(str(exc))
             errors.append(RowError(i, field or "row", reason))
             continue
         except msgspec.DecodeError as exc:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import msgspec
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
@@ -25,11 +22,10 @@ from adapters.db.beacons import (
     PgBeaconRepository,
     canonical_hex,
     canonical_uuid,
-    eddystone_identity,
-    ibeacon_identity,
 )
-from adapters.ingest.ping_codec import RowError, parse_ts
-from adapters.ingest.proximity import SIGHTINGS, Sighting, ingest_sightings
+from adapters.ingest.ping_codec import BatchError
+from adapters.ingest.proximity import SIGHTINGS, ingest_sightings
+from adapters.ingest.sighting_codec import decode_sightings
 from geo_engine.models import PresenceEvent
 from geofences.model import FenceKind
 
@@ -218,28 +214,6 @@ async def delete_beacon(beacon_id: str, svc: Svc, p: Manager) -> Response:
 
 # -- sightings ------------------------------------------------------------------------------------
 
-Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-Short = Annotated[str, msgspec.Meta(max_length=64)]
-U16 = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-
-
-class SightingIn(msgspec.Struct):
-    rssi: Annotated[float, msgspec.Meta(ge=-120.0, le=0.0)]
-    ts: float | str
-    device_id: Ident | None = None
-    customer_id: Ident | None = None
-    uuid: Short | None = None
-    major: U16 | None = None
-    minor: U16 | None = None
-    namespace: Short | None = None
-    instance: Short | None = None
-    # as the frame advertises it: iBeacon measured power (1 m), Eddystone Tx power (0 m)
-    tx_power: Annotated[int, msgspec.Meta(ge=-127, le=20)] | None = None
-
-
-class _Envelope(msgspec.Struct):
-    sightings: list[msgspec.Raw]
-
 
 class SightingDoc(BaseModel):
     device_id: str | None = Field(None, description="Resolved to its linked customer, if any")
@@ -278,101 +252,6 @@ class SightingBatchResult(BaseModel):
     events: list[PresenceEventOut]
 
 
-_envelope = msgspec.json.Decoder(_Envelope)
-_row = msgspec.json.Decoder(SightingIn)
-_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
-_MISSING = re.compile(r"missing required field `([^`]+)`")
-
-
-def _split(message: str) -> tuple[str, str]:
-    """msgspec's message -> (field path, reason)."""
-    m = _PATH.search(message)
-    path, reason = (m.group(1) or "", message[: m.start()]) if m else ("", message)
-    missing = _MISSING.search(reason)
-    if missing:
-        path, reason = missing.group(1), "required field is missing"
-    return path, reason
-
-
-class _Bad(Exception):
-    """One row is rejected: which field, why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field, self.reason = field, reason
-
-
-def _identity(s: SightingIn) -> tuple[str, str]:
-    """(canonical identity, kind); _Bad when incomplete or malformed."""
-    if s.uuid is not None or s.major is not None or s.minor is not None:
-        if s.namespace is not None or s.instance is not None:
-            raise _Bad("uuid", "either uuid, major, minor or namespace, instance")
-        for name in ("uuid", "major", "minor"):
-            if getattr(s, name) is None:
-                raise _Bad(name, "required for an iBeacon sighting")
-        assert s.uuid is not None and s.major is not None and s.minor is not None
-        try:
-            return ibeacon_identity(canonical_uuid(s.uuid), s.major, s.minor), IBEACON
-        except ValueError as exc:
-            raise _Bad("uuid", str(exc)) from None
-    if s.namespace is None or s.instance is None:
-        raise _Bad("uuid", "a beacon identity is required: uuid+major+minor or namespace+instance")
-    try:
-        ns = canonical_hex(s.namespace, 10)
-    except ValueError as exc:
-        raise _Bad("namespace", str(exc)) from None
-    try:
-        return eddystone_identity(ns, canonical_hex(s.instance, 6)), EDDYSTONE_UID
-    except ValueError as exc:
-        raise _Bad("instance", str(exc)) from None
-
-
-def decode_sightings(body: bytes, svc: Svc) -> tuple[list[Sighting], list[RowError]]:
-    s = svc.settings
-    try:
-        env = _envelope.decode(body)
-    except msgspec.ValidationError as exc:
-        field, reason = _split(str(exc))
-        raise field_error(422, field or "sightings", reason) from None
-    except msgspec.DecodeError as exc:
-        raise field_error(400, "body", f"malformed JSON: {exc}") from None
-    if len(env.sightings) > s.max_batch_size:
-        reason = f"batch of {len(env.sightings)} exceeds the limit of {s.max_batch_size} rows"
-        raise field_error(413, "sightings", reason)
-    now = time.time()
-    rows: list[Sighting] = []
-    errors: list[RowError] = []
-    for i, raw in enumerate(env.sightings):
-        try:
-            row = _row.decode(raw)
-            if row.customer_id is None and row.device_id is None:
-                raise _Bad("device_id", "one of device_id or customer_id is required")
-            identity, kind = _identity(row)
-            if kind == IBEACON and row.tx_power is not None and row.tx_power >= 0:
-                raise _Bad("tx_power", "an iBeacon's 1 m power must be negative")
-            try:
-                ts = parse_ts(row.ts)
-            except ValueError as exc:
-                raise _Bad("ts", str(exc)) from None
-            if ts > now + s.max_future_skew_s:
-                raise _Bad("ts", f"more than {s.max_future_skew_s:.0f} s in the future")
-            if ts < now - s.max_past_age_s:
-                raise _Bad("ts", f"older than the {s.max_past_age_s:.0f} s accepted")
-        except msgspec.ValidationError as exc:
-            field, reason = _split(str(exc))
-            errors.append(RowError(i, field or "row", reason))
-            continue
-        except msgspec.DecodeError as exc:
-            errors.append(RowError(i, "row", str(exc)))
-            continue
-        except _Bad as exc:
-            errors.append(RowError(i, exc.field, exc.reason))
-            continue
-        cid = row.customer_id or svc.runtime.customer_for(row.device_id or "")
-        rows.append(Sighting(i, cid, identity, row.rssi, ts, row.tx_power))
-    return rows, errors
-
-
 @router.post(
     "/beacon-sightings",
     summary="Ingest a batch of BLE beacon sightings",
@@ -380,7 +259,17 @@ def decode_sightings(body: bytes, svc: Svc) -> tuple[list[Sighting], list[RowErr
     openapi_extra=json_body(SightingBatchDoc),
 )
 async def post_sightings(request: Request, svc: Svc, _: Ingest) -> SightingBatchResult:
-    rows, errors = decode_sightings(await request.body(), svc)
+    st = svc.settings
+    try:
+        rows, errors = decode_sightings(
+            await request.body(),
+            max_batch=st.max_batch_size,
+            max_future_s=st.max_future_skew_s,
+            max_age_s=st.max_past_age_s,
+            customer_for=svc.runtime.customer_for,
+        )
+    except BatchError as exc:
+        raise field_error(exc.status, exc.field, exc.reason) from None
     SIGHTINGS.labels("rejected").inc(len(errors))
     outcome = await ingest_sightings(svc, rows) if rows else None
     return SightingBatchResult(

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from adapters.ingest.ping_codec import BatchError, RowError, parse_ts, split_error
+from adapters.ingest.ping_codec import RowError, batch_rows, parse_ts, split_error
 from geo_engine.profile.currencies import currency_problem
 from geo_engine.profile.events import POSTED_TYPES, PRESENCE_TYPES, Channel, EventType
 
@@ -220,16 +220,7 @@ def decode_row(
 def decode_events(
     body: bytes, *, max_batch: int, now: float, max_future_s: float, max_age_s: float
 ) -> DecodedEvents:
-    try:
-        env = _envelope.decode(body)
-    except msgspec.ValidationError as exc:
-        field, reason = split_error(str(exc))
-        raise BatchError(422, field or "events", reason) from None
-    except msgspec.DecodeError as exc:
-        raise BatchError(400, "body", f"malformed JSON: {exc}") from None
-    raws = env.events
-    if len(raws) > max_batch:
-        raise BatchError(413, "events", f"batch of {len(raws)} exceeds the limit of {max_batch}")
+    raws = batch_rows(_envelope, body, "events", max_batch)
     rows: list[EventRow] = []
     errors: list[RowError] = []
     for i, raw in enumerate(raws):

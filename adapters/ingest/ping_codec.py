@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -100,25 +100,33 @@ def parse_ts(value: float | str) -> float:
     return float(value)
 
 
+def batch_rows(
+    decoder: msgspec.json.Decoder[Any], body: bytes, field: str, max_batch: int
+) -> list[msgspec.Raw]:
+    """The raw rows of a `{field: [...]}` envelope: one pass, rows decoded later one by one so
+    a bad row is reported alone. Whole-request problems raise BatchError (400, 422, 413)."""
+    try:
+        env = decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        path, reason = split_error(str(exc))
+        raise BatchError(422, path or field, reason) from None
+    except msgspec.DecodeError as exc:
+        raise BatchError(400, "body", f"malformed JSON: {exc}") from None
+    rows: list[msgspec.Raw] = getattr(env, field)
+    if len(rows) > max_batch:
+        raise BatchError(413, field, f"batch of {len(rows)} exceeds the limit of {max_batch} rows")
+    return rows
+
+
 def decode_pings(
     body: bytes, *, max_batch: int, now: float, max_future_s: float, max_age_s: float
 ) -> DecodedPings:
-    try:
-        env = _envelope.decode(body)
-    except msgspec.ValidationError as exc:
-        field, reason = split_error(str(exc))
-        raise BatchError(422, field or "pings", reason) from None
-    except msgspec.DecodeError as exc:
-        raise BatchError(400, "body", f"malformed JSON: {exc}") from None
-    if len(env.pings) > max_batch:
-        raise BatchError(
-            413, "pings", f"batch of {len(env.pings)} exceeds the limit of {max_batch} rows"
-        )
+    raws = batch_rows(_envelope, body, "pings", max_batch)
     rows: list[PingIn] = []
     index: list[int] = []
     times: list[float] = []
     errors: list[RowError] = []
-    for i, raw in enumerate(env.pings):
+    for i, raw in enumerate(raws):
         try:
             p = _row.decode(raw)
         except msgspec.ValidationError as exc:

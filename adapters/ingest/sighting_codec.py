@@ -16,7 +16,7 @@ from adapters.db.beacons import (
     eddystone_identity,
     ibeacon_identity,
 )
-from adapters.ingest.ping_codec import BatchError, Ident, RowError, parse_ts, split_error
+from adapters.ingest.ping_codec import Ident, RowError, batch_rows, parse_ts, split_error
 from adapters.ingest.proximity import Sighting
 
 Short = Annotated[str, msgspec.Meta(max_length=64)]
@@ -87,20 +87,11 @@ def decode_sightings(
     customer_for: Callable[[str], str],
 ) -> tuple[list[Sighting], list[RowError]]:
     """Good rows as sightings (customer resolved), bad rows with field and reason."""
-    try:
-        env = _envelope.decode(body)
-    except msgspec.ValidationError as exc:
-        field, reason = split_error(str(exc))
-        raise BatchError(422, field or "sightings", reason) from None
-    except msgspec.DecodeError as exc:
-        raise BatchError(400, "body", f"malformed JSON: {exc}") from None
-    if len(env.sightings) > max_batch:
-        reason = f"batch of {len(env.sightings)} exceeds the limit of {max_batch} rows"
-        raise BatchError(413, "sightings", reason)
+    raws = batch_rows(_envelope, body, "sightings", max_batch)
     now = time.time()
     rows: list[Sighting] = []
     errors: list[RowError] = []
-    for i, raw in enumerate(env.sightings):
+    for i, raw in enumerate(raws):
         try:
             row = _row.decode(raw)
             if row.customer_id is None and row.device_id is None:

@@ -87,6 +87,56 @@ def migrate() -> None:
     asyncio.run(main())
 
 
+@app.command()
+def purge(
+    batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Rows per DELETE (default GEO_ENGINE_PURGE_BATCH_ROWS)"),
+    ] = None,
+) -> None:
+    """Delete what is past its retention (raw fixes, then derived data); print rows/s."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from adapters.db.connect import create_pool, resolve_url
+    from adapters.db.migrate import migrate as run
+    from adapters.privacy.retention import Retention
+    from adapters.privacy.retention import purge as run_purge
+
+    async def main() -> None:
+        s = Settings()
+        if batch is not None:
+            s = s.model_copy(update={"purge_batch_rows": batch})
+        retention = Retention.from_settings(s)
+        pool = await create_pool(resolve_url(s.database_url, s.data_dir), 1, 2)
+        try:
+            await run(pool)
+            with Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), console=console
+            ) as bar:
+                task = bar.add_task("purging", total=None)
+                counts: dict[str, int] = {}
+
+                def step(table: str, n: int) -> None:
+                    counts[table] = counts.get(table, 0) + n
+                    bar.update(task, description=f"{table}: {counts[table]:,} rows deleted")
+
+                started = time.perf_counter()
+                done = await run_purge(pool, retention, on_batch=step)
+                elapsed = time.perf_counter() - started
+        finally:
+            await pool.close()
+        total = sum(done.values())
+        for table, n in done.items():
+            if n:
+                console.print(f"{table}: {n:,} rows")
+        rate = total / elapsed if elapsed > 0 else 0.0
+        console.print(f"purged {total:,} rows in {elapsed:.2f} s ({rate:,.0f} rows/s)")
+
+    asyncio.run(main())
+
+
 @app.command("create-key")
 def create_key(
     role: Annotated[str, typer.Option(help="admin, ingest, staff or gateway")],

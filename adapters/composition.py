@@ -11,13 +11,17 @@ import asyncpg
 
 from adapters.api.limits import RateLimiter
 from adapters.auth import KeyRing
+from adapters.db.campaigns import PgCampaignRepository
 from adapters.db.connect import create_pool, resolve_url
 from adapters.db.fence_repo import PgFenceRepository
 from adapters.db.identities import PgIdentityDirectory
 from adapters.db.migrate import migrate
 from adapters.db.presence_store import PgPresenceStore
+from adapters.ingest.decisions import DecisionService
 from adapters.ingest.profiles import ProfileService
 from adapters.ingest.runtime import PresenceRuntime
+from adapters.privacy.consent import LocationConsentGate
+from adapters.privacy.retention import Retention, purge_forever
 from adapters.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,8 @@ class Services:
     presence: PgPresenceStore
     runtime: PresenceRuntime
     profiles: ProfileService  # customer profiles and velocity (geo_engine/profile)
+    # campaigns, offers, decisions (geo_engine/decision); None only for hand-built Services
+    decisions: DecisionService | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0.0, 0.0))
 
@@ -75,11 +81,31 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     )
     await profiles.start()
     presence.hooks.append(profiles.presence_hook)  # store/competitor visits, in its commit
+    # offers decided and put in the outbox in the same commit as their presence event / signal;
+    # after the profile hook, so a dwell's store visit is already in the profile it reads
+    decisions = DecisionService(
+        PgCampaignRepository(pool), profiles, runtime, settings.decision_config()
+    )
+    await decisions.reload()
+    presence.hooks.append(decisions.presence_hook)
+    profiles.signal_hooks.append(decisions.signal_hook)
+    # every location signal passes the consent gate before it is processed or stored
+    gate = LocationConsentGate(profiles, require=settings.require_location_consent)
+    runtime.location_gate = gate.reason
     svc = Services(
-        settings, pool, KeyRing(pool, admin), fences, presence, runtime, profiles=profiles
+        settings,
+        pool,
+        KeyRing(pool, admin),
+        fences,
+        presence,
+        runtime,
+        profiles=profiles,
+        decisions=decisions,
     )
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     if background:
         svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))
         svc.tasks.append(asyncio.create_task(profiles.run_forever()))
+        retention = Retention.from_settings(settings)
+        svc.tasks.append(asyncio.create_task(purge_forever(pool, retention)))
     return svc

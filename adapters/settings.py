@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from geo_engine.decision.rules import DecisionConfig, Window
 from geo_engine.models import PresenceConfig
 from geo_engine.profile.config import DEFAULT_SENSITIVE_URL_PATTERNS, ProfileConfig
 from geo_engine.profile.places import PlacesConfig
@@ -46,7 +47,6 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=5_000, ge=1)
     max_future_skew_s: float = 120.0  # refused beyond: a future fix would make real ones "late"
     max_past_age_s: float = 7 * 86_400.0  # a fix older than this is refused
-    raw_fix_retention_s: float = 86_400.0  # 0 = raw fixes are never stored
 
     # presence (see geo_engine.models.PresenceConfig for meanings)
     enter_accuracy_fraction: float = 0.5
@@ -109,6 +109,42 @@ class Settings(BaseSettings):
     places_half_life_days: float = Field(default=30.0, gt=0)
     places_refresh_interval_s: float = Field(default=600.0, gt=0)  # reads raw_fixes
 
+    # privacy (issue 8; rules: ../shared/PROTOCOLS.md, French market)
+    # Location for marketing needs *prior* consent (CNIL): with this on, a customer with no
+    # `location` statement is treated as refusing; their pings, sightings and taps are neither
+    # processed nor stored. Off only for demos and tests with synthetic customers. A denial or
+    # revocation is honoured either way.
+    require_location_consent: bool = True
+    # minimisation: raw fixes live this long (0 = never stored; honoured at write)
+    raw_fix_retention_s: float = Field(default=86_400.0, ge=0)
+    # derived data (presence events, decisions, behavioural events, signals): ~13 months, the
+    # CNIL's usual ceiling for audience and behaviour data
+    derived_retention_days: int = Field(default=395, ge=1)
+    purge_interval_s: float = Field(default=3_600.0, gt=0)  # the scheduled purge in `serve`
+    purge_batch_rows: int = Field(default=10_000, ge=1)  # rows per DELETE: short locks
+
+    # decisions (issue 5; geo_engine/decision/rules.py DecisionConfig): marketing pressure per
+    # customer, overall and per channel, per rolling day / week (seed 003)
+    decision_max_per_day: int = Field(default=2, ge=0)
+    decision_max_per_week: int = Field(default=5, ge=0)
+    decision_max_per_channel_day: int = Field(default=1, ge=0)
+    decision_max_per_channel_week: int = Field(default=3, ge=0)
+    # allowed hours for every channel, local time of the fence ([start, end) hours); the quiet
+    # hours are the rest. A message outside waits for the next allowed moment, or is dropped
+    decision_hours: tuple[float, float] = (9.0, 21.0)
+    # French marketing SMS (PROTOCOLS.md): Mon-Sat (0-5), 08-20 Paris, no public holidays;
+    # the AF2M charter allows up to 22:00. Country "" = no holiday rule
+    decision_sms_hours: tuple[float, float] = (8.0, 20.0)
+    decision_sms_weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    decision_sms_timezone: str = "Europe/Paris"
+    decision_sms_holiday_country: str = "FR"
+    decision_holdout_pct: float = Field(default=5.0, ge=0, le=100)  # global holdout: never sent
+    decision_fallback_order: list[str] = Field(default_factory=lambda: ["push", "sms"])
+    decision_default_timezone: str = "Europe/Paris"  # for fences without a time zone
+    decision_offer_ttl_s: float = Field(default=4 * 3600.0, gt=0)  # an offer expires after
+    # suppression lists every campaign honours (e.g. ["bad_payers"]), partners' campaigns too
+    decision_suppression_lists: list[str] = Field(default_factory=list)
+
     def profile_config(self) -> ProfileConfig:
         return ProfileConfig(
             window_days=self.velocity_window_days,
@@ -133,6 +169,27 @@ class Settings(BaseSettings):
             work_end_hour=self.places_work_hours[1],
             min_days=self.places_min_days,
             half_life_days=self.places_half_life_days,
+        )
+
+    def decision_config(self) -> DecisionConfig:
+        sms_country = self.decision_sms_holiday_country or None
+        return DecisionConfig(
+            max_per_day=self.decision_max_per_day,
+            max_per_week=self.decision_max_per_week,
+            max_per_channel_day=self.decision_max_per_channel_day,
+            max_per_channel_week=self.decision_max_per_channel_week,
+            quiet=Window(None, *self.decision_hours),
+            sms_window=Window(
+                self.decision_sms_timezone,
+                *self.decision_sms_hours,
+                frozenset(self.decision_sms_weekdays),
+                sms_country,
+            ),
+            holdout_pct=self.decision_holdout_pct,
+            fallback_order=tuple(self.decision_fallback_order),
+            default_timezone=self.decision_default_timezone,
+            offer_ttl_s=self.decision_offer_ttl_s,
+            suppression_lists=frozenset(self.decision_suppression_lists),
         )
 
     def presence_config(self) -> PresenceConfig:

@@ -83,6 +83,9 @@ def settings_factory(database_url: str):  # type: ignore[no-untyped-def]
             "database_url": database_url,
             "admin_key": ADMIN_KEY,
             "db_pool_max": 4,
+            # synthetic customers with no consent record: the tests of the consent gate
+            # itself turn the legal default (True) back on
+            "require_location_consent": False,
         }
         base.update(overrides)
         return Settings(**base)  # type: ignore[arg-type]

@@ -28,6 +28,8 @@ def start_server(
         "DATABASE_URL": database_url,
         "GEO_ENGINE_ADMIN_KEY": ADMIN_KEY,
         "GEO_ENGINE_DATA_DIR": str(data_dir),
+        # synthetic customers without consent records (see conftest.settings_factory)
+        "GEO_ENGINE_REQUIRE_LOCATION_CONSENT": "false",
         **env,
     }
     proc = subprocess.Popen(

@@ -12,18 +12,23 @@ from adapters.api import errors
 from adapters.api.limits import BodySizeLimit
 from adapters.api.routes import (
     beacons,
+    campaigns,
     clients,
     customers,
+    decisions,
     events,
     geofences,
     health,
     identities,
     keys,
     nfc,
+    offers,
     pings,
     presence,
+    privacy,
 )
 from adapters.composition import Services, build_services
+from adapters.privacy.audit import AuditLog
 from adapters.settings import Settings
 
 
@@ -60,6 +65,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(AuditLog)  # outermost: a change refused by a limit is recorded too
     errors.install(app)
     for module in (
         health,
@@ -73,6 +79,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         nfc,
         events,
         customers,
+        privacy,
+        offers,
+        campaigns,
+        decisions,
     ):
         app.include_router(module.router)
     return app

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from adapters.api.errors import ApiError
 from adapters.auth import Principal, Role
 from adapters.composition import Services
+from adapters.privacy.audit import SCOPE_KEY as AUDIT_SCOPE_KEY
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
@@ -30,6 +31,7 @@ async def principal(
     found = await svc.keys.principal(creds.credentials)
     if found is None:
         raise ApiError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    request.scope[AUDIT_SCOPE_KEY] = found  # for the audit log (adapters/privacy/audit.py)
     wait = svc.limiter.retry_after(found.key_id)
     if wait:
         raise ApiError(

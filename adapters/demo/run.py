@@ -87,7 +87,8 @@ def run_demo(
     async def main() -> DemoSummary:
         with console.status("Starting PostgreSQL, creating a fresh demo database…"):
             url = await fresh_database(settings)
-        demo = settings.model_copy(update={"database_url": url})
+        # synthetic shoppers have no consent records: the legal default would drop them all
+        demo = settings.model_copy(update={"database_url": url, "require_location_consent": False})
         return await run_demo_async(customers, seed, out, demo, progress, console)
 
     return asyncio.run(main())

@@ -38,6 +38,7 @@ from adapters.db.beacons import (
     ibeacon_identity,
     record_tap,
 )
+from adapters.privacy.metrics import DROPPED, LOCATION_REFUSED, NO_LOCATION_CONSENT
 from geo_engine.models import SOURCE_BEACON, SOURCE_NFC, PresenceEvent
 from geo_engine.ports import PresenceCommit
 from geo_engine.presence import PresenceEngine
@@ -203,6 +204,9 @@ class Sighting:
     proximity: Proximity | None = None  # the client's own class, used when rssi is unknown
 
 
+CONSENT_REASONS = (NO_LOCATION_CONSENT, LOCATION_REFUSED)
+
+
 @dataclass(frozen=True, slots=True)
 class SightingsOutcome:
     accepted: int
@@ -221,10 +225,18 @@ def ranging_config(svc: Services) -> RangingConfig:
 
 
 async def ingest_sightings(svc: Services, rows: Sequence[Sighting]) -> SightingsOutcome:
+    ignored: list[tuple[int, str]] = []
+    gate = svc.runtime.location_gate
+    if gate is not None:  # no location consent: neither processed nor stored
+        refused = [(r, gate(r.customer_id)) for r in rows]
+        for r, why in refused:
+            if why is not None:
+                ignored.append((r.index, why))
+                DROPPED.labels("beacon", why).inc()
+        rows = [r for r, why in refused if why is None]
     found = await PgBeaconRepository(svc.pool).by_identity([r.identity for r in rows])
     cfg, s = ranging_config(svc), svc.settings
     index = svc.runtime.index
-    ignored: list[tuple[int, str]] = []
     evidence: list[tuple[Sighting, list[str]]] = []
     for row in rows:
         beacon = found.get(row.identity)
@@ -267,7 +279,8 @@ async def ingest_sightings(svc: Services, rows: Sequence[Sighting]) -> Sightings
     stored = await _commit(svc, apply) if evidence else []
     SIGHTINGS.labels("accepted").inc(len(rows))
     for _, reason in ignored:
-        IGNORED.labels("beacon", reason).inc()
+        if reason not in CONSENT_REASONS:  # those are counted in geo_location_dropped_total
+            IGNORED.labels("beacon", reason).inc()
     ignored.sort()
     return SightingsOutcome(len(rows), ignored, stored)
 
@@ -349,6 +362,12 @@ async def _tap(svc: Services, tap: Tap) -> TapOutcome:
         _, counter = verify_sun(tag.sun_file_key, tag.sun_meta_key, tag.uid, tap.sun)
         if tag.last_counter is not None and counter <= tag.last_counter:
             raise _replay(counter, tag.last_counter)
+    # checked once the tap is known to be genuine: a bad tap is still refused as such
+    gate = svc.runtime.location_gate
+    why = None if gate is None else gate(tap.customer_id)
+    if why is not None:  # no location consent: not processed, not stored (id 0), flagged
+        DROPPED.labels("nfc", why).inc()
+        return TapOutcome(0, False, None, why, [])
     flag: str | None = None
     tap_id = 0
     hold = svc.settings.nfc_hold_s

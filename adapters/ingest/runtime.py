@@ -11,10 +11,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from adapters import metrics
 from adapters.ingest.ping_codec import DecodedPings, to_batch
+from adapters.privacy.metrics import DROPPED
 from geo_engine.models import FixFlag, PresenceConfig, PresenceEvent
 from geo_engine.pipeline import run_batch
 from geo_engine.ports import FenceRepository, PresenceCommit, PresenceStore, RawFix
@@ -31,6 +32,9 @@ class IngestResult:
     accepted: int
     flags: list[tuple[int, FixFlag]]  # (request row index, flag)
     events: list[tuple[int, PresenceEvent]]  # (stored id, event)
+    # (request row index, reason): refused by the location consent gate, neither processed
+    # nor stored (adapters/privacy/consent.py); not counted in `accepted`
+    dropped: list[tuple[int, str]] = field(default_factory=list)
 
 
 class PresenceRuntime:
@@ -54,6 +58,8 @@ class PresenceRuntime:
         self.clock = clock
         self.sweep_grace_s = sweep_grace_s
         self.device_links: dict[str, str] = {}
+        # customer id -> None (may process) or the reason not to; set by the composition root
+        self.location_gate: Callable[[str], str | None] | None = None
         self.lock = asyncio.Lock()  # one batch at a time: memory moves with commits
         self._rebuild_lock = asyncio.Lock()
         self._fences_wanted = 0  # generation of fence changes asked for
@@ -100,11 +106,16 @@ class PresenceRuntime:
         return self.device_links.get(device_id) or UNLINKED_PREFIX + device_id
 
     async def ingest(self, decoded: DecodedPings) -> IngestResult:
-        rows = decoded.rows
         customer_ids = [
             p.customer_id if p.customer_id is not None else self.customer_for(p.device_id or "")
-            for p in rows
+            for p in decoded.rows
         ]
+        dropped: list[tuple[int, str]] = []
+        if self.location_gate is not None:
+            decoded, customer_ids, dropped = self._gate(decoded, customer_ids, self.location_gate)
+            if not decoded.rows:
+                return IngestResult(0, [], [], dropped)
+        rows = decoded.rows
         batch = to_batch(decoded, customer_ids)
         started = time.perf_counter()
         async with self.lock:
@@ -148,7 +159,27 @@ class PresenceRuntime:
         for _, f in flags:
             metrics.PING_FLAGS.labels(str(f)).inc()
         self._count(outcome.events)
-        return IngestResult(len(rows), flags, list(zip(ids, outcome.events, strict=True)))
+        return IngestResult(len(rows), flags, list(zip(ids, outcome.events, strict=True)), dropped)
+
+    @staticmethod
+    def _gate(
+        decoded: DecodedPings, customer_ids: list[str], gate: Callable[[str], str | None]
+    ) -> tuple[DecodedPings, list[str], list[tuple[int, str]]]:
+        """Rows whose customer may not be located are removed before anything sees them."""
+        reasons = [gate(cid) for cid in customer_ids]
+        if not any(reasons):
+            return decoded, customer_ids, []
+        keep = [i for i, r in enumerate(reasons) if r is None]
+        dropped = [(decoded.row_index[i], r) for i, r in enumerate(reasons) if r is not None]
+        for _, r in dropped:
+            DROPPED.labels("ping", r).inc()
+        kept = DecodedPings(
+            rows=[decoded.rows[i] for i in keep],
+            row_index=[decoded.row_index[i] for i in keep],
+            ts=[decoded.ts[i] for i in keep],
+            errors=decoded.errors,
+        )
+        return kept, [customer_ids[i] for i in keep], dropped
 
     async def sweep(self, now: float | None = None) -> list[tuple[int, PresenceEvent]]:
         """Dwell and exits due by the clock (less the upload grace), with no new ping needed."""

@@ -46,7 +46,16 @@ class RowRejected(BaseModel):
 
 class RowIgnored(BaseModel):
     index: int
-    reason: Literal["duplicate", "late", "impossible_speed", "mock", "low_accuracy"]
+    # the last two: no location consent, so the row was neither processed nor stored
+    reason: Literal[
+        "duplicate",
+        "late",
+        "impossible_speed",
+        "mock",
+        "low_accuracy",
+        "no_location_consent",
+        "location_consent_refused",
+    ]
 
 
 class PresenceEventOut(BaseModel):
@@ -60,10 +69,14 @@ class PresenceEventOut(BaseModel):
 
 
 class PingBatchResult(BaseModel):
-    accepted: int = Field(description="Rows stored and applied")
+    accepted: int = Field(
+        description="Rows stored and applied (not those dropped for lack of location consent)"
+    )
     rejected: list[RowRejected] = Field(description="Bad rows: index, field, reason")
     ignored: list[RowIgnored] = Field(
-        description="Accepted rows that caused no transition, and why (duplicate, late, ...)"
+        description="Rows that caused no transition, and why (duplicate, late, ...); rows"
+        " without location consent are listed here too (no_location_consent,"
+        " location_consent_refused), neither processed nor stored"
     )
     events: list[PresenceEventOut]
 
@@ -123,7 +136,13 @@ async def post_pings(request: Request, svc: Svc, _: Ingest) -> Response:
     out = _Result(
         accepted=0 if result is None else result.accepted,
         rejected=[_RowRejected(e.index, e.field, e.reason) for e in decoded.errors],
-        ignored=[] if result is None else [_RowIgnored(i, str(f)) for i, f in result.flags],
+        ignored=[]
+        if result is None
+        else sorted(
+            [_RowIgnored(i, str(f)) for i, f in result.flags]
+            + [_RowIgnored(i, r) for i, r in result.dropped],
+            key=lambda r: r.index,
+        ),
         events=[]
         if result is None
         else [

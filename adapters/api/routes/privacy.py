@@ -1,0 +1,125 @@
+"""Privacy routes (issue 8): consents per purpose, the customer's export (art. 15) and erasure
+(art. 17), and the audit log of changes made by staff and admin keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from adapters.api.deps import Svc, require
+from adapters.api.errors import ERROR_RESPONSES, ApiError
+from adapters.api.routes.customers import ConsentIn, CustomerId
+from adapters.auth import Principal, Role
+from adapters.db import profiles as profiles_db
+from adapters.privacy import audit
+from adapters.privacy.erasure import erase_customer
+from adapters.privacy.export import export_customer
+from geo_engine.profile.attributes import Consent, ConsentPurpose, merge_consents
+
+router = APIRouter(prefix="/v1", tags=["privacy"], responses=ERROR_RESPONSES)
+Writer = Annotated[Principal, Depends(require(Role.INGEST))]
+Admin = Annotated[Principal, Depends(require())]
+
+
+class ConsentOut(BaseModel):
+    status: str
+    at: datetime
+    source: str
+
+
+class ConsentsOut(BaseModel):
+    customer_id: str
+    consents: dict[str, ConsentOut] = Field(description="The current statement per purpose")
+
+
+@router.put(
+    "/customers/{customer_id}/consents",
+    summary="Record a customer's consents per purpose (location, sms, push, email, ...)",
+    response_model=ConsentsOut,
+)
+async def put_consents(
+    customer_id: CustomerId, body: dict[ConsentPurpose, ConsentIn], svc: Svc, _: Writer
+) -> ConsentsOut:
+    """Merged per purpose, the latest `at` winning; every statement is logged (consent_log).
+    Takes effect at once: the location gate reads the profile service's memory. An unlinked
+    device's app records its own opt-in here as `device:<device_id>`."""
+    new = {p: Consent(c.status, c.at.timestamp(), c.source) for p, c in body.items()}
+    prof = svc.profiles
+    async with prof.lock, prof.pool.acquire() as conn:
+        async with conn.transaction():
+            await profiles_db.put_consents(conn, customer_id, new)
+        merged = merge_consents(prof.state.consents.get(customer_id, {}), new)
+        prof.state.set_consents(customer_id, merged)
+    return ConsentsOut(
+        customer_id=customer_id,
+        consents={
+            str(p): ConsentOut(
+                status=str(c.status), at=datetime.fromtimestamp(c.at, UTC), source=c.source
+            )
+            for p, c in merged.items()
+        },
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/export",
+    summary="Everything held on a customer, one JSON document (GDPR art. 15)",
+)
+async def export(customer_id: CustomerId, svc: Svc, _: Admin) -> dict[str, Any]:
+    """Every row of every table naming the customer (or one of their devices), table by
+    table; the linked devices' former `device:` ids included."""
+    doc = await export_customer(svc.pool, customer_id)
+    if doc is None:
+        raise ApiError(404, f"nothing is held on customer {customer_id!r}")
+    return doc
+
+
+class ErasureOut(BaseModel):
+    customer_id: str
+    rows: dict[str, int] = Field(description="Rows deleted per table")
+
+
+@router.delete(
+    "/customers/{customer_id}",
+    summary="Erase every trace of a customer (GDPR art. 17)",
+    response_model=ErasureOut,
+)
+async def erase(customer_id: CustomerId, svc: Svc, _: Admin) -> ErasureOut:
+    """Profile, consents, identities, events, presence, raw fixes, decisions, outbox rows,
+    redemption codes: every table with a customer_id (or the customer's device_id) column.
+    Only anonymous counts remain. 404 when nothing was held."""
+    done = await erase_customer(svc.pool, svc.runtime, svc.profiles, customer_id)
+    if not done.found:
+        raise ApiError(404, f"nothing is held on customer {customer_id!r}")
+    return ErasureOut(customer_id=customer_id, rows={t: n for t, n in done.rows.items() if n})
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    key_id: str
+    role: str
+    method: str
+    route: str
+    path: str = Field(description="The path, a customer id masked as {customer_id}")
+    status: int
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_after_id: int | None = Field(description="Pass as after_id for the next page")
+
+
+@router.get("/audit-log", summary="Changes made by staff and admin keys, oldest first")
+async def audit_log(
+    svc: Svc,
+    _: Admin,
+    after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    rows = await audit.read(svc.pool, after_id=after_id, limit=limit + 1)
+    page = [AuditEntry(**r) for r in rows[:limit]]
+    return AuditPage(items=page, next_after_id=page[-1].id if len(rows) > limit else None)

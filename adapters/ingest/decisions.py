@@ -1,0 +1,170 @@
+"""The decision service: keeps the live campaigns in memory, and from the presence and velocity
+hooks decides, then persists the decision and its outbox row in the caller's transaction (so
+they commit atomically with the presence event or signal that caused them).
+
+A decision never fails the ping path: each one runs in a savepoint, and an error only loses
+that decision (logged). A campaign whose conditions raise is disabled and reported."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from adapters.db.campaigns import PgCampaignRepository
+from adapters.ingest.profiles import ProfileService
+from adapters.ingest.runtime import PresenceRuntime
+from geo_engine.decision import templates
+from geo_engine.decision.book import Book
+from geo_engine.decision.decide import Decision, decide
+from geo_engine.decision.facts import (
+    Customer,
+    TriggerEvent,
+    context_facts,
+    customer_of,
+    profile_facts,
+)
+from geo_engine.decision.models import Campaign, Offer, parse_campaign, parse_offer
+from geo_engine.decision.rules import WEEK_S, DecisionConfig, pressure_of, warm
+from geo_engine.models import PresenceEvent
+from geo_engine.profile.velocity import Crossing
+
+log = logging.getLogger(__name__)
+
+
+class DecisionService:
+    def __init__(
+        self,
+        repo: PgCampaignRepository,
+        profiles: ProfileService,
+        runtime: PresenceRuntime,
+        cfg: DecisionConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.repo = repo
+        self.profiles = profiles
+        self.runtime = runtime
+        self.cfg = cfg
+        self.clock = clock
+        self.book = Book([], {})
+        self.disabled: list[tuple[str, str]] = []  # (campaign, reason) disabled since start
+        warm(cfg)
+
+    async def reload(self) -> None:
+        """Rebuild the in-memory book from the database (after every change through the API)."""
+        offers: dict[str, Offer] = {}
+        for s in await self.repo.offers():
+            offers[s.id] = parse_offer(s.doc)
+        live: list[Campaign] = []
+        for s in await self.repo.campaigns("live"):
+            try:
+                live.append(parse_campaign(s.doc, offers))
+            except ValueError as exc:  # saved valid, but e.g. an offer changed under it
+                log.warning("campaign %s not loaded: %s", s.id, exc)
+        self.book = Book(live, offers)
+
+    # --- hooks ------------------------------------------------------------------------------
+    async def presence_hook(
+        self, conn: asyncpg.Connection, stored: list[tuple[int, PresenceEvent]]
+    ) -> None:
+        for pid, ev in stored:
+            await self._one(conn, self.presence_trigger(pid, ev), pid)
+
+    async def signal_hook(self, conn: asyncpg.Connection, crossings: list[Crossing]) -> None:
+        for c in crossings:
+            instance = f"vel:{c.figure}:{c.trend}:{int(c.as_of)}"
+            trig = TriggerEvent("velocity", c.trend, c.customer_id, c.as_of, instance, kpi=c.figure)
+            await self._one(conn, trig, None)
+
+    def presence_trigger(self, pid: int, ev: PresenceEvent) -> TriggerEvent:
+        index = self.runtime.index
+        pos = index.position(ev.geofence_id)
+        fence = None if pos is None else index.fences[pos]
+        return TriggerEvent(
+            "presence",
+            str(ev.type),
+            ev.customer_id,
+            ev.ts,
+            f"pe:{pid}",
+            fence_id=ev.geofence_id,
+            fence_kind=None if fence is None else str(fence.kind),
+            fence_name=None if fence is None else fence.name,
+            store_id=None if fence is None else fence.store_id,
+            source=ev.source,
+            timezone=None if fence is None else fence.timezone,
+            in_store=fence is not None and str(fence.kind) == "store" and str(ev.type) != "exit",
+        )
+
+    async def _one(self, conn: asyncpg.Connection, ev: TriggerEvent, pid: int | None) -> None:
+        book = self.book
+        if not book.candidates(ev):  # most events fire nothing: no query, no row
+            return
+        try:
+            async with conn.transaction():  # a savepoint: a failure here spares the presence
+                d = await self._decide(conn, book, ev)
+                payload = self._payload(d, book) if d.sends else None
+                await self.repo.record(conn, d, pid, payload)
+                for cid, reason in d.broken:
+                    await self.repo.disable(conn, cid, reason)
+                    self.disabled.append((cid, reason))
+                    log.error("campaign %s disabled: %s", cid, reason)
+            if d.broken:
+                broken = {c for c, _ in d.broken}
+                self.book = Book(
+                    [c for c in book.campaigns.values() if c.id not in broken], book.offers
+                )
+        except Exception:
+            log.exception("decision failed for %s (%s)", ev.customer_id, ev.instance)
+
+    def subject(self, ev: TriggerEvent) -> tuple[Customer, dict[str, object]]:
+        """The customer and the condition facts for `ev`, from the in-memory profile."""
+        profile = self.profiles.profile(ev.customer_id, ev.ts)
+        if profile is None:
+            customer = Customer(ev.customer_id, frozenset(), False, None)
+            facts: dict[str, object] = {}
+        else:
+            customer = customer_of(profile)
+            facts = profile_facts(profile)
+        facts.update(context_facts(ev, self.cfg.default_timezone))
+        return customer, facts
+
+    async def _decide(self, conn: asyncpg.Connection, book: Book, ev: TriggerEvent) -> Decision:
+        now = ev.ts
+        customer, facts = self.subject(ev)
+        history = await self.repo.history(conn, ev.customer_id, now - WEEK_S)
+        suppressed = await self.repo.suppression_of(conn, ev.customer_id)
+        usage = await self.repo.usage(conn, list(book.offers))
+        return decide(
+            ev, customer, facts, book, pressure_of(history, now), suppressed, self.cfg, usage
+        )
+
+    def _payload(self, d: Decision, book: Book) -> dict[str, Any]:
+        offer = book.offers[d.offer_id or ""]
+        profile = self.profiles.profile(d.customer_id, d.trigger.ts)
+        ev = d.trigger
+        values: dict[str, object] = {
+            "first_name": profile.attributes.first_name if profile and profile.attributes else None,
+            "segment": profile.segment if profile else None,
+            "store_name": ev.fence_name,
+            "fence_name": ev.fence_name,
+            "store_id": ev.store_id,
+            "distance_m": None if ev.distance_m is None else round(ev.distance_m),
+            "product": offer.product,
+            "offer_value": offer.value,
+            "code": secrets.token_hex(4).upper(),  # one redemption code per delivery
+        }
+        out: dict[str, Any] = {"value": offer.value, "code": values["code"]}
+        if d.channel == "sms" and offer.sms is not None:
+            out["sms"] = {"text": templates.render(offer.sms.text, values)}
+        elif d.channel == "push" and offer.push is not None:
+            out["push"] = {
+                "title": templates.render(offer.push.title, values),
+                "body": templates.render(offer.push.body, values),
+                "deep_link": offer.push.deep_link,
+            }
+        return out

@@ -1,0 +1,1 @@
+"""The decision module (pure): offers, campaigns, the condition language and the decision."""

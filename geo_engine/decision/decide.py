@@ -1,0 +1,302 @@
+"""The decision: for one trigger and one customer, at most one offer on one channel at an
+allowed moment, with the reason for every campaign considered.
+
+Order (each step recorded per campaign): eligibility (live, trigger, conditions, a valid offer
+for this store within its cap) → ranking (priority, then expected value) → consent per channel →
+objection to direct marketing → suppression lists → pressure (cooldown, overall caps, channel
+caps) → sending hours (held until the next allowed moment, or dropped past the offer's end) →
+holdout and control groups (decided, logged, not sent) → channel choice (preferred, then the
+fallback order). The first campaign in rank order that passes wins; the rest are `outranked`
+(those that could not beat the winner even at their best are not evaluated at all).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from geo_engine.decision.book import Book
+from geo_engine.decision.conditions import Facts
+from geo_engine.decision.facts import Customer, TriggerEvent
+from geo_engine.decision.models import Campaign, Offer
+from geo_engine.decision.rules import (
+    DecisionConfig,
+    Pressure,
+    bucket,
+    channel_capped,
+    overall_capped,
+    send_time,
+)
+
+BASE_PROPENSITY = 0.1  # a customer with no affinity for the category still might redeem
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    campaign_id: str
+    offer_id: str | None
+    score: float  # expected value: offer value x propensity
+    result: str  # chosen | holdout | control | the rule that stopped it | outranked
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    customer_id: str
+    trigger: TriggerEvent
+    outcome: str  # send | held | holdout | control | none
+    campaign_id: str | None
+    offer_id: str | None
+    channel: str | None
+    send_after: float | None
+    expires_at: float | None
+    traces: tuple[Trace, ...]
+    broken: tuple[tuple[str, str], ...] = ()  # (campaign id, error): to disable and report
+    # campaigns that could not outrank the winner even at their best: outranked, not evaluated
+    not_evaluated: tuple[str, ...] = ()
+
+    @property
+    def sends(self) -> bool:
+        return self.outcome in ("send", "held")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """How much of an offer was issued: its redemption cap and budget are checked against it."""
+
+    issued: int = 0
+    value: float = 0.0
+
+
+def decide(
+    ev: TriggerEvent,
+    customer: Customer,
+    facts: Facts,
+    book: Book,
+    pressure: Pressure,
+    suppressed_in: frozenset[str],
+    cfg: DecisionConfig,
+    usage: Mapping[str, Usage] | None = None,
+) -> Decision:
+    usage = usage or {}
+    traces: list[Trace] = []
+    broken: list[tuple[str, str]] = []
+    order = book.candidates(ev)
+    blocked = _customer_block(customer, pressure, cfg)
+    if blocked is not None:
+        # nothing can go out to this customer: every campaign stops at a customer-wide rule,
+        # so conditions are not evaluated; the explanation names the first rule (in the rules'
+        # order) that stops each campaign
+        for c in order:
+            if not c.live_at(ev.ts):
+                continue
+            reason = blocked
+            if blocked == "pressure_cap":
+                reason = _suppressed_or_cooling(c, ev, pressure, suppressed_in, cfg) or reason
+            traces.append(Trace(c.id, None, 0.0, reason, (f"customer:{blocked}",)))
+        return _none(customer, ev, traces, broken)
+    # Threshold walk: `order` is sorted by an upper bound of each campaign's rank key
+    # (priority, then its best offer's value at propensity 1). A campaign is evaluated only
+    # while it could still outrank the best eligible one; the best eligible one is checked
+    # against the rules; the first that passes wins. The rest are `outranked`, most of them
+    # without evaluating their conditions: the cost follows the winner's rank, not the catalogue.
+    heap: list[tuple[tuple[int, float, str], Campaign, Offer, float]] = []
+    # the bound at this customer's best affinity: the same factor for every campaign, so the
+    # precomputed order holds and the bound is tight
+    k = BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * max(customer.affinity.values(), default=0.0)
+    i = 0
+    chosen: tuple[Campaign, Offer, str, float, str] | None = None
+    while True:
+        while i < len(order) and (not heap or _scaled(book.bound(order[i]), k) <= heap[0][0]):
+            c = order[i]
+            i += 1
+            if not c.live_at(ev.ts):
+                continue
+            elig = _eligible(c, ev, customer, facts, book, usage, broken, traces)
+            if elig is not None:
+                offer, score = elig
+                heapq.heappush(heap, ((-c.priority, -score, c.id), c, offer, score))
+        if not heap:
+            break
+        _, c, offer, score = heapq.heappop(heap)
+        result, steps, pick = _apply_rules(ev, customer, c, offer, pressure, suppressed_in, cfg)
+        traces.append(Trace(c.id, offer.id, score, result, steps))
+        if pick is not None:
+            chosen = (c, offer, pick[0], pick[1], result)
+            break
+    for _, c, offer, score in sorted(heap, key=lambda h: h[0]):
+        traces.append(Trace(c.id, offer.id, score, "outranked", ()))
+    # below the winner's rank even at their best: not evaluated (not even liveness), listed
+    skipped = book.candidate_ids(ev)[i:] if i < len(order) else ()
+    if chosen is None:
+        return _none(customer, ev, traces, broken)
+    c, offer, channel, send_after, result = chosen
+    outcome = result if result in ("holdout", "control") else "send"
+    if outcome == "send" and send_after > ev.ts:
+        outcome = "held"
+    expires = min(offer.valid_until, c.end, send_after + cfg.offer_ttl_s)
+    return Decision(
+        customer.customer_id,
+        ev,
+        outcome,
+        c.id,
+        offer.id,
+        channel,
+        send_after,
+        expires,
+        tuple(traces),
+        tuple(broken),
+        skipped,
+    )
+
+
+def _scaled(b: tuple[int, float, str], k: float) -> tuple[int, float, str]:
+    return (b[0], b[1] * k, b[2])
+
+
+def _none(
+    customer: Customer, ev: TriggerEvent, traces: list[Trace], broken: list[tuple[str, str]]
+) -> Decision:
+    return Decision(
+        customer.customer_id,
+        ev,
+        "none",
+        None,
+        None,
+        None,
+        None,
+        None,
+        tuple(traces),
+        tuple(broken),
+    )
+
+
+def _customer_block(customer: Customer, pressure: Pressure, cfg: DecisionConfig) -> str | None:
+    """A rule that stops every campaign for this customer, in the rules' order."""
+    if not customer.consented:
+        return "no_consent"
+    if customer.objects_to_direct_marketing:
+        return "objection"
+    if overall_capped(pressure, cfg):
+        return "pressure_cap"
+    return None
+
+
+def _suppressed_or_cooling(
+    c: Campaign, ev: TriggerEvent, p: Pressure, suppressed_in: frozenset[str], cfg: DecisionConfig
+) -> str | None:
+    if (c.suppression_lists | cfg.suppression_lists) & suppressed_in:
+        return "suppressed"
+    last = p.last_by_campaign.get(c.id)
+    if last is not None and ev.ts - last < c.cooldown_s:
+        return "cooldown"
+    return None
+
+
+def _eligible(
+    c: Campaign,
+    ev: TriggerEvent,
+    customer: Customer,
+    facts: Facts,
+    book: Book,
+    usage: Mapping[str, Usage],
+    broken: list[tuple[str, str]],
+    traces: list[Trace],
+) -> tuple[Offer, float] | None:
+    if c.condition is not None:
+        try:
+            ok = c.condition(facts)
+        except Exception as exc:  # a campaign must never break the ping path
+            broken.append((c.id, f"{type(exc).__name__}: {exc}"))
+            traces.append(Trace(c.id, None, 0.0, "error", ("conditions:error",)))
+            return None
+        if not ok:
+            traces.append(Trace(c.id, None, 0.0, "conditions", ("conditions:false",)))
+            return None
+    best = _best_offer(c, ev, customer, book, usage)
+    if best is None:
+        traces.append(Trace(c.id, None, 0.0, "no_valid_offer", ("offer:none",)))
+    return best
+
+
+def _best_offer(
+    c: Campaign,
+    ev: TriggerEvent,
+    customer: Customer,
+    book: Book,
+    usage: Mapping[str, Usage],
+) -> tuple[Offer, float] | None:
+    best: tuple[Offer, float] | None = None
+    for oid in c.offer_ids:
+        o = book.offers.get(oid)
+        if o is None or not o.valid_at(ev.ts) or not o.serves(ev.store_id):
+            continue
+        u = usage.get(oid)
+        if u is not None and (
+            (o.redemption_cap is not None and u.issued >= o.redemption_cap)
+            or (o.budget is not None and u.value + o.value > o.budget)
+        ):
+            continue
+        aff = customer.affinity.get(o.category, 0.0) if o.category else 0.0
+        score = o.value * (BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * aff)
+        if best is None or score > best[1]:
+            best = (o, score)
+    return best
+
+
+def _apply_rules(
+    ev: TriggerEvent,
+    customer: Customer,
+    c: Campaign,
+    offer: Offer,
+    pressure: Pressure,
+    suppressed_in: frozenset[str],
+    cfg: DecisionConfig,
+) -> tuple[str, tuple[str, ...], tuple[str, float] | None]:
+    steps: list[str] = []
+    possible = [ch for ch in c.channels if ch in offer.channels]
+    chans = [ch for ch in possible if ch in customer.consented]
+    steps.append("consent:" + (",".join(chans) or "none"))
+    if not chans:
+        return "no_consent", tuple(steps), None
+    if customer.objects_to_direct_marketing:
+        steps.append("objection:yes")
+        return "objection", tuple(steps), None
+    steps.append("objection:no")
+    hit = sorted((c.suppression_lists | cfg.suppression_lists) & suppressed_in)
+    if hit:
+        steps.append("suppressed:" + ",".join(hit))
+        return "suppressed", tuple(steps), None
+    steps.append("suppressed:no")
+    last = pressure.last_by_campaign.get(c.id)
+    if last is not None and ev.ts - last < c.cooldown_s:
+        steps.append("cooldown:active")
+        return "cooldown", tuple(steps), None
+    if overall_capped(pressure, cfg):
+        steps.append(f"pressure:capped({pressure.day}/d,{pressure.week}/w)")
+        return "pressure_cap", tuple(steps), None
+    chans = [ch for ch in chans if not channel_capped(pressure, ch, cfg)]
+    steps.append("channel_caps:" + (",".join(chans) or "none"))
+    if not chans:
+        return "channel_cap", tuple(steps), None
+    tz = ev.timezone or cfg.default_timezone
+    timed: dict[str, float] = {}
+    for ch in chans:
+        t = send_time(ev.ts, ch, tz, cfg)
+        if t < offer.valid_until and t < c.end:
+            timed[ch] = t
+    steps.append("hours:" + (",".join(f"{k}@{int(v)}" for k, v in timed.items()) or "none"))
+    if not timed:
+        return "outside_hours", tuple(steps), None
+    order = [customer.preferred_channel, *cfg.fallback_order, *c.channels]
+    channel = next(ch for ch in order if ch in timed)
+    pick = (channel, timed[channel])
+    if bucket(customer.customer_id) < cfg.holdout_pct:
+        steps.append("holdout:yes")
+        return "holdout", tuple(steps), pick
+    if c.control_pct and bucket(f"{c.id}:{customer.customer_id}") < c.control_pct:
+        steps.append("control:yes")
+        return "control", tuple(steps), pick
+    steps.append(f"channel:{channel}")
+    return "chosen", tuple(steps), pick

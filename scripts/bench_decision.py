@@ -1,0 +1,284 @@
+"""Decision latency in process, pure core (no database): one presence event against 100 live
+campaigns, p50/p99 over many events after a warm-up. Two figures:
+  - `decide` alone (facts, pressure and suppression already read);
+  - the whole in-process path the hook runs per event: customer + profile facts from the
+    assembled profile, context facts (local time in the fence's zone), pressure counting from the
+    customer's week of offers, and `decide`. (Reading the profile itself, ~85 µs, is measured by
+    bench_profile.py; the hook's three PostgreSQL reads are not in this figure.)
+Worst case by design: every campaign listens to the same trigger (store enter), each with a
+3-leaf condition, so all 100 are evaluated and ranked on every event.
+Writes bench/decision.json and bench/decision.md.
+
+    python scripts/bench_decision.py [--campaigns 100] [--events 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from geo_engine.decision.backtest import backtest  # noqa: E402
+from geo_engine.decision.book import Book  # noqa: E402
+from geo_engine.decision.decide import decide  # noqa: E402
+from geo_engine.decision.facts import (  # noqa: E402
+    Customer,
+    TriggerEvent,
+    context_facts,
+    customer_of,
+    profile_facts,
+)
+from geo_engine.decision.models import parse_campaign, parse_offer  # noqa: E402
+from geo_engine.decision.rules import DecisionConfig, Sent, pressure_of  # noqa: E402
+from geo_engine.profile.attributes import (  # noqa: E402
+    Attributes,
+    Consent,
+    ConsentPurpose,
+    ConsentStatus,
+)
+from geo_engine.profile.config import ProfileConfig  # noqa: E402
+from geo_engine.profile.profile import build_profile  # noqa: E402
+from geo_engine.profile.state import ProfileState  # noqa: E402
+
+SEGMENTS = ["champions", "loyal", "potential_loyalists", "at_risk", "prospect", "new"]
+
+
+FENCES = [f"store{i}" for i in range(20)]
+EVENTS = ["enter", "dwell", "exit"]
+
+
+def build_book(n: int, now: float, rng: random.Random, spread: bool) -> Book:
+    offers = {}
+    for i in range(n // 2):
+        o = parse_offer(
+            {
+                "id": f"o{i}",
+                "content": {
+                    "sms": {"text": "Bonjour {first_name}, -10% chez {store_name}. STOP 36180"},
+                    "push": {"title": "-10%", "body": "{store_name}", "deep_link": None},
+                },
+                "valid_from": now - 86400,
+                "valid_until": now + 86400 * 30,
+                "value": rng.uniform(1, 50),
+                "category": rng.choice(["shoes", "bags", "food", "kids"]),
+            }
+        )
+        offers[o.id] = o
+    campaigns = []
+    for i in range(n):
+        doc: dict[str, Any] = {
+            "id": f"c{i:03d}",
+            "status": "live",
+            "start": now - 86400,
+            "end": now + 86400 * 30,
+            "priority": rng.randint(0, 3),
+            "triggers": [
+                {"type": "presence", "event": rng.choice(EVENTS), "fence_ids": [rng.choice(FENCES)]}
+                if spread
+                else {"type": "presence", "event": "enter", "fence_kinds": ["store"]}
+            ],
+            "conditions": {
+                "all": [
+                    {"field": "profile.segment", "op": "in", "value": rng.sample(SEGMENTS, 3)},
+                    {"field": "context.local_hour", "op": "between", "value": [8, 21]},
+                    {
+                        "any": [
+                            {"field": "profile.affinity.shoes", "op": "gte", "value": 0.2},
+                            {"field": "context.day_of_week", "op": "ne", "value": "sun"},
+                        ]
+                    },
+                ]
+            },
+            "offer_ids": [f"o{rng.randrange(n // 2)}", f"o{rng.randrange(n // 2)}"],
+            "channels": ["push", "sms"],
+            "control_pct": 10.0,
+            "cooldown_s": 86400.0,
+        }
+        campaigns.append(parse_campaign(doc, offers))
+    return Book(campaigns, offers)
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--campaigns", type=int, default=100)
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--backtest-events", type=int, default=200_000)
+    args = ap.parse_args()
+    runs = []
+    for spread in (False, True):
+        for r in range(args.runs):
+            runs.append(one_run(args, spread, seed=7 + r))
+    report(args, runs, backtest_rate(args.backtest_events))
+
+
+def backtest_rate(n: int) -> float:
+    """Pure replay of `n` store enters (1,000 customers, a minute apart) through one campaign
+    of the worst-case catalogue: events/s, subject built from the profile for each event."""
+    rng = random.Random(1)
+    now = 1_795_518_000.0
+    full = build_book(100, now, rng, spread=False)
+    c = next(iter(full.campaigns.values()))
+    book = Book([c], full.offers)
+    st = ProfileState(ProfileConfig(), ref=now)
+    granted = Consent(ConsentStatus.GRANTED, now - 86400, "app")
+    for k in range(1000):
+        st.attributes[f"cust{k}"] = Attributes(first_name="Léa")
+        st.consents[f"cust{k}"] = {ConsentPurpose.PUSH: granted}
+    profiles = {f"cust{k}": build_profile(st, f"cust{k}", now) for k in range(1000)}
+    cfg = DecisionConfig()
+
+    def subject(ev: TriggerEvent) -> tuple[Customer, dict[str, object]]:
+        p = profiles[ev.customer_id]
+        assert p is not None
+        facts = profile_facts(p)
+        facts.update(context_facts(ev, cfg.default_timezone))
+        return customer_of(p), facts
+
+    events = [
+        TriggerEvent(
+            "presence",
+            "enter",
+            f"cust{k % 1000}",
+            now + 60 * k,
+            f"pe:{k}",
+            fence_id="opera",
+            fence_kind="store",
+            store_id="opera",
+            timezone="Europe/Paris",
+        )
+        for k in range(n)
+    ]
+    t0 = time.perf_counter()
+    backtest(events, book, c.id, subject, lambda _: frozenset(), cfg)
+    return n / (time.perf_counter() - t0)
+
+
+def one_run(args: argparse.Namespace, spread: bool, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    now = 1_795_518_000.0  # a Tuesday, 11:00 Paris
+    book = build_book(args.campaigns, now, rng, spread)
+    cfg = DecisionConfig()
+    st = ProfileState(ProfileConfig(), ref=now)
+    n_customers = 1000
+    granted = Consent(ConsentStatus.GRANTED, now - 86400, "app")
+    for k in range(n_customers):
+        cid = f"cust{k}"
+        st.attributes[cid] = Attributes(first_name="Léa", age_band="25-34")
+        st.consents[cid] = {ConsentPurpose.PUSH: granted, ConsentPurpose.SMS: granted}
+    profiles = [build_profile(st, f"cust{k}", now) for k in range(n_customers)]
+    histories = [
+        [Sent(now - rng.uniform(0, 7 * 86400), "push", f"c{rng.randrange(100):03d}")]
+        * rng.randint(0, 2)
+        for _ in range(n_customers)
+    ]
+    events = [
+        TriggerEvent(
+            "presence",
+            rng.choice(EVENTS) if spread else "enter",
+            f"cust{k % n_customers}",
+            now + k,
+            f"pe:{k}",
+            fence_id=rng.choice(FENCES) if spread else "opera",
+            fence_kind="store",
+            store_id="opera",
+            timezone="Europe/Paris",
+            source="gps",
+        )
+        for k in range(args.events)
+    ]
+    alone: list[float] = []
+    path: list[float] = []
+    outcomes: dict[str, int] = {}
+    for rounds in range(2):  # the first round warms caches (zones, holidays) and is dropped
+        alone.clear()
+        path.clear()
+        for k, ev in enumerate(events):
+            p = profiles[k % n_customers]
+            assert p is not None
+            t0 = time.perf_counter_ns()
+            cust = customer_of(p)
+            facts = profile_facts(p)
+            facts.update(context_facts(ev, cfg.default_timezone))
+            pressure = pressure_of(histories[k % n_customers], ev.ts)
+            t1 = time.perf_counter_ns()
+            d = decide(ev, cust, facts, book, pressure, frozenset(), cfg)
+            t2 = time.perf_counter_ns()
+            alone.append((t2 - t1) / 1000)
+            path.append((t2 - t0) / 1000)
+            if rounds:
+                outcomes[d.outcome] = outcomes.get(d.outcome, 0) + 1
+    return {
+        "spread": spread,
+        "decide_p50_us": round(statistics.median(alone), 1),
+        "decide_p99_us": round(pct(alone, 0.99), 1),
+        "path_p50_us": round(statistics.median(path), 1),
+        "path_p99_us": round(pct(path, 0.99), 1),
+        "outcomes": outcomes,
+    }
+
+
+def report(args: argparse.Namespace, runs: list[dict[str, Any]], bt_rate: float) -> None:
+    machine = f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    out = ROOT / "bench"
+    out.mkdir(exist_ok=True)
+    doc = {
+        "campaigns": args.campaigns,
+        "events": args.events,
+        "runs": runs,
+        "backtest_events_per_s": round(bt_rate),
+        "machine": machine,
+    }
+    (out / "decision.json").write_text(json.dumps(doc, indent=2) + "\n")
+    rows = []
+    for r in runs:
+        case = "spread: 20 stores x 3 events" if r["spread"] else "worst: all on store enter"
+        rows.append(
+            f"| {case} | {r['decide_p50_us']} / {r['decide_p99_us']} "
+            f"| {r['path_p50_us']} / {r['path_p99_us']} | {json.dumps(r['outcomes'])} |"
+        )
+    table = "\n".join(rows)
+    md = f"""# Decision latency (in process, pure core)
+
+`python scripts/bench_decision.py --campaigns {args.campaigns} --events {args.events} \
+--runs {args.runs}`
+
+{args.campaigns} live campaigns, each with a 3-leaf condition, 50 offers, 1,000 customers with
+push + SMS consent and 0-2 offers in their week; {args.events} presence events per run, timed
+in the second of two rounds (the first warms caches). Two catalogues:
+- worst: every campaign listens to the same trigger (store enter), so all 100 fire each time;
+- spread: each campaign listens to one of enter/dwell/exit at one of 20 stores (~2 fire).
+
+| catalogue | `decide` p50 / p99 (µs) | facts + pressure + `decide` p50 / p99 (µs) | outcomes |
+|---|---:|---:|---|
+{table}
+
+Backtest, pure replay (`geo_engine/decision/backtest.py`, profile facts built per event, one
+campaign, {args.backtest_events} store enters): {bt_rate:,.0f} events/s. The API route adds
+reading the events from PostgreSQL.
+
+Target: p99 ≤ 50 µs per presence event. Not included: the profile read (bench/profile.md)
+and the hook's PostgreSQL reads and writes (history, suppression, usage; decision and outbox
+rows), which run inside the presence commit.
+Machine: {machine}, shared with other work while measured (p99 is sensitive to that).
+"""
+    (out / "decision.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -167,3 +167,25 @@ async def test_consents_api(api: httpx.AsyncClient, gated: Services) -> None:
     assert (await api.put("/v1/customers/c1/consents", json=bad)).status_code == 422
     bad = {"tracking": {"status": "granted", "at": AT, "source": "app"}}
     assert (await api.put("/v1/customers/c1/consents", json=bad)).status_code == 422
+
+
+async def test_mobile_clients_without_consent_store_nothing(
+    api: httpx.AsyncClient, gated: Services
+) -> None:
+    """OwnTracks transitions and beacons are location data too; OsmAnd says why per row."""
+    basic = httpx.BasicAuth("u", ADMIN_KEY)
+    hdrs = {"X-Limit-U": "u", "X-Limit-D": "d"}
+    transition = {"_type": "transition", "event": "enter", "desc": "Shop", "t": "c", "acc": 10}
+    transition.update(lat=LAT0, lon=LON0, tst=int(T0), wtst=int(T0) - 9)
+    location = {"_type": "location", "lat": LAT0, "lon": LON0, "acc": 10, "tst": int(T0)}
+    for msg in (transition, location):
+        r = await api.post("/v1/owntracks", json=msg, headers=hdrs, auth=basic)
+        assert (r.status_code, r.json()) == (200, [])
+    assert await rows(gated.pool, "owntracks_transitions") == 0
+    assert await rows(gated.pool, "raw_fixes") == 0
+
+    params = {"id": "phone-9", "lat": LAT0, "lon": LON0, "timestamp": int(T0)}
+    r = await api.get("/v1/osmand", params=params)
+    assert r.status_code == 200, r.text
+    assert r.json()["ignored"] == [{"index": 0, "reason": "no_location_consent"}]
+    assert await rows(gated.pool, "raw_fixes") == 0

@@ -140,8 +140,19 @@ async def post_owntracks(request: Request, svc: Svc) -> Response:
     return _array()
 
 
+def _refused(svc: Services, customer_id: str) -> str | None:
+    """Why location data of this customer may not be kept (no or refused consent), if so."""
+    gate = svc.runtime.location_gate
+    reason = None if gate is None else gate(customer_id)
+    if reason is not None:
+        IGNORED.labels("owntracks", reason).inc()
+    return reason
+
+
 async def _record_transition(svc: Services, device_id: str, t: owntracks.Transition) -> str:
     """The app's own view, kept for comparison: it never makes a presence event."""
+    if _refused(svc, svc.runtime.customer_for(device_id)) is not None:
+        return "ignored"  # a transition is location data too: the same consent applies
     async with svc.pool.acquire() as conn:
         status: str = await conn.execute(
             "INSERT INTO owntracks_transitions (device_id, customer_id, event, region_key,"
@@ -182,6 +193,8 @@ async def handle_owntracks_beacon(svc: Services, device_id: str, beacon: owntrac
         ios_proximity=beacon.proximity,
         ts=beacon.ts,
     )
+    if _refused(svc, svc.runtime.customer_for(device_id)) is not None:
+        return "ignored"  # not applied by the sightings path either: keep nothing
     async with svc.pool.acquire() as conn:
         status: str = await conn.execute(
             "INSERT INTO owntracks_beacons (device_id, customer_id, uuid, major, minor, rssi,"
@@ -289,7 +302,8 @@ def _osmand_body(fixes: osmand.OsmAndFixes, result: IngestResult | None) -> byte
         "rejected": [
             {"index": d.index, "field": d.field, "reason": d.reason} for d in fixes.dropped
         ],
-        "ignored": [{"index": i, "reason": str(f)} for i, f in flags],
+        "ignored": [{"index": i, "reason": str(f)} for i, f in flags]
+        + ([] if result is None else [{"index": i, "reason": r} for i, r in result.dropped]),
         "events": [
             {
                 "id": eid,

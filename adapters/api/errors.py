@@ -64,7 +64,7 @@ def install(app: FastAPI) -> None:
         ctype = request.headers.get("content-type", "")
         for e in exc.errors():
             loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
-            reason = str(e.get("msg"))
+            reason = str(e.get("msg")).removeprefix("Value error, ")  # pydantic's wrapper
             if not loc and e.get("loc", ())[:1] == ("body",) and "json" not in ctype:
                 # curl -d sends a form by default: say what is expected, not pydantic's words
                 got = ctype or "none"

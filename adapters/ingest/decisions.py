@@ -28,6 +28,7 @@ from geo_engine.decision.facts import (
     customer_of,
     profile_facts,
 )
+from geo_engine.decision.gsm7 import sms_length
 from geo_engine.decision.models import Campaign, Offer, parse_campaign, parse_offer
 from geo_engine.decision.rules import WEEK_S, DecisionConfig, pressure_of, warm
 from geo_engine.models import PresenceEvent
@@ -160,7 +161,9 @@ class DecisionService:
         }
         out: dict[str, Any] = {"value": offer.value, "code": values["code"]}
         if d.channel == "sms" and offer.sms is not None:
-            out["sms"] = {"text": templates.render(offer.sms.text, values)}
+            text = templates.render(offer.sms.text, values)
+            m = sms_length(text)  # placeholders change the length: the gateway bills this
+            out["sms"] = {"text": text, "encoding": m.encoding, "segments": m.segments}
         elif d.channel == "push" and offer.push is not None:
             out["push"] = {
                 "title": templates.render(offer.push.title, values),

@@ -264,7 +264,11 @@ def _apply_rules(
         steps.append("objection:yes")
         return "objection", tuple(steps), None
     steps.append("objection:no")
-    hit = sorted((c.suppression_lists | cfg.suppression_lists) & suppressed_in)
+    hit = (
+        sorted((c.suppression_lists | cfg.suppression_lists) & suppressed_in)
+        if suppressed_in
+        else []
+    )
     if hit:
         steps.append("suppressed:" + ",".join(hit))
         return "suppressed", tuple(steps), None

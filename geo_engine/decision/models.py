@@ -48,10 +48,7 @@ class Offer:
     product: str | None
     redemption_cap: int | None  # offers issued at most
     budget: float | None  # value issued at most
-
-    @property
-    def channels(self) -> tuple[str, ...]:
-        return tuple(c for c in CHANNELS if getattr(self, c) is not None)
+    channels: tuple[str, ...] = ()  # those with content, set by parse_offer
 
     def valid_at(self, t: float) -> bool:
         return self.valid_from <= t < self.valid_until
@@ -130,6 +127,7 @@ def parse_offer(doc: Mapping[str, Any]) -> Offer:
         product=doc.get("product"),
         redemption_cap=doc.get("redemption_cap"),
         budget=doc.get("budget"),
+        channels=tuple(c for c, x in (("push", push), ("sms", sms)) if x is not None),
     )
 
 

@@ -197,3 +197,6 @@ async def test_velocity_crossing_decides_in_the_signal_transaction(open_client) 
     assert ds[0]["trigger_kind"] == "velocity" and ds[0]["channel"] == "sms"
     assert ds[0]["trigger_instance"] == f"vel:interest:falling:{int(T0)}"
     assert await svc.pool.fetchval("SELECT count(*) FROM outbox") == 1
+    payload = await svc.pool.fetchval("SELECT payload FROM outbox")
+    assert payload["sms"]["text"].startswith("Bonjour Léa, -10% chez")
+    assert (payload["sms"]["encoding"], payload["sms"]["segments"]) == ("gsm7", 1)

@@ -52,8 +52,10 @@ def _dt(ts: float) -> datetime:
 )
 async def customer_presence(customer_id: str, svc: Svc, p: Reader) -> CustomerPresence:
     inside = []
+    index = svc.runtime.index  # the live fences, in memory: no query per fence
     for fence_id, st in await svc.presence.presence_of(customer_id):
-        fence = await svc.fences.get(fence_id)
+        pos = index.position(fence_id)
+        fence = None if pos is None else index.fences[pos]
         store = None if fence is None else fence.store_id
         if p.role is Role.STAFF and store not in p.store_ids:
             continue  # staff see presence in their own stores only

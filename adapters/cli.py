@@ -137,6 +137,44 @@ def purge(
     asyncio.run(main())
 
 
+@app.command()
+def relay(
+    once: Annotated[bool, typer.Option(help="Send what is due now, then exit")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Run the outbox relay on its own (also runs inside `serve` unless GEO_ENGINE_RELAY_ENABLED
+    is false); several may run at once."""
+    from adapters.composition import build_relay
+    from adapters.db.connect import create_pool, resolve_url
+    from adapters.db.migrate import migrate as run
+
+    _logging(log_level)
+
+    async def main() -> None:
+        s = Settings()
+        pool = await create_pool(resolve_url(s.database_url, s.data_dir), 1, 4)
+        try:
+            await run(pool)
+            # no profile service here: an SMS opt-out is written to the database, and a running
+            # `serve` reads it at its next start (serve's own relay updates its memory at once)
+            r = build_relay(s, pool, None)
+            try:
+                if once:
+                    st = await r.drain()
+                    console.print(
+                        f"claimed {st.claimed}, sent {st.sent}, retried {st.retried},"
+                        f" dead {st.dead}, expired {st.expired}"
+                    )
+                else:
+                    await r.run_forever()
+            finally:
+                await r.aclose()
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+
+
 @app.command("create-key")
 def create_key(
     role: Annotated[str, typer.Option(help="admin, ingest, staff or gateway")],

@@ -17,6 +17,12 @@ from adapters.db.fence_repo import PgFenceRepository
 from adapters.db.identities import PgIdentityDirectory
 from adapters.db.migrate import migrate
 from adapters.db.presence_store import PgPresenceStore
+from adapters.delivery.customers import DeliveryDirectory
+from adapters.delivery.gateways.base import Gateway
+from adapters.delivery.gateways.fcm import FcmGateway
+from adapters.delivery.gateways.log_sink import LogSink
+from adapters.delivery.gateways.twilio import TwilioGateway
+from adapters.delivery.relay import Relay
 from adapters.ingest.decisions import DecisionService
 from adapters.ingest.profiles import ProfileService
 from adapters.ingest.runtime import PresenceRuntime
@@ -38,6 +44,8 @@ class Services:
     profiles: ProfileService  # customer profiles and velocity (geo_engine/profile)
     # campaigns, offers, decisions (geo_engine/decision); None only for hand-built Services
     decisions: DecisionService | None = None
+    # the outbox relay (adapters/delivery); its task runs in serve unless relay_enabled is off
+    relay: Relay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0.0, 0.0))
 
@@ -47,6 +55,8 @@ class Services:
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self.relay is not None:
+            await self.relay.aclose()
         await self.pool.close()
 
 
@@ -102,10 +112,53 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         profiles=profiles,
         decisions=decisions,
     )
+    svc.relay = build_relay(settings, pool, profiles)
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     if background:
         svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))
         svc.tasks.append(asyncio.create_task(profiles.run_forever()))
         retention = Retention.from_settings(settings)
         svc.tasks.append(asyncio.create_task(purge_forever(pool, retention)))
+        if settings.relay_enabled:
+            svc.tasks.append(asyncio.create_task(svc.relay.run_forever()))
     return svc
+
+
+def build_gateways(settings: Settings, directory: DeliveryDirectory) -> dict[str, Gateway]:
+    """Channel -> gateway, as configured (one httpx client per gateway)."""
+    log_sink = LogSink()
+    sms: Gateway = log_sink
+    if settings.delivery_sms_gateway == "twilio":
+        sms = TwilioGateway(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            phone_of=directory.phone_of,
+            on_opt_out=directory.revoke_sms,
+            on_invalid_number=directory.mark_phone_invalid,
+            base_url=settings.twilio_base_url,
+            from_number=settings.twilio_from,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            status_callback=settings.twilio_status_callback,
+            timeout_s=settings.delivery_timeout_s,
+        )
+    push: Gateway = log_sink
+    if settings.delivery_push_gateway == "fcm":
+        token = settings.fcm_access_token.get_secret_value()
+
+        async def bearer() -> str:
+            return token
+
+        push = FcmGateway(
+            project_id=settings.fcm_project_id,
+            token_source=bearer,
+            tokens_of=directory.push_tokens_of,
+            remove_token=directory.remove_push_token,
+            base_url=settings.fcm_base_url,
+            timeout_s=settings.delivery_timeout_s,
+        )
+    return {"sms": sms, "push": push}
+
+
+def build_relay(settings: Settings, pool: asyncpg.Pool, profiles: ProfileService | None) -> Relay:
+    gateways = build_gateways(settings, DeliveryDirectory(pool, profiles))
+    return Relay(pool, gateways, settings.relay_config())

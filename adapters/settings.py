@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.delivery.relay import RelayConfig
 from geo_engine.decision.rules import DecisionConfig, Window
 from geo_engine.models import PresenceConfig
 from geo_engine.profile.config import DEFAULT_SENSITIVE_URL_PATTERNS, ProfileConfig
@@ -145,6 +146,37 @@ class Settings(BaseSettings):
     # suppression lists every campaign honours (e.g. ["bad_payers"]), partners' campaigns too
     decision_suppression_lists: list[str] = Field(default_factory=list)
 
+    # delivery (issue 6; adapters/delivery/): the outbox relay, run inside `serve` unless off,
+    # and standalone with `geo-engine relay`. Several relays may run at once (SKIP LOCKED).
+    relay_enabled: bool = True  # run the relay inside `serve`
+    relay_batch_size: int = Field(default=100, ge=1)  # rows claimed per round
+    relay_lease_s: float = Field(default=60.0, gt=0)  # a claimed row is retaken after this
+    relay_max_attempts: int = Field(default=5, ge=1)  # then dead letter (re-drivable)
+    # retry n waits min(max, base * 2^(n-1)), minus up to `jitter` of it, never less than the
+    # provider's Retry-After
+    relay_backoff_base_s: float = Field(default=30.0, ge=0)
+    relay_backoff_max_s: float = Field(default=3_600.0, ge=0)
+    relay_jitter: float = Field(default=0.2, ge=0, le=1)
+    relay_poll_interval_s: float = Field(default=1.0, gt=0)  # idle wait between claims
+    relay_concurrency: int = Field(default=16, ge=1)  # sends in flight per gateway and relay
+    relay_rate_per_s: float = Field(default=0.0, ge=0)  # per gateway and relay; 0 = unlimited
+    # gateway per channel: "log" writes what would be sent (demo, local use)
+    delivery_sms_gateway: Literal["log", "twilio"] = "log"
+    delivery_push_gateway: Literal["log", "fcm"] = "log"
+    delivery_timeout_s: float = Field(default=10.0, gt=0)  # per gateway call
+    # Twilio-compatible SMS (base URL configurable: a sandbox or a test stands in)
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from: str | None = None  # a sender number, or:
+    twilio_messaging_service_sid: str | None = None
+    twilio_status_callback: str | None = None  # our /v1/callbacks/twilio/status URL
+    # FCM HTTP v1 app push; the OAuth2 access token is given as is (the service-account
+    # exchange is not built in: refresh it outside and restart, or inject a token source)
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    fcm_project_id: str = ""
+    fcm_access_token: SecretStr = SecretStr("")
+
     def profile_config(self) -> ProfileConfig:
         return ProfileConfig(
             window_days=self.velocity_window_days,
@@ -190,6 +222,19 @@ class Settings(BaseSettings):
             default_timezone=self.decision_default_timezone,
             offer_ttl_s=self.decision_offer_ttl_s,
             suppression_lists=frozenset(self.decision_suppression_lists),
+        )
+
+    def relay_config(self) -> RelayConfig:
+        return RelayConfig(
+            batch_size=self.relay_batch_size,
+            lease_s=self.relay_lease_s,
+            max_attempts=self.relay_max_attempts,
+            backoff_base_s=self.relay_backoff_base_s,
+            backoff_max_s=self.relay_backoff_max_s,
+            jitter=self.relay_jitter,
+            poll_interval_s=self.relay_poll_interval_s,
+            concurrency=self.relay_concurrency,
+            rate_per_s=self.relay_rate_per_s,
         )
 
     def presence_config(self) -> PresenceConfig:

@@ -23,6 +23,7 @@ from adapters.api.routes import (
     keys,
     nfc,
     offers,
+    outbox,
     pings,
     presence,
     privacy,
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         offers,
         campaigns,
         decisions,
+        outbox,
     ):
         app.include_router(module.router)
     return app

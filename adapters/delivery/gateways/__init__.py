@@ -1,0 +1,1 @@
+"""Gateways: one interface (base.Gateway), one httpx client each, transport injectable."""

@@ -27,6 +27,7 @@ import tracemalloc
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import numpy as np
@@ -225,8 +226,9 @@ async def _fresh_db(server: str) -> tuple[str, str]:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    base = server.rsplit("/", 1)[0]
-    return f"{base}/{name}", name
+    # replace the path only: the embedded server's URL carries its socket in the query
+    parts = urlsplit(server)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment)), name
 
 
 async def _drop_db(server: str, name: str) -> None:

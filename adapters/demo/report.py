@@ -29,7 +29,13 @@ OUTCOMES = {
     "impossible_speed": "#c0392b",
     "mock": "#e84393",
     "low_accuracy": "#95a5a6",
+    "no_location_consent": "#2c3e50",
+    "location_consent_refused": "#7f8c8d",
 }
+DECISION_COLORS = {
+    "send push": "#2e9e44", "send sms": "#1f6fb4", "held push": "#a3d9a5", "held sms": "#9cc3e6",
+    "holdout": "#e08a00", "control": "#f3c77a", "stopped": "#d5d0c5",
+}  # fmt: skip
 HEAT_RES = 9
 HEAT_SAMPLE = 250_000
 
@@ -207,8 +213,10 @@ def _zoom(city: City, fleet: Fleet, sent: Sent, events: list[Event], c: int) -> 
 
 
 def _bars(title: str, labels: list[str], stacks: Sequence[Mapping[str, float]],
-          colors: dict[str, str], horizontal: bool = False) -> str:  # fmt: skip
-    """A stacked bar chart, legend on top; horizontal bars are labelled first/total."""
+          colors: dict[str, str], horizontal: bool = False,
+          texts: Sequence[str] | None = None) -> str:  # fmt: skip
+    """A stacked bar chart, legend on top; horizontal bars are labelled first/total (or with
+    `texts`)."""
     top = max((sum(s.values()) for s in stacks), default=0) or 1
     n, w, y0 = len(labels), 700 if horizontal else 640, 40 + 18 * math.ceil(len(colors) / 4)
     left, row = (280, 15) if horizontal else (50, 0)
@@ -234,6 +242,7 @@ def _bars(title: str, labels: list[str], stacks: Sequence[Mapping[str, float]],
         if horizontal:
             vals = list(stack.values())
             text = f"{vals[0]:,.0f}/{sum(vals):,.0f}" if len(vals) > 1 else f"{vals[0]:,.0f}"
+            text = escape(texts[i]) if texts else text
             ty = y0 + i * row + 10
             parts.append(_el("text", escape(label), x=left - 6, y=ty, class_="ax",
                              text_anchor="end") + _el("text", text, x=left + pos + 4, y=ty,
@@ -246,6 +255,19 @@ def _bars(title: str, labels: list[str], stacks: Sequence[Mapping[str, float]],
                          text_anchor="end"))  # fmt: skip
         parts.append(_el("line", x1=left, y1=h - 30, x2=w - 10, y2=h - 30, stroke="#888"))
     return _el("svg", "".join(parts), class_="chart", viewBox=f"0 0 {w} {h}", width=w, height=h)
+
+
+def _decision_chart(s: DemoSummary) -> str:
+    """Per campaign: offers sent or held by channel, holdout, control, and how many times a
+    rule stopped it (consent, objection, suppression, pressure, hours...)."""
+    m = s.marketing
+    if m is None:
+        return ""
+    stacks = [{k: m.by_campaign[(c, k)] for k in DECISION_COLORS} for c in m.audience.campaigns]
+    names = list(m.audience.campaigns.values())
+    offers = [sum(v for k, v in st.items() if k.startswith(("send", "held"))) for st in stacks]
+    texts = [f"{o:,} offers" for o in offers]
+    return _bars("Decisions by campaign and outcome", names, stacks, DECISION_COLORS, True, texts)
 
 
 def _table(title: str, head: list[str], rows: list[list[Any]]) -> str:
@@ -325,7 +347,7 @@ drawn offline: no tiles.</p>
 their accuracy circles, and the events it produced. Dashed: department zones.</p>
 <div class="row">{_zoom(city, fleet, sent, events, c)}</div>
 <h2>Charts</h2>
-<div class="row">{ev_chart}{ping_chart}{store_chart}</div>
+<div class="row">{ev_chart}{ping_chart}{store_chart}{_decision_chart(s)}</div>
 </body></html>"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,12 +24,14 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import msgspec
+import numpy as np
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from adapters.composition import Services
+from adapters.demo import marketing as mkt
 from adapters.demo import simulate as sim
 from adapters.demo.city import TIMEZONE, City, build_city
 from adapters.demo.report import write_report
@@ -87,8 +89,8 @@ def run_demo(
     async def main() -> DemoSummary:
         with console.status("Starting PostgreSQL, creating a fresh demo database…"):
             url = await fresh_database(settings)
-        # synthetic shoppers have no consent records: the legal default would drop them all
-        demo = settings.model_copy(update={"database_url": url, "require_location_consent": False})
+        # the legal default: pings of customers without location consent are dropped, counted
+        demo = settings.model_copy(update={"database_url": url})
         return await run_demo_async(customers, seed, out, demo, progress, console)
 
     return asyncio.run(main())
@@ -127,11 +129,17 @@ async def run_demo_async(
             r.raise_for_status()
             r = await client.post("/v1/api-keys", json=key, headers=auth)
             phones = {"Authorization": f"Bearer {r.raise_for_status().json()['key']}"}
+            with console.status("Profiles, consents, offers and campaigns through the API…"):
+                audience = await mkt.setup(client, auth, phones, city, customers, seed, origin)
             sent = await _send(client, phones, svc, fleet, origin, progress, console)
             listed = await _list_events(client, auth)
+            with console.status("Reading the decisions back through the API…"):
+                who = {e.customer_id for e in sent.events}
+                marketing = await mkt.read_back(client, auth, audience, who)
     finally:
         await svc.close()
-    summary = score(city, fleet, sent, listed, day)
+    summary = score(city, fleet, sent, listed, day, audience.located)
+    summary.marketing = marketing
     summary.sim_s, summary.total_s = sim_s, time.perf_counter() - started
     summary.report = write_report(out, city, fleet, sent, summary, summary_tables(summary))
     print_summary(summary, console)
@@ -257,6 +265,7 @@ class DemoSummary:
     sim_s: float = 0.0
     total_s: float = 0.0
     report: Path | None = None
+    marketing: mkt.Marketing | None = None
 
     def total(self, what: str) -> int:
         return sum(n for (_, w), n in self.visits.items() if w == what)
@@ -266,17 +275,30 @@ class DemoSummary:
         return self.rows / self.wall_s if self.wall_s else 0.0
 
 
-def score(city: City, fleet: sim.Fleet, sent: Sent, listed: Counter[str], day: date) -> DemoSummary:
-    """Hold the engine's events against the ground truth of the simulated day."""
+def score(
+    city: City,
+    fleet: sim.Fleet,
+    sent: Sent,
+    listed: Counter[str],
+    day: date,
+    located: set[int] | None = None,
+) -> DemoSummary:
+    """Hold the engine's events against the ground truth of the simulated day: the truth of
+    the customers who may be located (`located`; None: all), the others' pings are dropped."""
+    seen = (
+        np.ones(len(fleet.ts), bool) if located is None else np.isin(fleet.customer, list(located))
+    )
+    fleet_visits = [v for v in fleet.visits if located is None or v.customer in located]
     kind = {f.id: f.kind for f in city.fences}
     store_of = {f.id: f.store for f in city.fences}
     brand = [s.brand.name for s in city.stores]
     visits, walks, spoofed = defaultdict(list), defaultdict(list), defaultdict(list)
-    for i, v in enumerate(fleet.visits):
+    for i, v in enumerate(fleet_visits):
         visits[v.customer].append((i, v))
     for w in fleet.walkpasts:
-        walks[w.customer].append(w)
-    spoof = (fleet.phase == sim.SPOOF_MOCK) | (fleet.phase == sim.SPOOF_JUMP)
+        if located is None or w.customer in located:
+            walks[w.customer].append(w)
+    spoof = ((fleet.phase == sim.SPOOF_MOCK) | (fleet.phase == sim.SPOOF_JUMP)) & seen
     for c, t in zip(fleet.customer[spoof].tolist(), fleet.ts[spoof].tolist(), strict=True):
         spoofed[c].append(t)
     got: dict[str, Counter[int]] = {k: Counter() for k in ("enter", "dwell", "exit")}
@@ -307,14 +329,14 @@ def score(city: City, fleet: sim.Fleet, sent: Sent, listed: Counter[str], day: d
             else:
                 unplanned += 1
     by_store: Counter[tuple[str, str]] = Counter()
-    for i, v in enumerate(fleet.visits):
+    for i, v in enumerate(fleet_visits):
         b, sid, n = brand[v.store], city.stores[v.store].id, got["enter"][i]
         hits = {"planned": 1, "detected": n, "dwell": got["dwell"][i], "exit": got["exit"][i]}
         for what, hit in (*hits.items(), ("split", n > 1)):
             tally[(b, what)] += hit > 0
         by_store[(sid, "planned")] += 1
         by_store[(sid, "detected")] += n > 0
-    good = {v.customer for i, v in enumerate(fleet.visits) if got["dwell"][i]} - set(spoofed)
+    good = {v.customer for i, v in enumerate(fleet_visits) if got["dwell"][i]} - set(spoofed)
     return DemoSummary(
         day=day, customers=int(fleet.customer.max()) + 1 if len(fleet.ts) else 0,
         stores=len(city.stores), fences=len(city.fences), fixes=fleet.fixes,
@@ -322,7 +344,7 @@ def score(city: City, fleet: sim.Fleet, sent: Sent, listed: Counter[str], day: d
         ignored=Counter(r for r in sent.ignored if r), wall_s=sent.wall_s, sweeps=sent.sweeps,
         events=Counter((e.type, kind[e.fence_id]) for e in sent.events), listed=listed,
         visits=tally, by_store=by_store, malformed=int(fleet.bad.sum()),
-        mock_rows=int(fleet.mock.sum()), walkpasts=len(fleet.walkpasts),
+        mock_rows=int((fleet.mock & seen).sum()), walkpasts=sum(map(len, walks.values())),
         walkpast_triggers=walk_hits, spoof_rows=int(spoof.sum()), spoof_triggers=spoof_hits,
         unplanned=unplanned, sequence_errors=errors,
         showcase=min((c for c in good if walks[c]), default=min(good, default=0)),
@@ -368,6 +390,7 @@ def summary_tables(s: DemoSummary) -> Tables:
         ("Presence events (by fence kind)", ["type", *kinds, "read back via API"], events),
         ("Store visits (planned = ground truth)", head, visits),
         ("Checks", ["", "", ""], checks),
+        *(mkt.tables(s.marketing, s.ignored) if s.marketing else []),
     ]
 
 

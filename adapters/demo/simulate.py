@@ -29,6 +29,7 @@ DAY_START, DAY_END = 6 * 3600.0, 23.5 * 3600.0
 # phases (ground truth of each fix)
 HOME, WORK, MOVE, WALKPAST, APPROACH, STORE, SPOOF_MOCK, SPOOF_JUMP = range(8)
 UNDERGROUND = -1  # moving with no fix at all
+LATE_CLOSE_S = 22 * 3600.0  # the competitor, a discounter, closes late: evening visits
 # accuracy kinds
 OUTDOOR, STATIC, INDOOR, ENTRY, SPOOF = range(5)
 
@@ -205,7 +206,8 @@ def _outing(day: _Day, rng: np.random.Generator, city: City, n: int, p_visit: fl
         minutes = 6 + rng.gamma(2.0, 6.0) if rng.random() < 0.9 else rng.uniform(30, 40)
         minutes = min(minutes, 40.0)
         eta = day.t + d[store] / 1.3 + 120
-        open_ = eta > OPEN_S + 300 and eta + minutes * 60 < CLOSE_S - 300
+        close = CLOSE_S if city.stores[store].brand.kind == "store" else LATE_CLOSE_S
+        open_ = eta > OPEN_S + 300 and eta + minutes * 60 < close - 300
         if open_ and rng.random() < p_visit:
             day.visit(store, minutes)
         else:

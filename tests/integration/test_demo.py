@@ -75,12 +75,17 @@ async def test_a_small_demo_day_end_to_end(
 
     out = tmp_path / "report.html"
     printed = io.StringIO()
-    s = await run_demo_async(
-        200, 11, out, settings_factory(), progress=False, console=Console(file=printed, width=400)
-    )
-    # every row is accounted for
+    settings = settings_factory(require_location_consent=True)  # the legal default
+    console = Console(file=printed, width=400)
+    s = await run_demo_async(200, 11, out, settings, progress=False, console=console)
+    m = s.marketing
+    assert m is not None
+    a = m.audience
+    # every row is accounted for: the pings of customers without location consent are dropped
+    dropped = s.ignored["no_location_consent"] + s.ignored["location_consent_refused"]
     assert s.customers == 200 and s.rows > 10_000
-    assert s.accepted + s.rejected == s.rows
+    assert a.missing and dropped > 0
+    assert s.accepted + s.rejected + dropped == s.rows
     assert s.rejected == s.malformed > 0
     assert s.ignored["mock"] == s.mock_rows
     assert s.ignored["duplicate"] > 0 and s.ignored["late"] > 0
@@ -101,11 +106,23 @@ async def test_a_small_demo_day_end_to_end(
     assert 0.5 * detected <= s.total("dwell") <= detected
     assert s.total("pairs") >= detected
     assert sum(n for (_, w), n in s.by_store.items() if w == "detected") == detected
+    # marketing: offers decided, and only to whom the rules allow
+    o = m.outcomes
+    assert m.decisions == sum(o.values()) > 0 and o["send"] > 0
+    assert m.deciders <= a.located  # no decision without location consent
+    assert not m.offered & (a.objecting | a.missing | a.denied)
+    assert all(c in a.push | a.sms for c in m.offered)
+    assert m.outbox == o["send"] + o["held"]  # holdout and control: decided, logged, not sent
+    assert m.held_out_with_outbox == 0
+    assert o["holdout"] + o["control"] > 0
+    assert m.stopped["no_consent"] > 0 and sum(m.by_campaign.values()) > 0
+    assert set(c for c, _ in m.by_campaign) <= set(a.campaigns)
     # the report: offline, with the map, the close-up and the charts
     assert s.report == out.resolve()
     page = out.read_text(encoding="utf-8")
     assert '<svg id="map"' in page and '<svg id="zoom"' in page
-    assert page.count('<svg class="chart"') == 3
+    assert page.count('<svg class="chart"') == 4
+    assert "Offers by campaign and channel" in page
     assert page.count("<polygon") > 200  # fences and H3 heat cells
     assert not re.search(r"(src|href)=\"https?:", page) and "<script" not in page
     assert "Checks" in printed.getvalue() and str(out.resolve()) in printed.getvalue()

@@ -15,35 +15,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import numpy as np
 
 from adapters.db import profiles as db
+from adapters.ingest import places
 from adapters.ingest.event_codec import EventRow, categories_of, url_of
 from adapters.ingest.runtime import PresenceRuntime
 from geo_engine.models import EventType as PresenceType
 from geo_engine.models import PresenceEvent
-from geo_engine.profile.affinity import Decay, category_weight
+from geo_engine.profile.affinity import category_weight
 from geo_engine.profile.attributes import (
     Attributes,
     Consent,
     ConsentPurpose,
     merge_consents,
-    refuses,
 )
 from geo_engine.profile.config import DAY_S, ProfileConfig
 from geo_engine.profile.events import BehaviouralEvent, Channel, EventType, kpis_of
-from geo_engine.profile.places import (
-    HOME,
-    WORK,
-    CellEvidence,
-    PlacesConfig,
-    choose,
-    merge,
-    observe,
-)
+from geo_engine.profile.places import PlacesConfig
 from geo_engine.profile.profile import CustomerProfile, build_profile
 from geo_engine.profile.rfm import RfmFigures
 from geo_engine.profile.state import Crossing, Plan, ProfileState
@@ -54,10 +44,6 @@ log = logging.getLogger(__name__)
 # Called inside the transaction that stores velocity crossings: the decision module writes its
 # decisions and outbox rows in the same commit (as presence hooks do).
 SignalHook = Callable[[asyncpg.Connection, list[Crossing]], Awaitable[None]]
-# fixed reference of the place evidence's decay (2025-01-01): float64 holds 2^((t - ref)/h)
-# for ~80 years at a 30-day half-life
-PLACES_REF = 1_735_689_600.0
-PLACES_LAG = timedelta(seconds=10)  # a fix committed by a slow transaction is not skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +119,9 @@ class ProfileService:
             st.set_attributes(cid, attrs)
         for cid, consents in data.consents.items():
             st.set_consents(cid, consents)
-        self._set_places(data.place_cells, {k[0] for k in data.place_cells})
+        places.apply(
+            self.state, data.place_cells, {k[0] for k in data.place_cells}, self.places_cfg
+        )
         log.info("profiles loaded: %d customers, %d buyers", len(st), st.scorer.size)
 
     # --- reading ----------------------------------------------------------------------------
@@ -370,54 +358,9 @@ class ProfileService:
     async def refresh_places(self, now: float | None = None) -> int:
         """Fold the raw fixes received since the last run into home/work evidence. Returns how
         many customers' places were recomputed."""
-        cfg = self.places_cfg
-        async with self.pool.acquire() as conn, conn.transaction():
-            until = datetime.fromtimestamp(self.clock() if now is None else now, UTC) - PLACES_LAG
-            after = await db.get_cursor(conn, "places") or datetime.fromtimestamp(0, UTC)
-            fixes = await db.fixes_between(conn, after, until)
-            await db.set_cursor(conn, "places", until)
-            if not fixes:
-                return 0
-            refused = self.state.objecting | {
-                c
-                for c, cons in self.state.consents.items()
-                if refuses(cons, ConsentPurpose.LOCATION)
-            }
-            fixes = [f for f in fixes if f["customer_id"] not in refused]
-            cids = [f["customer_id"] for f in fixes]
-            col = np.asarray
-            obs = observe(
-                col([f["ts"] for f in fixes], np.float64),
-                col([f["lat"] for f in fixes], np.float64),
-                col([f["lon"] for f in fixes], np.float64),
-                col([np.nan if f["accuracy_m"] is None else f["accuracy_m"] for f in fixes]),
-                cfg,
-            )
-            rows = [
-                (cids[i], int(k), int(c), int(h), int(d))
-                for i, k, c, h, d in zip(
-                    obs.index.tolist(), obs.kind, obs.cell, obs.hour, obs.day, strict=True
-                )
-            ]
-            customers = sorted({r[0] for r in rows})
-            evidence = await db.place_cells(conn, customers)
-            changed = merge(evidence, rows, Decay(cfg.half_life_days, PLACES_REF))
-            await db.upsert_place_cells(conn, {k: evidence[k] for k in changed})
-        self._set_places(evidence, set(customers))
-        return len(customers)
-
-    def _set_places(
-        self, evidence: dict[tuple[str, int, int], CellEvidence], customers: set[str]
-    ) -> None:
-        grouped: dict[tuple[str, int], dict[int, CellEvidence]] = {}
-        for (cid, kind, cell), ev in evidence.items():
-            grouped.setdefault((cid, kind), {})[cell] = ev
-        for cid in customers:
-            places = [
-                choose(grouped.get((cid, kind), {}), kind, self.places_cfg.min_days)
-                for kind in (HOME, WORK)
-            ]
-            self.state.set_places(cid, tuple(p for p in places if p is not None))
+        return await places.refresh(
+            self.pool, self.state, self.places_cfg, self.clock() if now is None else now
+        )
 
     async def run_forever(self, tick_s: float = 30.0) -> None:
         next_sweep = next_places = self.clock()

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,15 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import LAT0, LON0, offset, square_feature  # noqa: E402
+from tests.server import free_port  # noqa: E402
+from tests.server import start_server as serve  # noqa: E402
 
 ADMIN = "bench-admin-key-000000000000"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu() -> str:
@@ -53,38 +48,16 @@ def _cpu() -> str:
 
 
 def start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "GEO_ENGINE_ADMIN_KEY": ADMIN,
-        "GEO_ENGINE_DATA_DIR": str(data_dir),
-        "GEO_ENGINE_RAW_FIX_RETENTION_S": os.environ.get("GEO_ENGINE_RAW_FIX_RETENTION_S", "86400"),
-        "GEO_ENGINE_RATE_LIMIT_PER_S": "0",  # measure the engine, not the throttle
-        # the fleet's consents are not the subject here: without this every ping is dropped
-        "GEO_ENGINE_REQUIRE_LOCATION_CONSENT": "false",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
+    """The engine as deployed: `geo-engine serve` in its own process (tests/server.py)."""
+    return serve(
+        None,
+        port,
+        data_dir,
+        admin_key=ADMIN,
+        timeout_s=60.0,
+        GEO_ENGINE_RAW_FIX_RETENTION_S=os.environ.get("GEO_ENGINE_RAW_FIX_RETENTION_S", "86400"),
+        GEO_ENGINE_RATE_LIMIT_PER_S="0",  # measure the engine, not the throttle
     )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
 
 
 def make_fences(rng: np.random.Generator, n: int) -> list[dict[str, object]]:
@@ -188,7 +161,7 @@ def main() -> None:
     args = ap.parse_args()
 
     rng = np.random.default_rng(7)
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="geo-bench-") as tmp:
         proc = start_server(port, Path(tmp))

@@ -21,12 +21,20 @@ def free_port() -> int:
 
 
 def start_server(
-    database_url: str, port: int, data_dir: Path, **env: str
+    database_url: str | None,
+    port: int,
+    data_dir: Path,
+    *,
+    admin_key: str = ADMIN_KEY,
+    timeout_s: float = 30.0,
+    **env: str,
 ) -> subprocess.Popen[bytes]:
+    """Start `geo-engine serve` and wait until it is ready. `database_url` None: whatever the
+    environment says (DATABASE_URL, or the embedded server in `data_dir`)."""
     full_env = {
         **os.environ,
-        "DATABASE_URL": database_url,
-        "GEO_ENGINE_ADMIN_KEY": ADMIN_KEY,
+        **({} if database_url is None else {"DATABASE_URL": database_url}),
+        "GEO_ENGINE_ADMIN_KEY": admin_key,
         "GEO_ENGINE_DATA_DIR": str(data_dir),
         # synthetic customers without consent records (see conftest.settings_factory)
         "GEO_ENGINE_REQUIRE_LOCATION_CONSENT": "false",
@@ -47,7 +55,7 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.time() + 30
+    deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:

@@ -18,17 +18,24 @@ from adapters.db.identities import PgIdentityDirectory
 from adapters.db.migrate import migrate
 from adapters.db.presence_store import PgPresenceStore
 from adapters.delivery.customers import DeliveryDirectory
+from adapters.delivery.escalation import Escalator
+from adapters.delivery.gateways.apns import ApnsGateway, ProviderToken
 from adapters.delivery.gateways.base import Gateway
 from adapters.delivery.gateways.fcm import FcmGateway
+from adapters.delivery.gateways.fcm_auth import ServiceAccountTokenSource
 from adapters.delivery.gateways.log_sink import LogSink
+from adapters.delivery.gateways.push import PushRouter
 from adapters.delivery.gateways.twilio import TwilioGateway
+from adapters.delivery.gateways.webhook import WebhookGateway
 from adapters.delivery.relay import Relay
+from adapters.ingest.bandit import BanditRefresher
 from adapters.ingest.decisions import DecisionService
 from adapters.ingest.profiles import ProfileService
 from adapters.ingest.runtime import PresenceRuntime
 from adapters.privacy.consent import LocationConsentGate
 from adapters.privacy.retention import Retention, purge_forever
 from adapters.settings import Settings
+from geo_engine.decision.sms_mentions import SmsMentions
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +101,27 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     # offers decided and put in the outbox in the same commit as their presence event / signal;
     # after the profile hook, so a dwell's store visit is already in the profile it reads
     decisions = DecisionService(
-        PgCampaignRepository(pool), profiles, runtime, settings.decision_config()
+        PgCampaignRepository(pool, redemption_valid_days=settings.redemption_valid_days),
+        profiles,
+        runtime,
+        settings.decision_config(),
+        mentions=SmsMentions(settings.sms_sender_name, settings.sms_opt_out_text),
+        fix_max_age_s=settings.event_fix_max_age_s,
+        call_due_s=settings.call_task_due_s,
     )
     await decisions.reload()
+    bandit = None
+    if settings.decision_ranking == "bandit":  # learned propensities: outcomes read at start
+        bandit = BanditRefresher(
+            pool,
+            decisions,
+            window_s=settings.decision_bandit_window_days * 86400.0,
+            interval_s=settings.decision_bandit_refresh_s,
+        )
+        await bandit.refresh()
     presence.hooks.append(decisions.presence_hook)
     profiles.signal_hooks.append(decisions.signal_hook)
+    profiles.event_hooks.append(decisions.event_hook)  # event triggers, in the events' commit
     # every location signal passes the consent gate before it is processed or stored
     gate = LocationConsentGate(profiles, require=settings.require_location_consent)
     runtime.location_gate = gate.reason
@@ -119,14 +142,28 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         svc.tasks.append(asyncio.create_task(profiles.run_forever()))
         retention = Retention.from_settings(settings)
         svc.tasks.append(asyncio.create_task(purge_forever(pool, retention)))
+        if bandit is not None:
+            svc.tasks.append(asyncio.create_task(bandit.run_forever()))
         if settings.relay_enabled:
             svc.tasks.append(asyncio.create_task(svc.relay.run_forever()))
+            # follow-ups of offers that got no reaction: with the relay that sends them
+            escalator = Escalator(pool, decisions, interval_s=settings.escalation_interval_s)
+            svc.tasks.append(asyncio.create_task(escalator.run_forever()))
     return svc
 
 
 def build_gateways(settings: Settings, directory: DeliveryDirectory) -> dict[str, Gateway]:
     """Channel -> gateway, as configured (one httpx client per gateway)."""
     log_sink = LogSink()
+    webhook: Gateway | None = None
+    if "webhook" in (settings.delivery_sms_gateway, settings.delivery_push_gateway):
+        webhook = WebhookGateway(
+            url=settings.webhook_url,
+            secret=settings.webhook_secret.get_secret_value(),
+            is_disabled=directory.webhook_disabled,
+            disable=directory.disable_webhook,
+            timeout_s=settings.delivery_timeout_s,
+        )
     sms: Gateway = log_sink
     if settings.delivery_sms_gateway == "twilio":
         sms = TwilioGateway(
@@ -141,22 +178,69 @@ def build_gateways(settings: Settings, directory: DeliveryDirectory) -> dict[str
             status_callback=settings.twilio_status_callback,
             timeout_s=settings.delivery_timeout_s,
         )
+    elif settings.delivery_sms_gateway == "webhook" and webhook is not None:
+        sms = webhook
     push: Gateway = log_sink
     if settings.delivery_push_gateway == "fcm":
-        token = settings.fcm_access_token.get_secret_value()
+        push = build_fcm(settings, directory)
+    elif settings.delivery_push_gateway == "native":
+        providers: dict[str, Gateway] = {}
+        if settings.fcm_project_id:
+            providers["fcm"] = build_fcm(settings, directory)
+        if settings.apns_key_file is not None:
+            providers["apns"] = build_apns(settings, directory)
+        if not providers:
+            log.warning("native push without FCM or APNs settings: push offers dead-letter")
+        push = PushRouter(providers, directory.push_providers_of)
+    elif settings.delivery_push_gateway == "webhook" and webhook is not None:
+        push = webhook
+    return {"sms": sms, "push": push}
 
-        async def bearer() -> str:
-            return token
 
-        push = FcmGateway(
+def build_fcm(settings: Settings, directory: DeliveryDirectory) -> FcmGateway:
+    """With a service-account key, tokens by the JWT exchange; else the static token."""
+    if settings.fcm_service_account_file is not None:
+        source = ServiceAccountTokenSource.from_file(
+            settings.fcm_service_account_file, timeout_s=settings.delivery_timeout_s
+        )
+        return FcmGateway(
             project_id=settings.fcm_project_id,
-            token_source=bearer,
+            token_source=source,
             tokens_of=directory.push_tokens_of,
             remove_token=directory.remove_push_token,
+            invalidate_token=source.invalidate,
+            close_token_source=source.aclose,
             base_url=settings.fcm_base_url,
             timeout_s=settings.delivery_timeout_s,
         )
-    return {"sms": sms, "push": push}
+    token = settings.fcm_access_token.get_secret_value()
+
+    async def bearer() -> str:
+        return token
+
+    return FcmGateway(
+        project_id=settings.fcm_project_id,
+        token_source=bearer,
+        tokens_of=directory.push_tokens_of,
+        remove_token=directory.remove_push_token,
+        base_url=settings.fcm_base_url,
+        timeout_s=settings.delivery_timeout_s,
+    )
+
+
+def build_apns(settings: Settings, directory: DeliveryDirectory) -> ApnsGateway:
+    assert settings.apns_key_file is not None
+    key = ProviderToken(
+        settings.apns_key_file.read_text(), settings.apns_key_id, settings.apns_team_id
+    )
+    return ApnsGateway(
+        provider_token=key,
+        topic=settings.apns_topic,
+        tokens_of=directory.apns_tokens_of,
+        remove_token=directory.remove_push_token,
+        base_url=settings.apns_base_url,
+        timeout_s=settings.delivery_timeout_s,
+    )
 
 
 def build_relay(settings: Settings, pool: asyncpg.Pool, profiles: ProfileService | None) -> Relay:

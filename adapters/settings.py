@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.delivery.relay import RelayConfig
+from geo_engine.decision.bandit import BanditConfig
 from geo_engine.decision.rules import DecisionConfig, Window
 from geo_engine.models import PresenceConfig
 from geo_engine.profile.config import DEFAULT_SENSITIVE_URL_PATTERNS, ProfileConfig
@@ -145,6 +146,28 @@ class Settings(BaseSettings):
     decision_offer_ttl_s: float = Field(default=4 * 3600.0, gt=0)  # an offer expires after
     # suppression lists every campaign honours (e.g. ["bad_payers"]), partners' campaigns too
     decision_suppression_lists: list[str] = Field(default_factory=list)
+    # ranking (README "Decisions"): offer value x static propensity, or x a propensity learned
+    # from redemptions per (campaign, offer) by Thompson sampling (geo_engine/decision/bandit.py)
+    decision_ranking: Literal["expected_value", "bandit"] = "expected_value"
+    decision_bandit_prior_weight: float = Field(default=20.0, gt=0)  # sends the prior is worth
+    decision_bandit_click_weight: float = Field(default=0.0, ge=0, le=1)  # a click, of a redemption
+    decision_bandit_explore: bool = True  # off: the posterior mean, no exploration
+    decision_bandit_window_days: float = Field(default=30.0, gt=0)  # outcomes learned from
+    decision_bandit_refresh_s: float = Field(default=300.0, gt=0)  # arm counts re-read in `serve`
+    # French marketing SMS name the sender and offer a free STOP (CPCE L34-5): added to the
+    # rendered text when missing. The sender: "" when the alphanumeric sender id names it.
+    sms_sender_name: str = ""
+    sms_opt_out_text: str = "STOP au 36111"  # your short code's free opt-out; "" = off
+    # redemption codes (issue 6): a code is accepted at the till for this long after the
+    # message's send time, never past the offer's valid_until
+    redemption_valid_days: float = Field(default=7.0, gt=0, le=366)
+    # follow-ups (adapters/delivery/escalation.py): how often sent offers are looked at, in
+    # `serve` and in `geo-engine relay`
+    escalation_interval_s: float = Field(default=60.0, gt=0)
+    # an event trigger gets a store context only from presence this fresh (and if it is
+    # itself this recent); a call-center task is due this long after its trigger
+    event_fix_max_age_s: float = Field(default=1_800.0, gt=0)
+    call_task_due_s: float = Field(default=86_400.0, gt=0)
 
     # delivery (issue 6; adapters/delivery/): the outbox relay, run inside `serve` unless off,
     # and standalone with `geo-engine relay`. Several relays may run at once (SKIP LOCKED).
@@ -161,8 +184,9 @@ class Settings(BaseSettings):
     relay_concurrency: int = Field(default=16, ge=1)  # sends in flight per gateway and relay
     relay_rate_per_s: float = Field(default=0.0, ge=0)  # per gateway and relay; 0 = unlimited
     # gateway per channel: "log" writes what would be sent (demo, local use)
-    delivery_sms_gateway: Literal["log", "twilio"] = "log"
-    delivery_push_gateway: Literal["log", "fcm"] = "log"
+    delivery_sms_gateway: Literal["log", "twilio", "webhook"] = "log"
+    # "native": FCM or APNs per the customer's newest push token (delivery/gateways/push.py)
+    delivery_push_gateway: Literal["log", "fcm", "native", "webhook"] = "log"
     delivery_timeout_s: float = Field(default=10.0, gt=0)  # per gateway call
     # Twilio-compatible SMS (base URL configurable: a sandbox or a test stands in)
     twilio_base_url: str = "https://api.twilio.com"
@@ -171,11 +195,31 @@ class Settings(BaseSettings):
     twilio_from: str | None = None  # a sender number, or:
     twilio_messaging_service_sid: str | None = None
     twilio_status_callback: str | None = None  # our /v1/callbacks/twilio/status URL
-    # FCM HTTP v1 app push; the OAuth2 access token is given as is (the service-account
-    # exchange is not built in: refresh it outside and restart, or inject a token source)
+    # the public URL of /v1/callbacks/twilio/inbound, as set on the Twilio number. Callbacks
+    # are signed over the URL Twilio called: set both URLs when behind a proxy. Unset, the
+    # request's own URL is used, with X-Forwarded-Proto/Host only if twilio_trust_forwarded
+    twilio_inbound_url: str | None = None
+    twilio_trust_forwarded: bool = False
+    # a status callback may beat the relay's commit of the sid (it records a whole batch at
+    # once): an unknown MessageSid is looked up again for this long before the 404
+    twilio_status_wait_s: float = Field(default=5.0, ge=0, le=10)
+    # FCM HTTP v1 app push; a static OAuth2 access token (refreshed outside), or:
     fcm_base_url: str = "https://fcm.googleapis.com"
     fcm_project_id: str = ""
     fcm_access_token: SecretStr = SecretStr("")
+    # or a Google service-account JSON key: access tokens obtained by the signed-JWT exchange
+    # and refreshed before they expire (wins over fcm_access_token when set)
+    fcm_service_account_file: Path | None = None
+    # APNs provider API (HTTP/2) with a token-based (.p8, ES256) provider key
+    apns_base_url: str = "https://api.push.apple.com"  # sandbox: api.sandbox.push.apple.com
+    apns_key_file: Path | None = None
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""  # the app's bundle id
+    # Standard Webhooks (a partner's system delivers): signed with a whsec_ secret; an endpoint
+    # that answers 410 is disabled (table webhook_endpoints) until re-enabled there
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
 
     def profile_config(self) -> ProfileConfig:
         return ProfileConfig(
@@ -222,6 +266,12 @@ class Settings(BaseSettings):
             default_timezone=self.decision_default_timezone,
             offer_ttl_s=self.decision_offer_ttl_s,
             suppression_lists=frozenset(self.decision_suppression_lists),
+            ranking=self.decision_ranking,
+            bandit=BanditConfig(
+                prior_weight=self.decision_bandit_prior_weight,
+                click_weight=self.decision_bandit_click_weight,
+                explore=self.decision_bandit_explore,
+            ),
         )
 
     def relay_config(self) -> RelayConfig:

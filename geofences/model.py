@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -48,3 +50,16 @@ class Geofence:
     @property
     def is_circle(self) -> bool:
         return self.radius_m is not None
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+
+
+def open_at(hours: Mapping[str, Sequence[Sequence[str]]] | None, local: datetime) -> bool | None:
+    """Whether a store with these (validated) opening hours is open at `local`, a time in the
+    fence's own zone; None when its hours are not known. A day not listed is closed. Valid
+    "HH:MM" strings compare in time order, so no parsing per call ("24:00" closes the day)."""
+    if hours is None:
+        return None
+    now = f"{local.hour:02d}:{local.minute:02d}"
+    return any(start <= now < end for start, end in hours.get(WEEKDAYS[local.weekday()], ()))

@@ -1,14 +1,18 @@
 """All the benchmarks in one command, one run: each part's script as a subprocess, their JSON
 collected into <out>/results.json and one Markdown table per part into <out>/results.md, with the
-machine the figures come from.
+machine the figures come from. The README's benchmark tables are that Markdown (--readme
+writes them there).
 
-    python scripts/bench.py            # the figures the README quotes (several minutes)
+    python scripts/bench.py            # the figures the README quotes (~4 min on 2 cores)
+    python scripts/bench.py --readme   # the same, and the README's tables replaced by them
     python scripts/bench.py --quick --out /tmp/bench   # reduced sizes: checks that all runs
 
-Parts: fence matching (scripts/bench_matching.py), PostGIS (scripts/bench_postgis.py, only when
-BENCH_POSTGIS_URL is set), end to end through HTTP (bench_e2e.py), profiles and velocity
-(bench_profile.py), decisions (bench_decision.py). Seeds are fixed in each script; each takes
-the median of several runs after a warm-up.
+Parts: fence matching (scripts/bench_matching.py; --density adds its constant-density study,
+~3 min more), PostGIS (scripts/bench_postgis.py, only when BENCH_POSTGIS_URL is set), end to end
+through HTTP (bench_e2e.py), profiles and velocity (bench_profile.py), decisions
+(bench_decision.py), memory per active customer (bench_memory.py), the outbox relay
+(bench_relay.py). Seeds are fixed in each script; each takes the median of several runs after a
+warm-up (the slowest yardsticks, e.g. STRtree at 100 k fences, are timed once).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import argparse
 import json
 import os
 import platform
+import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -32,23 +39,40 @@ SCRIPTS = ROOT / "scripts"
 PARTS: dict[str, tuple[str, str, str]] = {
     "matching": (
         "bench_matching.py",
-        "--points 1000000 --fences 10,1000,10000,100000",
-        "--quick --points 100000 --fences 10,1000 --runs 1 --no-density",
+        "--points 1000000 --fences 10,1000,10000,100000 --runs 3 --slow-s 8",
+        "--quick --points 100000 --fences 10,1000 --runs 1",
     ),
     "postgis": ("bench_postgis.py", "", "--points 20000 --runs 1 --fences 10"),
     "e2e": (
         "bench_e2e.py",
-        "",
+        "--batches 60 --runs 3 --singles 600 --rate 50",
         "--batches 10 --runs 1 --fences 100 --customers 2000 --singles 200 --rate 100",
     ),
     "profile": (
         "bench_profile.py",
-        "",
+        "--batches 20 --bytes-customers 20000",
         "--batches 5 --api-customers 2000 --customers 20000 --bytes-customers 10000",
     ),
-    "decision": ("bench_decision.py", "", "--events 2000 --runs 1 --backtest-events 10000"),
+    "decision": (
+        "bench_decision.py",
+        "--events 5000 --runs 3 --backtest-events 50000",
+        "--events 2000 --runs 1 --backtest-events 10000",
+    ),
+    "memory": ("bench_memory.py", "--customers 10000,100000", "--customers 2000,5000"),
+    "relay": (
+        "bench_relay.py",
+        "--rows 2000 --relays 2 --rate 50 --seconds 8 --poll 1 0.1",
+        "--rows 300 --relays 2 --rate 20 --seconds 2 --poll 0.1",
+    ),
 }
-HAS_OUT = {"matching", "e2e", "profile"}  # the others write to <repo>/bench
+HAS_OUT = {"matching", "e2e", "profile", "memory", "relay"}  # the others write to <repo>/bench
+README = ROOT / "README.md"
+MARKERS = ("<!-- bench.py results: start -->", "<!-- bench.py results: end -->")
+
+
+def relay_writes_json() -> bool:
+    """bench_relay.py is a part only once it writes <out>/relay.json (it takes --out)."""
+    return '"--out"' in (SCRIPTS / "bench_relay.py").read_text(encoding="utf-8")
 
 
 def embedded_env() -> dict[str, str]:
@@ -102,10 +126,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_part(name: str, quick: bool, out: Path) -> dict[str, Any]:
+def run_part(name: str, quick: bool, out: Path, extra: list[str]) -> dict[str, Any]:
     """Run one script; return {"status", "seconds", "result" (its JSON), "error"}."""
     script, full, reduced = PARTS[name]
-    args = [sys.executable, str(SCRIPTS / script), *(reduced if quick else full).split()]
+    args = [sys.executable, str(SCRIPTS / script), *(reduced if quick else full).split(), *extra]
     if name in HAS_OUT:
         args += ["--out", str(out)]
     own = ROOT / "bench"
@@ -160,11 +184,23 @@ def _m(v: Any) -> str:
     return "–" if v is None else f"{v / 1e6:,.2f} M" if v >= 1e6 else f"{v / 1e3:,.0f} k"
 
 
+def _scalars(doc: Any, prefix: str = "") -> list[list[str]]:
+    """Numbers of a JSON document, flattened (a part this script has no table for)."""
+    rows: list[list[str]] = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k != "machine":
+                rows += _scalars(v, f"{prefix}{k} ")
+    elif isinstance(doc, (int, float)) and not isinstance(doc, bool):
+        rows.append([prefix.strip(), _f(doc)])
+    return rows
+
+
 def tables(parts: dict[str, dict[str, Any]]) -> list[str]:
     md: list[str] = []
 
     def table(title: str, head: list[str], rows: list[list[str]], note: str = "") -> None:
-        md.extend([f"## {title}", ""])
+        md.extend([f"### {title}", ""])
         if note:
             md.extend([note, ""])
         md.append("| " + " | ".join(head) + " |")
@@ -175,34 +211,37 @@ def tables(parts: dict[str, dict[str, Any]]) -> list[str]:
     for name, part in parts.items():
         if part["status"] != "ok":
             err = part.get("error", "")[-300:]
-            md.extend([f"## {name}", "", f"**{part['status']}**: {err}", ""])
-    if (p := parts.get("matching")) and p["status"] == "ok":
-        r = p["result"]
+            md.extend([f"### {name}", "", f"**{part['status']}**: {err}", ""])
+    ok = {n: p["result"] for n, p in parts.items() if p["status"] == "ok"}
+    secs = {n: p["seconds"] for n, p in parts.items()}
+    if r := ok.get("matching"):
         rows = [
-            [f"{x['fences']:,}", _m(x["match_pings_per_s"]), _m(x["h3_pings_per_s"]),
-             _m(x.get("strtree_pings_per_s")), f"{x['match_s'] / x['h3_s']:.2f}",
-             f"{x['strtree_s'] / x['match_s']:.1f}×" if x.get("strtree_s") else "–"]
+            [f"{x['fences']:,}", f"{x['build_s']:.1f}", _m(x["match_pings_per_s"]),
+             _m(x["h3_pings_per_s"]), _m(x.get("strtree_pings_per_s")),
+             f"{x['index_vs_h3']:.2f}",
+             f"{x['index_speedup_vs_strtree']:.1f}×" if x.get("strtree_s") else "–"]
             for x in r["results"]
         ]  # fmt: skip
-        head = [
-            "fences",
-            "index pings/s",
-            "H3 cell alone",
-            "STRtree",
-            "index / H3 time",
-            "vs STRtree",
+        head = ["fences", "build s", "index pings/s", "H3 cell alone", "STRtree",
+                "index / H3 time", "vs STRtree"]  # fmt: skip
+        few = [
+            f"{x['fences']:,} fences on {_m(x['strtree_points'])} points"
+            for x in r["results"]
+            if (x.get("strtree_points") or r["points"]) < r["points"]
         ]
-        table("Fence matching", head, rows, f"{r['points']:,} random points in Paris, H3 res "
-              f"{r['resolution']}, median of {r['runs']} runs ({p['seconds']} s)")  # fmt: skip
-    if (p := parts.get("postgis")) and p["status"] == "ok":
+        note = (f"{r['points']:,} random points in Paris, H3 res {r['resolution']}, median of "
+                f"{r['runs']} runs after a warm-up (a method over 8 s a run: one run"
+                + (f"; STRtree at {', '.join(few)}: a rate" if few else "") + "); "
+                f"`scripts/bench_matching.py`, {secs['matching']} s")  # fmt: skip
+        table("Fence matching", head, rows, note)
+    if r := ok.get("postgis"):
         rows = [
             [f"{x['fences']:,}", _m(x["engine_pings_per_s"]), _m(x["postgis_pings_per_s"]),
              f"{x['engine_vs_postgis']:.0f}×"]
-            for x in p["result"]["rows"]
+            for x in r["rows"]
         ]  # fmt: skip
         table("Against PostGIS", ["fences", "index pings/s", "PostGIS GiST pings/s", "ratio"], rows)
-    if (p := parts.get("e2e")) and p["status"] == "ok":
-        r = p["result"]
+    if r := ok.get("e2e"):
         lat = r["single_ping_latency_ms"]
         rows = [
             [f"pings/s, {r['batch_size']}-ping batches, {r['concurrency']} uploaders "
@@ -210,33 +249,78 @@ def tables(parts: dict[str, dict[str, Any]]) -> list[str]:
             [f"single-ping latency at {r['single_ping_rate_per_s']:g} req/s, p50 / p99",
              f"{lat['p50']:.1f} / {lat['p99']:.1f} ms"],
         ]  # fmt: skip
-        note = f"{r['fences']:,} fences, location consent gate off (no consent records)"
+        note = (f"uvicorn, one process, {r['machine']['database']}, {r['fences']:,} fences, "
+                "location consent gate off (no consent records); `scripts/bench_e2e.py`, "
+                f"{secs['e2e']} s")  # fmt: skip
         table("End to end through HTTP", ["measure", "value"], rows, note)
-    if (p := parts.get("profile")) and p["status"] == "ok":
-        r = p["result"]
-        api, vel, mem = r["api"], r["velocity"], r["memory"]
+    if r := ok.get("decision"):
+        keys = ("decide_p50_us", "decide_p99_us", "path_p50_us", "path_p99_us")
+        rows = []
+        for spread in (False, True):
+            mine = [x for x in r["runs"] if x["spread"] is spread]
+            if mine:
+                med = [statistics.median(x[k] for x in mine) for k in keys]
+                what = "spread: 20 stores × 3 events" if spread else "worst: all on store enter"
+                rows.append([f"{what} (median of {len(mine)})", *(f"{v:.1f}" for v in med)])
+        head = ["events", "decide p50 µs", "p99 µs", "path p50 µs", "path p99 µs"]
+        note = (f"{r['campaigns']} live campaigns, {r['events']:,} events per run; backtest "
+                f"{r['backtest_events_per_s']:,} events/s; `scripts/bench_decision.py`, "
+                f"{secs['decision']} s")  # fmt: skip
+        table("Decision latency in process", head, rows, note)
+    if r := ok.get("memory"):
+        rows = [
+            [f"{x['customers']:,}", f"{x['traced_bytes_per_customer']['presence']:,}",
+             f"{x['traced_bytes_per_customer']['profile']:,}",
+             f"{x['traced_bytes_per_customer']['total']:,}", f"{x['rss_bytes_per_customer']:,}",
+             f"{x['book_bytes'] / 1e6:.2f} MB"]
+            for x in r["rows"]
+        ]  # fmt: skip
+        head = ["active customers", "presence B", "profile B", "total B", "RSS B",
+                "decision book (fixed)"]  # fmt: skip
+        note = (f"per customer: presence cursor, visit state for {r['inside_share']:.0%} inside "
+                f"a store, profile slot, attributes, 3 consents, {r['events_per_customer']} "
+                "events; bytes allocated (tracemalloc) and resident (RSS); "
+                f"`scripts/bench_memory.py`, {secs['memory']} s")  # fmt: skip
+        table("Memory per active customer", head, rows, note)
+    if r := ok.get("profile"):
+        api, vel = r["api"], r["velocity"]
         rows = [
             [f"events/s, {api['batch_size']}-event batches", _f(api["events_per_s"])],
             ["profile read in process, p50 / p99",
              f"{api['profile_read_us_p50']:.0f} / {api['profile_read_us_p99']:.0f} µs"],
             [f"velocity sweep of {vel['customers']:,} customers (steady)",
              f"{vel['sweep_s_steady_median']:.2f} s"],
-            ["presence + velocity state per active customer",
-             f"{mem['total_bytes_per_customer']:.0f} B"],
         ]  # fmt: skip
-        table("Profiles and velocity", ["measure", "value"], rows)
-    if (p := parts.get("decision")) and p["status"] == "ok":
-        r = p["result"]
-        rows = [
-            ["spread" if x["spread"] else "one store", f"{x['decide_p50_us']:.1f}",
-             f"{x['decide_p99_us']:.1f}", f"{x['path_p50_us']:.1f}", f"{x['path_p99_us']:.1f}"]
-            for x in r["runs"]
-        ]  # fmt: skip
-        head = ["events", "decide p50 µs", "p99 µs", "path p50 µs", "path p99 µs"]
-        note = (f"{r['campaigns']} live campaigns, {r['events']:,} events per run; backtest "
-                f"{r['backtest_events_per_s']:,} events/s")  # fmt: skip
-        table("Decision latency in process", head, rows, note)
+        note = f"`scripts/bench_profile.py`, {secs['profile']} s"
+        table("Profiles and velocity", ["measure", "value"], rows, note)
+    if r := ok.get("relay"):
+        note = ("Standard Webhooks gateway to a loopback receiver (real HTTP) in another "
+                f"process; `scripts/bench_relay.py`, {secs['relay']} s")  # fmt: skip
+        if isinstance(r.get("backlog"), dict) and isinstance(r.get("steady"), list):
+            b = r["backlog"]
+            rows = [[f"backlog of {b['rows']:,} drained by 2 relays: offers/s",
+                     _f(b["offers_per_s"])],
+                    ["rows attempted twice", f"{b['rows_attempted_twice']:,}"]]  # fmt: skip
+            for st in r["steady"]:
+                q = st["decision_to_first_attempt_s"]
+                rows.append([f"at {st['rate_per_s']:g} offers/s, poll {st['poll_interval_s']:g} "
+                             "s: decision → first attempt p50 / p99",
+                             f"{q['p50'] * 1e3:,.0f} / {q['p99'] * 1e3:,.0f} ms"])  # fmt: skip
+        else:  # a shape this script does not know: every number
+            rows = _scalars(r)
+        table("Outbox relay", ["measure", "value"], rows, note)
     return md
+
+
+def to_readme(body: str, readme: Path = README) -> bool:
+    """Replace the README's text between the two markers by `body`; False without markers."""
+    text = readme.read_text(encoding="utf-8")
+    pat = re.compile(re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1]), re.S)
+    if not pat.search(text):
+        return False
+    block = f"{MARKERS[0]}\n{body.strip()}\n{MARKERS[1]}"
+    readme.write_text(pat.sub(lambda _: block, text, count=1), encoding="utf-8")
+    return True
 
 
 def main() -> None:
@@ -244,34 +328,44 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="reduced sizes: checks it all runs")
     ap.add_argument("--out", type=Path, default=ROOT / "bench")
     ap.add_argument("--only", default=None, help="comma-separated parts: " + ",".join(PARTS))
+    ap.add_argument("--density", action="store_true", help="matching: constant-density study")
+    ap.add_argument("--readme", action="store_true", help="write the tables into README.md")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     names = a.only.split(",") if a.only else list(PARTS)
     if "postgis" in names and not os.environ.get("BENCH_POSTGIS_URL"):
         names.remove("postgis")
         print("== postgis: skipped (set BENCH_POSTGIS_URL to a database with PostGIS)")
+    if "relay" in names and not relay_writes_json():
+        names.remove("relay")
+        print("== relay: skipped (scripts/bench_relay.py writes no JSON)")
     t0 = time.perf_counter()
-    parts = {n: run_part(n, a.quick, a.out) for n in names}
+    extra = {"matching": ["--density"]} if a.density else {}
+    parts = {n: run_part(n, a.quick, a.out, extra.get(n, [])) for n in names}
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     doc = {
         "machine": machine(),
         "quick": a.quick,
         "seconds": round(time.perf_counter() - t0, 1),
+        "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 1),
         "parts": parts,
     }
     (a.out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     m = doc["machine"]
-    head = [
-        "# Benchmarks" + (" (quick: reduced sizes, not the quoted figures)" if a.quick else ""),
-        "",
+    cmd = "python scripts/bench.py" + (" --quick" if a.quick else "")
+    body = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, "
-        f"Python {m['python']}, database {m['database']}; commit {m['commit']}, {m['date']}; "
-        f"{doc['seconds']} s in all. `python scripts/bench.py"
-        + (" --quick" if a.quick else "")
-        + "`.",
+        f"Python {m['python']}, database {m['database']}; commit {m['commit']}, {m['date']}. "
+        f"`{cmd}`: {doc['seconds']} s wall, {doc['cpu_seconds']} s CPU in all.",
         "",
+        *tables(parts),
     ]
-    (a.out / "results.md").write_text("\n".join(head + tables(parts)))
+    title = "# Benchmarks" + (" (quick: reduced sizes, not the quoted figures)" if a.quick else "")
+    (a.out / "results.md").write_text("\n".join([title, "", *body]))
     print(f"wrote {a.out / 'results.json'} and {a.out / 'results.md'}")
+    if a.readme and not a.quick:
+        done = to_readme("\n".join(body))
+        print("README.md: tables replaced" if done else f"README.md: no {MARKERS[0]} marker")
     if any(p["status"] != "ok" for p in parts.values()):
         raise SystemExit(1)
 

@@ -2,6 +2,7 @@
 
     python scripts/bench_matching.py            # 1 M points, 10 / 1k / 10k / 100k fences
     python scripts/bench_matching.py --quick    # 200 k points, up to 10 k fences
+    python scripts/bench_matching.py --density  # also the constant-density rows (+3 min)
 
 Writes bench/matching.json and bench/matching.md. PostGIS is not measured: no server here has
 the extension (`select postgis_version()` fails on 127.0.0.1), so that column is left out.
@@ -83,18 +84,36 @@ def _poly(fid: str, kind: FenceKind, ring: np.ndarray) -> Geofence:
     return Geofence(fid, fid, kind, "s", {"type": "Polygon", "coordinates": [coords]}, shape)
 
 
+WARM = 50_000  # points in the warm-up call
+YARDSTICK_MIN_POINTS = 200_000  # a slow yardstick still sees at least this many points
+
+
 def timed(
-    fns: dict[str, Callable[[], Any]], runs: int
-) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Warm each up, then time them in turns, so load from other processes hits all alike."""
-    out = {k: fn() for k, fn in fns.items()}
+    fns: dict[str, Callable[[int], Any]], n: int, runs: int, slow_s: float
+) -> tuple[dict[str, list[float]], dict[str, Any], dict[str, int]]:
+    """Warm each up on the first WARM points, then time them in turns on all of them, so load
+    from other processes hits all alike. A method whose timed run took over `slow_s` is timed
+    once; the STRtree yardstick, when its warm-up predicts over `slow_s` for all the points,
+    runs on the first points that fit (never fewer than YARDSTICK_MIN_POINTS): its pings/s are
+    a rate, and at 100 k fences a run on 1 M points takes ~30 s. Returns the times, the
+    outputs and the points each method was timed on."""
+    points = {k: n for k in fns}
+    for k, fn in fns.items():
+        t = time.perf_counter()
+        fn(min(n, WARM))
+        per_point = (time.perf_counter() - t) / min(n, WARM)
+        if k == "strtree" and per_point * n > slow_s:
+            points[k] = min(n, max(YARDSTICK_MIN_POINTS, int(slow_s / per_point)))
+    out: dict[str, Any] = {}
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(runs):
+    for r in range(runs):
         for k, fn in fns.items():
+            if r and times[k][0] > slow_s:
+                continue
             t = time.perf_counter()
-            out[k] = fn()
+            out[k] = fn(points[k])
             times[k].append(time.perf_counter() - t)
-    return times, out
+    return times, out, points
 
 
 def strtree_shapes(fences: list[Geofence]) -> np.ndarray:
@@ -120,6 +139,7 @@ def run(
     runs: int,
     box: tuple[float, float, float, float] = BOX,
     strtree: bool = True,
+    slow_s: float = 8.0,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(n_fences)
     fences = make_fences(n_fences, rng, box)
@@ -127,20 +147,23 @@ def run(
     index = FenceIndex.build(fences, res)
     build_s = time.perf_counter() - t
     n = lat.size
-    fns: dict[str, Callable[[], Any]] = {
-        "match": lambda: index.match(lat, lon),
-        "h3": lambda: latlng_to_cells(lat, lon, res),
+    fns: dict[str, Callable[[int], Any]] = {
+        "match": lambda k: index.match(lat[:k], lon[:k]),
+        "h3": lambda k: latlng_to_cells(lat[:k], lon[:k], res),
     }
     if strtree:
         tree = shapely.STRtree(strtree_shapes(fences))
-        fns["strtree"] = lambda: tree.query(shapely.points(lon, lat), predicate="intersects")
-    times, out = timed(fns, runs)
+        fns["strtree"] = lambda k: tree.query(
+            shapely.points(lon[:k], lat[:k]), predicate="intersects"
+        )
+    times, out, points = timed(fns, n, runs, slow_s)
     match_s, h3_s = statistics.median(times["match"]), statistics.median(times["h3"])
+    tree_n = points.get("strtree", n)
     tree_s = statistics.median(times["strtree"]) if strtree else math.nan
     m = out["match"]
     pairs = out["strtree"] if strtree else np.empty((2, 0))
     # Per-run ratio, then the median: robust to load drifting between runs.
-    vs_h3 = statistics.median(a / b for a, b in zip(times["match"], times["h3"], strict=True))
+    vs_h3 = statistics.median(a / b for a, b in zip(times["match"], times["h3"], strict=False))
     cand = index.candidates(lat, lon)
     codes = index._raster.codes(lat, lon)  # a peek inside: how many points paid for H3
     row = {
@@ -153,16 +176,18 @@ def run(
         "h3_s": round(h3_s, 4),
         "h3_pings_per_s": round(n / h3_s),
         "strtree_s": round(tree_s, 4) if strtree else None,
-        "strtree_pings_per_s": round(n / tree_s) if strtree else None,
+        "strtree_points": tree_n if strtree else None,
+        "strtree_pings_per_s": round(tree_n / tree_s) if strtree else None,
         "matches_per_ping": round(len(m) / n, 3),
         "candidates_per_ping": round(cand[0].size / n, 3),
         "exact_tests_per_ping": round(float((~cand[2]).sum()) / n, 3),
         "h3_computed_share": round(float((codes == NEEDS_H3).mean()), 3),
         "no_fence_near_share": round(float((codes == EMPTY).mean()), 3),
         "ns_per_match": round(match_s / max(len(m), 1) * 1e9, 1),
-        "strtree_pairs_per_ping": round(pairs.shape[1] / n, 3),
+        "strtree_pairs_per_ping": round(pairs.shape[1] / tree_n, 3),
         "index_vs_h3": round(vs_h3, 3),
-        "index_speedup_vs_strtree": round(tree_s / match_s, 2) if strtree else None,
+        "index_speedup_vs_strtree": round(tree_s / tree_n / (match_s / n), 2) if strtree else None,
+        "timed_runs": {k: len(v) for k, v in times.items()},
     }
     print(json.dumps(row), flush=True)
     return row
@@ -260,7 +285,8 @@ def write(
         "",
         f"{meta['points']:,} random points in lat {BOX[0]}..{BOX[1]}, lon {BOX[2]}..{BOX[3]}; "
         f"H3 resolution {meta['resolution']}; median of {meta['runs']} runs after a warm-up "
-        "(match, H3 and STRtree timed in turns).",
+        "(match, H3 and STRtree timed in turns; a method whose run takes over "
+        f"{meta.get('slow_s', 8.0):g} s is timed once).",
         "",
         f"Machine: {meta['cpu']}, {meta['cores']} cores (shared with other work while measured); "
         f"Python {meta['python']}, numpy {meta['numpy']}, shapely {meta['shapely']}, "
@@ -300,7 +326,11 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=11)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("bench"))
-    ap.add_argument("--no-density", action="store_true", help="skip the constant-density rows")
+    ap.add_argument("--density", action="store_true", help="add the constant-density rows")
+    ap.add_argument("--no-density", action="store_true", help="(the default) no density rows")
+    ap.add_argument(
+        "--slow-s", type=float, default=8.0, help="a method slower than this per run: 1 run"
+    )
     ap.add_argument("--rewrite", action="store_true", help="only re-render <out>/matching.md")
     a = ap.parse_args()
     if a.rewrite:
@@ -318,15 +348,16 @@ def main() -> None:
     lat = rng.uniform(BOX[0], BOX[1], points)
     lon = rng.uniform(BOX[2], BOX[3], points)
     meta = {**machine(), "points": points, "resolution": a.resolution, "runs": a.runs}
-    results = [run(n, lat, lon, a.resolution, a.runs) for n in counts]
+    meta["slow_s"] = a.slow_s
+    results = [run(n, lat, lon, a.resolution, a.runs, slow_s=a.slow_s) for n in counts]
     density = []
-    if not a.no_density:
+    if a.density and not a.no_density:
         for n in (1_000, 10_000, 100_000) if not a.quick else (1_000, 10_000):
             grow = math.sqrt(n / 1_000)  # 1 000 fences per Paris box, whatever the count
             clat, clon = (BOX[0] + BOX[1]) / 2, (BOX[2] + BOX[3]) / 2
             hl, hw = (BOX[1] - BOX[0]) / 2 * grow, (BOX[3] - BOX[2]) / 2 * grow
             box = (clat - hl, clat + hl, clon - hw, clon + hw)
-            density.append(run(n, lat, lon, a.resolution, a.runs, box, strtree=False))
+            density.append(run(n, lat, lon, a.resolution, a.runs, box, False, a.slow_s))
     write(results, density, meta, a.out)
 
 

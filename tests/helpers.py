@@ -1,9 +1,17 @@
-"""Small builders shared by tests: fences around a point, pings along a path."""
+"""Small builders shared by tests: fences around a point, pings along a path, the engine behind
+an admin client with decisions independent of the clock."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from adapters.composition import Services
 
 M_PER_DEG_LAT = 111_195.0
 
@@ -76,3 +84,36 @@ def ping(
     if acc is not None:
         row["accuracy_m"] = acc
     return row
+
+
+# sending hours open all day, every day, and no holdout: a decision's outcome does not depend on
+# when the test runs
+ALWAYS_OPEN: dict[str, Any] = {
+    "decision_hours": (0.0, 24.0),
+    "decision_sms_hours": (0.0, 24.0),
+    "decision_sms_weekdays": list(range(7)),
+    "decision_sms_holiday_country": "",
+    "decision_holdout_pct": 0.0,
+}
+
+
+@asynccontextmanager
+async def open_services(
+    settings_factory: Any, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """The engine (no background tasks) with ALWAYS_OPEN | overrides, and an admin client."""
+    from adapters.api.app import create_app
+    from adapters.composition import build_services
+    from tests.conftest import ADMIN_KEY
+
+    svc = await build_services(settings_factory(**(ALWAYS_OPEN | overrides)), background=False)
+    transport = httpx.ASGITransport(app=create_app(services=svc))
+    try:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        ) as c:
+            yield c, svc
+    finally:
+        await svc.close()

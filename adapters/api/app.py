@@ -12,6 +12,7 @@ from adapters.api import errors
 from adapters.api.limits import BodySizeLimit
 from adapters.api.routes import (
     beacons,
+    callbacks,
     campaigns,
     clients,
     customers,
@@ -24,9 +25,14 @@ from adapters.api.routes import (
     nfc,
     offers,
     outbox,
+    outcomes,
     pings,
     presence,
     privacy,
+    push_tokens,
+    results,
+    tasks,
+    webhooks,
 )
 from adapters.composition import Services, build_services
 from adapters.privacy.audit import AuditLog
@@ -85,6 +91,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         campaigns,
         decisions,
         outbox,
+        outcomes,
+        results,
+        callbacks,
+        push_tokens,
+        tasks,
+        webhooks,
     ):
         app.include_router(module.router)
     return app

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from adapters.db.outcomes import issue_code
 from geo_engine.decision.decide import Decision, Usage
 from geo_engine.decision.rules import Sent
 
@@ -40,8 +41,9 @@ def _row(r: asyncpg.Record) -> Stored:
 
 
 class PgCampaignRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, redemption_valid_days: float = 7.0) -> None:
         self.pool = pool
+        self.redemption_valid_days = redemption_valid_days  # see outcomes.code_expiry
 
     # --- offers -----------------------------------------------------------------------------
     async def offers(self) -> list[Stored]:
@@ -201,11 +203,11 @@ class PgCampaignRepository:
         if d.sends and payload is not None:
             assert d.campaign_id and d.offer_id and d.channel
             key = f"{d.customer_id}|{d.campaign_id}|{ev.instance}"
-            await conn.execute(
+            oid: int | None = await conn.fetchval(
                 "INSERT INTO outbox (decision_id, idempotency_key, customer_id, campaign_id,"
                 " trigger_instance, offer_id, channel, payload, send_after, expires_at)"
                 " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
-                " ON CONFLICT DO NOTHING",  # the same trigger replayed: one offer at most
+                " ON CONFLICT DO NOTHING RETURNING id",  # the same trigger replayed: one offer
                 did,
                 key,
                 d.customer_id,
@@ -217,6 +219,19 @@ class PgCampaignRepository:
                 _ts(d.send_after),
                 _ts(d.expires_at),
             )
+            if oid is not None and payload.get("code"):  # its redemption code, same commit
+                await issue_code(
+                    conn,
+                    outbox_id=oid,
+                    decision_id=did,
+                    customer_id=d.customer_id,
+                    campaign_id=d.campaign_id,
+                    offer_id=d.offer_id,
+                    payload=payload,
+                    issued_at=_ts(ev.ts) or datetime.now(UTC),  # the decision's clock (replays)
+                    send_after=_ts(d.send_after) or datetime.now(UTC),
+                    valid_days=self.redemption_valid_days,
+                )
         return did
 
     async def decisions(

@@ -6,6 +6,7 @@ import logging
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -35,6 +36,12 @@ def embedded_url(data_dir: Path) -> str:
 
 def resolve_url(database_url: str | None, data_dir: Path) -> str:
     return database_url or embedded_url(data_dir)
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` pointing at database `name` on the same server (host, socket query and all)."""
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

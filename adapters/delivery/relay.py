@@ -16,6 +16,7 @@ result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -28,10 +29,12 @@ import asyncpg
 from prometheus_client import Counter
 
 from adapters.delivery.gateways.base import Gateway, Message, Result
+from adapters.delivery.pacing import Pacer, backoff_s
 
 log = logging.getLogger(__name__)
 
 OUTCOMES = Counter("geo_outbox_total", "Outbox rows finished or retried, by outcome", ["outcome"])
+NOTIFY_CHANNEL = "geo_outbox"  # migration 012: NOTIFY after every statement inserting rows
 ATTEMPTS = Counter("geo_delivery_attempts_total", "Gateway attempts, by gateway", ["gateway"])
 
 
@@ -66,37 +69,11 @@ def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def backoff_s(
-    attempt: int, cfg: RelayConfig, rng: random.Random, retry_after: float | None = None
-) -> float:
-    """Delay before the attempt after `attempt` (1-based)."""
-    d = min(cfg.backoff_max_s, cfg.backoff_base_s * 2.0 ** max(0, attempt - 1))
-    d *= 1.0 - cfg.jitter * rng.random()
-    if retry_after is not None:
-        d = max(d, retry_after)
-    return d
-
-
-class Pacer:
-    """Spaces calls at least 1/rate apart (monotonic time); rate 0 = no limit."""
-
-    def __init__(self, rate_per_s: float) -> None:
-        self.interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
-        self.next = 0.0
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        now = time.monotonic()
-        slot = max(now, self.next)
-        self.next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
+# The pick is a MATERIALIZED CTE, not `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`:
+# the planner may rescan an IN-subquery (the inner side of a nested loop), and each rescan can
+# lock further rows, so a claim of n could take more than n (seen on the embedded PostgreSQL).
 _CLAIM = """
-UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, lease_until = $2
-WHERE o.id IN (
+WITH picked AS MATERIALIZED (
     SELECT id FROM outbox
     WHERE ((status = 'pending' AND coalesce(next_attempt_at, send_after) <= $1)
            OR (status = 'sending' AND lease_until <= $1))
@@ -104,20 +81,34 @@ WHERE o.id IN (
     ORDER BY coalesce(next_attempt_at, send_after), id
     LIMIT $3
     FOR UPDATE SKIP LOCKED)
+UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, lease_until = $2
+FROM picked WHERE o.id = picked.id
 RETURNING o.id, o.idempotency_key, o.customer_id, o.campaign_id, o.channel, o.payload,
           o.attempts, o.expires_at
 """
 
 _EXPIRE = """
-UPDATE outbox o SET status = 'expired', lease_until = NULL, finished_at = $1,
-       last_error = 'expired'
-WHERE o.id IN (
+WITH picked AS MATERIALIZED (
     SELECT id FROM outbox
     WHERE (status = 'pending' OR (status = 'sending' AND lease_until <= $1))
       AND expires_at <= $1
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
+UPDATE outbox o SET status = 'expired', lease_until = NULL, finished_at = $1,
+       last_error = 'expired'
+FROM picked WHERE o.id = picked.id
 RETURNING o.id, o.customer_id, o.attempts
+"""
+
+
+# Claimed rows whose customer withdrew the channel's consent, or objected to direct marketing,
+# after the decision (an SMS held for the sending window, a retry): an opt-out is honoured at
+# once, so they are never sent (../shared/PROTOCOLS.md, French rules).
+_WITHDRAWN = """
+SELECT DISTINCT u.id
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, customer_id, channel)
+JOIN customer_consents c ON c.customer_id = u.customer_id
+ AND c.purpose IN (u.channel, 'direct_marketing') AND c.status IN ('denied', 'revoked')
 """
 
 
@@ -140,6 +131,7 @@ class Relay:
         # per gateway: a slow provider does not starve the others
         self._sems = {g.name: asyncio.Semaphore(cfg.concurrency) for g in self.gateways.values()}
         self._pace = {g.name: Pacer(cfg.rate_per_s) for g in self.gateways.values()}
+        self._wake = asyncio.Event()
 
     async def run_once(self) -> RelayStats:
         """Expire what is past validity, claim one batch, send it, record each result."""
@@ -157,15 +149,49 @@ class Relay:
             rows = await conn.fetch(
                 _CLAIM, _dt(now), _dt(now + self.cfg.lease_s), self.cfg.batch_size
             )
+            withdrawn: set[int] = set()
+            if rows:
+                found = await conn.fetch(
+                    _WITHDRAWN,
+                    [r["id"] for r in rows],
+                    [r["customer_id"] for r in rows],
+                    [r["channel"] for r in rows],
+                )
+                withdrawn = {r["id"] for r in found}
         stats.claimed = len(rows)
-        msgs = [_message(r) for r in rows]
-        results = await asyncio.gather(*(self._send(m) for m in msgs))
-        now = self.clock()
-        plans = [self._plan(m, gw, res, now) for m, (gw, res) in zip(msgs, results, strict=True)]
-        await self._record(plans, stats)
+        await self._send_and_record([_message(r) for r in rows], stats, withdrawn)
         OUTCOMES.labels("expired").inc(stats.expired)
         self.totals.add(stats)
         return stats
+
+    async def _send_and_record(
+        self, msgs: list[Message], stats: RelayStats, withdrawn: set[int]
+    ) -> None:
+        """Send concurrently; record results as they come, whatever finished while the previous
+        write ran going in one transaction. Waiting for the whole batch would hold a fast
+        reply's provider id back behind the slowest gateway call: a status callback could then
+        arrive for a message we have not recorded as sent yet."""
+        finished: asyncio.Queue[_Planned] = asyncio.Queue()
+
+        async def one(m: Message) -> None:
+            if m.id in withdrawn:  # never sent: the customer said no since the decision
+                gateway, res = "-", Result.dead("consent_withdrawn")
+            else:
+                gateway, res = await self._send(m)
+            finished.put_nowait(self._plan(m, gateway, res, self.clock()))
+
+        tasks = [asyncio.create_task(one(m)) for m in msgs]
+        try:
+            recorded = 0
+            while recorded < len(msgs):
+                plans = [await finished.get()]
+                while not finished.empty():
+                    plans.append(finished.get_nowait())
+                await self._record(plans, stats)
+                recorded += len(plans)
+        finally:
+            for t in tasks:
+                t.cancel()
 
     async def drain(self, max_rounds: int = 1_000) -> RelayStats:
         """Run until a round finds nothing due (tests, the bench)."""
@@ -178,16 +204,53 @@ class Relay:
         return total
 
     async def run_forever(self) -> None:
+        """Claim rounds until cancelled. Between rounds, wait for an outbox NOTIFY (a decision
+        committed a row) or the poll interval (rows held until a sending window, retries due,
+        lapsed leases): a new offer is claimed within milliseconds, not up to a poll later."""
+        listener = asyncio.create_task(self._listen())
+        try:
+            while True:
+                try:
+                    s = await self.run_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("relay round failed")
+                    s = RelayStats()
+                if s.claimed < self.cfg.batch_size:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_s)
+                    self._wake.clear()
+        finally:
+            listener.cancel()
+
+    async def _listen(self) -> None:
+        """LISTEN on the outbox channel (migration 012's trigger); reconnects after a failure.
+        Polling still works without it."""
         while True:
             try:
-                s = await self.run_once()
+                async with self.pool.acquire() as conn:
+                    lost = asyncio.Event()
+
+                    def on_close(_conn: object, lost: asyncio.Event = lost) -> None:
+                        lost.set()
+
+                    conn.add_termination_listener(on_close)
+                    await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+                    try:
+                        await lost.wait()
+                    finally:
+                        conn.remove_termination_listener(on_close)
+                        if not conn.is_closed():
+                            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("relay round failed")
-                s = RelayStats()
-            if s.claimed < self.cfg.batch_size:
-                await asyncio.sleep(self.cfg.poll_interval_s)
+                log.warning("relay: outbox LISTEN lost, polling meanwhile", exc_info=True)
+            await asyncio.sleep(self.cfg.poll_interval_s)
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
 
     async def aclose(self) -> None:
         for gw in {id(g): g for g in self.gateways.values()}.values():
@@ -304,40 +367,3 @@ def _message(r: asyncpg.Record) -> Message:
         attempt=r["attempts"],
         expires_at=r["expires_at"].timestamp(),
     )
-
-
-# --- admin: list and re-drive --------------------------------------------------------------
-STATUSES = ("pending", "sending", "sent", "failed", "expired", "dead")
-
-
-async def list_outbox(
-    pool: asyncpg.Pool, status: str | None, limit: int, after_id: int | None = None
-) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await pool.fetch(
-        "SELECT id, idempotency_key, customer_id, campaign_id, offer_id, channel, status,"
-        " attempts, send_after, next_attempt_at, expires_at, last_error, provider_id,"
-        " sent_at, finished_at, created_at FROM outbox"
-        " WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR id > $2)"
-        " ORDER BY id LIMIT $3",
-        status,
-        after_id,
-        limit,
-    )
-    return rows
-
-
-async def redrive(pool: asyncpg.Pool, outbox_id: int) -> str | None:
-    """A dead letter back to `pending` with a fresh attempt budget. Returns the row's status
-    before the call (only a `dead` one was re-driven), None when there is no such row."""
-    async with pool.acquire() as conn, conn.transaction():
-        status: str | None = await conn.fetchval(
-            "SELECT status FROM outbox WHERE id = $1 FOR UPDATE", outbox_id
-        )
-        if status != "dead":
-            return status
-        await conn.execute(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL,"
-            " finished_at = NULL, lease_until = NULL WHERE id = $1",
-            outbox_id,
-        )
-        return status

@@ -33,7 +33,7 @@ P_PUSH, P_SMS = 0.75, 0.6
 P_OBJECTION = 0.03  # later objects to direct marketing (via the consents API)
 P_BAD_PAYER = 0.01  # on the `bad_payers` suppression list
 CONCURRENCY = 32
-OUTCOMES = ("send", "held", "holdout", "control")
+OUTCOMES = ("send", "held", "call", "holdout", "control")
 
 
 @dataclass
@@ -63,6 +63,8 @@ class Marketing:
     deciders: set[int] = field(default_factory=set)  # customers with a decision
     offered: set[int] = field(default_factory=set)  # customers with an offer (send or held)
     held_out_with_outbox: int = 0  # holdout/control decisions with an outbox row: must be 0
+    # (customer, campaign, outcome, unix ts) of every decision with a campaign
+    decided: list[tuple[str, str, str, float]] = field(default_factory=list)
 
     def held(self, channel: str) -> int:
         return sum(n for (_, k), n in self.by_campaign.items() if k == f"held {channel}")
@@ -190,6 +192,19 @@ def offers(city: City, origin: float) -> list[dict[str, Any]]:
         **span,
     })  # fmt: skip
     out.append({
+        "id": "cart-rescue", "name": "Cart rescue -10%", "value": 10.0, "category": "cart",
+        "content": {"sms": {"text": "{first_name}, votre panier vous attend à {store_name}, à"
+                                    " {distance_m} m : -10% avec {code}. STOP 36180"},
+                    "push": {"title": "Votre panier vous attend",
+                             "body": "À {distance_m} m, chez {store_name} : -10% avec {code}."}},
+        **span,
+    })  # fmt: skip
+    out.append({
+        "id": "retention", "name": "Retention call", "value": 25.0, "category": "retention",
+        "content": {"sms": {"text": "{first_name}, un conseiller vous rappelle. STOP 36180"}},
+        **span,
+    })  # fmt: skip
+    out.append({
         "id": "lunch-flash", "name": "Lunch flash -20%", "value": 20.0, "category": "flash",
         "content": {"sms": {"text": "Pause déj' ? -20% jusqu'à 14h à {store_name} : {code}."
                                     " STOP 36180"},
@@ -220,6 +235,18 @@ def campaigns(origin: float) -> list[dict[str, Any]]:
              {"field": "context.local_hour", "op": "between", "value": [12, 14]},
              {"field": "profile.segment", "op": "in", "value": ["prospect", "new"]}]},
          "offer_ids": ["lunch-flash"], "channels": ["sms"], "cooldown_s": 86400.0},
+        {"id": "showroom", "name": "Showrooming: price match on a product view in store",
+         "priority": 5, **span,
+         "triggers": [{"type": "event", "event": e, "in_store": True}
+                      for e in ("product_view", "search")],
+         "offer_ids": ["price-match"], "channels": ["push", "sms"], "control_pct": 10.0},
+        {"id": "cart", "name": "Cart abandoned near a store (500 m)", "priority": 5, **span,
+         "triggers": [{"type": "event", "event": "cart_abandon", "near_store_m": 500}],
+         "offer_ids": ["cart-rescue"], "channels": ["push", "sms"], "control_pct": 10.0},
+        {"id": "churn-call", "name": "Churn risk: a call-center task", "priority": 10,
+         "action": "call_center_task", **span,
+         "triggers": [{"type": "event", "event": "info_request"}],
+         "offer_ids": ["retention"]},
     ]  # fmt: skip
 
 
@@ -246,13 +273,20 @@ async def read_back(
     for d in sorted(rows, key=lambda d: int(d["id"])):
         m.decisions += 1
         c, out = int(d["customer_id"][1:]), d["outcome"]
+        if out == "send" and d["channel"] == "call_center":
+            out = "call"  # a task for the call center: no message, no outbox row
         m.deciders.add(c)
         m.outcomes[out] += 1
         has_outbox = d["idempotency_key"] is not None
         m.outbox += has_outbox
+        if d["campaign_id"]:
+            ts = datetime.fromisoformat(d["ts"]).timestamp()
+            m.decided.append((d["customer_id"], d["campaign_id"], out, ts))
         if out in ("send", "held"):
             m.offered.add(c)
             m.by_campaign[(d["campaign_id"], f"{out} {d['channel']}")] += 1
+        elif out == "call":
+            m.by_campaign[(d["campaign_id"], "call task")] += 1
         elif out in ("holdout", "control"):
             m.by_campaign[(d["campaign_id"], out)] += 1
             m.held_out_with_outbox += has_outbox
@@ -284,11 +318,13 @@ def tables(m: Marketing, dropped: Counter[str]) -> Tables:
         ["offers: sent now / held for the sending window", f"{o['send']:,} / {o['held']:,}"],
         ["held SMS (French window, Mon-Sat 08-20)", f"{m.held('sms'):,}"],
         ["global holdout / campaign control (not sent)", f"{o['holdout']:,} / {o['control']:,}"],
+        ["call-center tasks (churn risk)", f"{o['call']:,}"],
         ["no offer", f"{o['none']:,}"],
         ["outbox rows", f"{m.outbox:,}"],
         ["customers with an offer", f"{len(m.offered):,}"],
     ]
-    cols = ("send push", "send sms", "held push", "held sms", "holdout", "control", "stopped")
+    cols = ("send push", "send sms", "held push", "held sms", "call task", "holdout", "control",
+            "stopped")  # fmt: skip
     camp = [
         [f"{name} ({c})", *(f"{m.by_campaign[(c, k)]:,}" for k in cols)]
         for c, name in a.campaigns.items()

@@ -18,7 +18,7 @@ from adapters.demo.city import AREAS, BRANDS, PERIPHERIQUE, SEINE, City, to_xy
 from adapters.demo.simulate import Fleet
 
 if TYPE_CHECKING:
-    from adapters.demo.run import DemoSummary, Event, Sent
+    from adapters.demo.summary import DemoSummary, Event, Sent
 
 EVENT_COLORS = {"enter": "#2e9e44", "dwell": "#e08a00", "exit": "#c0392b"}
 OUTCOMES = {
@@ -34,7 +34,7 @@ OUTCOMES = {
 }
 DECISION_COLORS = {
     "send push": "#2e9e44", "send sms": "#1f6fb4", "held push": "#a3d9a5", "held sms": "#9cc3e6",
-    "holdout": "#e08a00", "control": "#f3c77a", "stopped": "#d5d0c5",
+    "call task": "#8e44ad", "holdout": "#e08a00", "control": "#f3c77a", "stopped": "#d5d0c5",
 }  # fmt: skip
 HEAT_RES = 9
 HEAT_SAMPLE = 250_000

@@ -2,9 +2,11 @@
 
 The app runs in process, called through `httpx.ASGITransport`: every ping goes through the real
 FastAPI app (auth, msgspec decoding, validation, the fence index, the presence engine, the
-PostgreSQL commit), and the demo drives `runtime.sweep(now=...)` with the simulated clock, which
-a server in another process would not allow. Only TCP and HTTP/1.1 parsing are left out
-(scripts/ benchmarks measure those over real sockets).
+PostgreSQL commit), and the demo drives `runtime.sweep(now=...)`, the outbox relay and the
+event triggers' presence reads with the simulated clock, which a server in another process would
+not allow. Only TCP and HTTP/1.1 parsing are left out (scripts/ benchmarks measure those over
+real sockets). The app's events during the day: app_events.py; after it, opens, clicks,
+redemptions, purchases and each campaign's results: loop.py; the scorecard: summary.py.
 """
 
 from __future__ import annotations
@@ -13,33 +15,34 @@ import asyncio
 import math
 import secrets
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import msgspec
-import numpy as np
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from adapters.composition import Services
 from adapters.demo import marketing as mkt
 from adapters.demo import simulate as sim
-from adapters.demo.city import TIMEZONE, City, build_city
+from adapters.demo.app_events import app_events
+from adapters.demo.city import TIMEZONE, build_city
+from adapters.demo.loop import Delivery, close_loop
 from adapters.demo.report import write_report
+from adapters.demo.stop_replies import INBOUND_URL, StopReplies, honoured, sms_after_stop
+from adapters.demo.summary import DemoSummary, Event, Sent, print_summary, score, summary_tables
 from adapters.settings import Settings
 
 BATCH = 500  # pings per request, as a phone fleet's gateway would upload them
 DEMO_DATABASE = "geo_demo"
-Tables = list[tuple[str, list[str], list[list[str]]]]
 
 
 def demo_day(now: datetime | None = None) -> date:
@@ -54,10 +57,7 @@ async def fresh_database(settings: Settings, name: str = DEMO_DATABASE) -> str:
     """Drop and create database `name` on the configured server (embedded, or DATABASE_URL's),
     so every run starts empty and the engine's own database is never touched."""
     from adapters.db.connect import resolve_url
-
-    def on(url: str, db: str) -> str:
-        p = urlsplit(url)
-        return urlunsplit((p.scheme, p.netloc, "/" + db, p.query, p.fragment))
+    from adapters.db.connect import with_database as on
 
     server = await asyncio.to_thread(resolve_url, settings.database_url, settings.data_dir)
     if urlsplit(server).path.strip("/") == name:
@@ -117,7 +117,15 @@ async def run_demo_async(
         fleet = sim.simulate_day(city, customers, seed)
     sim_s = time.perf_counter() - started
     admin = "demo-admin-" + secrets.token_urlsafe(16)
-    settings = settings.model_copy(update={"admin_key": SecretStr(admin)})
+    stops = StopReplies("demo-twilio-" + secrets.token_urlsafe(16), seed)
+    settings = settings.model_copy(
+        update={
+            "admin_key": SecretStr(admin),
+            # inbound SMS (STOP replies) come signed with this token, to this URL
+            "twilio_auth_token": SecretStr(stops.auth_token),
+            "twilio_inbound_url": INBOUND_URL,
+        }
+    )
     svc = await build_services(settings, background=False)  # the sweep runs on simulated time
     try:
         transport = httpx.ASGITransport(app=create_app(services=svc))
@@ -131,40 +139,45 @@ async def run_demo_async(
             phones = {"Authorization": f"Bearer {r.raise_for_status().json()['key']}"}
             with console.status("Profiles, consents, offers and campaigns through the API…"):
                 audience = await mkt.setup(client, auth, phones, city, customers, seed, origin)
-            sent = await _send(client, phones, svc, fleet, origin, progress, console)
+            delivery = Delivery(svc.pool)  # the outbox relay, to the log sink, on sim time
+            feed = app_events(city, fleet, customers, seed, origin)
+            if svc.decisions is not None:  # event triggers read presence as of the sim clock
+                svc.decisions.clock = lambda: delivery.now
+
+            async def on_time(now: float, last: bool = False) -> None:
+                delivery.now = max(delivery.now, now)
+                await feed.until(client, phones, math.inf if last else now)
+                await delivery.tick(now, last)
+                await stops.reply(client, phones, delivery.sink.inbox, delivery.now)
+
+            sent = await _send(client, phones, svc, fleet, origin, progress, console, on_time)
             listed = await _list_events(client, auth)
             with console.status("Reading the decisions back through the API…"):
                 who = {e.customer_id for e in sent.events}
+                who |= {row["customer_id"] for _, row in feed.rows}  # event-triggered ones
                 marketing = await mkt.read_back(client, auth, audience, who)
+            with console.status("Opens, clicks, redemptions, purchases; campaign results…"):
+                stores = {o["id"]: o.get("store_ids", []) for o in mkt.offers(city, origin)}
+                loop = await close_loop(
+                    client, auth, phones, delivery, city, fleet, stores,
+                    marketing.decided, audience.campaigns, seed, origin,
+                )  # fmt: skip
+                kept = await honoured(client, auth, stops)
     finally:
         await svc.close()
     summary = score(city, fleet, sent, listed, day, audience.located)
-    summary.marketing = marketing
+    summary.marketing, summary.loop = marketing, loop
+    loop.app_events = feed.posted
+    loop.stop_replies, loop.stop_refused, loop.stops_honoured = (
+        len(stops.replied),
+        stops.refused,
+        kept,
+    )
+    loop.sms_after_stop = sms_after_stop(stops, delivery.sink.inbox)
     summary.sim_s, summary.total_s = sim_s, time.perf_counter() - started
     summary.report = write_report(out, city, fleet, sent, summary, summary_tables(summary))
     print_summary(summary, console)
     return summary
-
-
-@dataclass(slots=True)
-class Event:
-    id: int
-    type: str
-    customer_id: str
-    fence_id: str
-    ts: float  # seconds after local midnight of the simulated day
-
-
-@dataclass
-class Sent:
-    """What the API answered, row by row."""
-
-    accepted: int = 0
-    rejected: int = 0
-    ignored: list[str] = field(default_factory=list)  # per row: the reason, or ""
-    events: list[Event] = field(default_factory=list)
-    sweeps: int = 0
-    wall_s: float = 0.0
 
 
 async def _send(
@@ -175,9 +188,11 @@ async def _send(
     origin: float,
     progress: bool,
     console: Console,
+    on_time: Callable[[float, bool], Awaitable[None]],
 ) -> Sent:
     """Send the rows in upload order, 500 a request, one request at a time (so the run is
-    deterministic); before each, sweep at the simulated time of its first upload."""
+    deterministic); before each, sweep at the simulated time of its first upload, then
+    `on_time`: the app's events due by then are posted, the outbox relay runs."""
     n, tz = len(fleet.ts), ZoneInfo(TIMEZONE)
     upload = (fleet.upload + origin).tolist()
     sent = Sent(ignored=[""] * n)
@@ -194,6 +209,7 @@ async def _send(
         sent.sweeps += 1
         for eid, e in await svc.runtime.sweep(now=now):
             sent.events.append(Event(eid, str(e.type), e.customer_id, e.geofence_id, e.ts - origin))
+        await on_time(now, False)
 
     t0 = time.perf_counter()
     with Progress(*cols, console=console, disable=not progress) as bar:
@@ -216,6 +232,7 @@ async def _send(
             rate = stop / (time.perf_counter() - t0)
             bar.update(task, completed=stop, description=clock, rate=rate)
         await sweep(origin + sim.DAY_END + 3600)
+        await on_time(origin + sim.DAY_END + 3600, True)
     sent.wall_s = time.perf_counter() - t0
     return sent
 
@@ -231,177 +248,3 @@ async def _list_events(client: httpx.AsyncClient, headers: dict[str, str]) -> Co
         found.update(e["type"] for e in page["events"])
         cursor = page["next_cursor"]
     return found
-
-
-@dataclass
-class DemoSummary:
-    day: date
-    customers: int
-    stores: int
-    fences: int
-    fixes: int  # taken by the phones
-    rows: int  # sent: after drops, with resent copies and malformed rows
-    accepted: int
-    rejected: int
-    ignored: Counter[str]
-    wall_s: float  # sending, end to end
-    sweeps: int
-    events: Counter[tuple[str, str]]  # (type, fence kind)
-    listed: Counter[str]  # read back through GET /v1/presence-events
-    # (brand, what): planned visits (ground truth); of them detected (an enter at the store
-    # fence during the visit), dwell, exit, split (entered more than once: presence flapped);
-    # pairs: enter -> exit pairs at store and competitor fences
-    visits: Counter[tuple[str, str]]
-    by_store: Counter[tuple[str, str]]  # (store id, "planned" or "detected")
-    malformed: int  # rows sent with a millisecond timestamp
-    mock_rows: int  # rows sent with mock=true
-    walkpasts: int
-    walkpast_triggers: int  # enters during a walk-past: must be 0
-    spoof_rows: int
-    spoof_triggers: int  # enters caused by spoofed fixes: must be 0
-    unplanned: int  # other enters matching no planned visit
-    sequence_errors: int  # exit or dwell without enter, enter while inside: must be 0
-    showcase: int  # the customer whose day the report draws
-    sim_s: float = 0.0
-    total_s: float = 0.0
-    report: Path | None = None
-    marketing: mkt.Marketing | None = None
-
-    def total(self, what: str) -> int:
-        return sum(n for (_, w), n in self.visits.items() if w == what)
-
-    @property
-    def pings_per_s(self) -> float:
-        return self.rows / self.wall_s if self.wall_s else 0.0
-
-
-def score(
-    city: City,
-    fleet: sim.Fleet,
-    sent: Sent,
-    listed: Counter[str],
-    day: date,
-    located: set[int] | None = None,
-) -> DemoSummary:
-    """Hold the engine's events against the ground truth of the simulated day: the truth of
-    the customers who may be located (`located`; None: all), the others' pings are dropped."""
-    seen = (
-        np.ones(len(fleet.ts), bool) if located is None else np.isin(fleet.customer, list(located))
-    )
-    fleet_visits = [v for v in fleet.visits if located is None or v.customer in located]
-    kind = {f.id: f.kind for f in city.fences}
-    store_of = {f.id: f.store for f in city.fences}
-    brand = [s.brand.name for s in city.stores]
-    visits, walks, spoofed = defaultdict(list), defaultdict(list), defaultdict(list)
-    for i, v in enumerate(fleet_visits):
-        visits[v.customer].append((i, v))
-    for w in fleet.walkpasts:
-        if located is None or w.customer in located:
-            walks[w.customer].append(w)
-    spoof = ((fleet.phase == sim.SPOOF_MOCK) | (fleet.phase == sim.SPOOF_JUMP)) & seen
-    for c, t in zip(fleet.customer[spoof].tolist(), fleet.ts[spoof].tolist(), strict=True):
-        spoofed[c].append(t)
-    got: dict[str, Counter[int]] = {k: Counter() for k in ("enter", "dwell", "exit")}
-    inside: set[tuple[str, str]] = set()
-    tally: Counter[tuple[str, str]] = Counter()
-    errors = walk_hits = spoof_hits = unplanned = 0
-    for e in sorted(sent.events, key=lambda e: (e.ts, e.id)):
-        key, c, s = (e.customer_id, e.fence_id), int(e.customer_id[1:]), store_of[e.fence_id]
-        main = kind[e.fence_id] != "zone"
-        if e.type == "enter":
-            errors += key in inside
-            inside.add(key)
-        elif key not in inside:
-            errors += 1
-        elif e.type == "exit":
-            inside.discard(key)
-            tally[(brand[s], "pairs")] += main
-        # one visit per store and day: an exit belongs to it however late the news came
-        late = math.inf if e.type == "exit" else 300
-        match = [i for i, v in visits[c] if v.store == s and v.t_in - 300 <= e.ts <= v.t_out + late]
-        if match and main:
-            got[e.type][match[0]] += 1
-        elif not match and e.type == "enter":
-            if any(w.t_in - 120 <= e.ts <= w.t_out + 300 for w in walks[c]):
-                walk_hits += 1
-            elif any(0 <= e.ts - t <= 600 for t in spoofed[c]):
-                spoof_hits += 1
-            else:
-                unplanned += 1
-    by_store: Counter[tuple[str, str]] = Counter()
-    for i, v in enumerate(fleet_visits):
-        b, sid, n = brand[v.store], city.stores[v.store].id, got["enter"][i]
-        hits = {"planned": 1, "detected": n, "dwell": got["dwell"][i], "exit": got["exit"][i]}
-        for what, hit in (*hits.items(), ("split", n > 1)):
-            tally[(b, what)] += hit > 0
-        by_store[(sid, "planned")] += 1
-        by_store[(sid, "detected")] += n > 0
-    good = {v.customer for i, v in enumerate(fleet_visits) if got["dwell"][i]} - set(spoofed)
-    return DemoSummary(
-        day=day, customers=int(fleet.customer.max()) + 1 if len(fleet.ts) else 0,
-        stores=len(city.stores), fences=len(city.fences), fixes=fleet.fixes,
-        rows=len(fleet.ts), accepted=sent.accepted, rejected=sent.rejected,
-        ignored=Counter(r for r in sent.ignored if r), wall_s=sent.wall_s, sweeps=sent.sweeps,
-        events=Counter((e.type, kind[e.fence_id]) for e in sent.events), listed=listed,
-        visits=tally, by_store=by_store, malformed=int(fleet.bad.sum()),
-        mock_rows=int((fleet.mock & seen).sum()), walkpasts=sum(map(len, walks.values())),
-        walkpast_triggers=walk_hits, spoof_rows=int(spoof.sum()), spoof_triggers=spoof_hits,
-        unplanned=unplanned, sequence_errors=errors,
-        showcase=min((c for c in good if walks[c]), default=min(good, default=0)),
-    )  # fmt: skip
-
-
-def summary_tables(s: DemoSummary) -> Tables:
-    """The summary as (title, header, rows): printed by the CLI, repeated in the report."""
-    run = [
-        ["customers", f"{s.customers:,}"],
-        ["stores / fences", f"{s.stores} / {s.fences}"],
-        ["fixes taken by the phones", f"{s.fixes:,}"],
-        ["pings sent (after drops; with resends)", f"{s.rows:,}"],
-        ["accepted / rejected (malformed)", f"{s.accepted:,} / {s.rejected:,}"],
-        *([f"ignored: {r}", f"{n:,}"] for r, n in sorted(s.ignored.items())),
-        ["sweeps on the simulated clock", f"{s.sweeps:,}"],
-        ["pings/s end to end (wall clock)", f"{s.pings_per_s:,.0f} ({s.wall_s:,.1f} s)"],
-        ["wall time in all (s)", f"{s.total_s:,.1f} (simulation {s.sim_s:,.1f})"],
-    ]
-    kinds = ("store", "zone", "competitor")
-    events = [
-        [t, *(f"{s.events[(t, k)]:,}" for k in kinds), f"{s.listed[t]:,}"]
-        for t in ("enter", "dwell", "exit")
-    ]
-    cols = ("detected", "dwell", "exit", "split", "pairs")
-    visits = []
-    for b in sorted({b for b, _ in s.visits}):
-        p, d = s.visits[(b, "planned")], s.visits[(b, "detected")]
-        n = [f"{s.visits[(b, w)]:,}" for w in cols]
-        visits.append([b, f"{p:,}", f"{n[0]} ({100 * d / max(p, 1):.0f}%)", *n[1:]])
-    checks = [
-        [f"{what} (of {n:,})" if n else what, f"{v:,}", "ok" if not v else must]
-        for what, n, v, must in (
-            ("walk-pasts that triggered an enter", s.walkpasts, s.walkpast_triggers, "FAIL"),
-            ("spoofed fixes that triggered an enter", s.spoof_rows, s.spoof_triggers, "FAIL"),
-            ("enters matching no planned visit", 0, s.unplanned, "note"),
-            ("event sequence errors", 0, s.sequence_errors, "FAIL"),
-        )
-    ]
-    head = ["brand", "planned", "detected", "dwell", "exit", "split", "enter→exit"]
-    return [
-        (f"Demo day {s.day:%A %d %B %Y}, Paris", ["", ""], run),
-        ("Presence events (by fence kind)", ["type", *kinds, "read back via API"], events),
-        ("Store visits (planned = ground truth)", head, visits),
-        ("Checks", ["", "", ""], checks),
-        *(mkt.tables(s.marketing, s.ignored) if s.marketing else []),
-    ]
-
-
-def print_summary(s: DemoSummary, console: Console) -> None:
-    marks = {"ok": "[green]ok[/]", "FAIL": "[bold red]FAIL[/]", "note": "[yellow]note[/]"}
-    for title, head, rows in summary_tables(s):
-        t = Table(title=title, title_justify="left", title_style="bold")
-        for i, h in enumerate(head):
-            t.add_column(h, justify="left" if i == 0 else "right")
-        for r in rows:
-            t.add_row(*(marks.get(c, c) for c in r))
-        console.print(t)
-    if s.report:
-        console.print(f"Report: [bold]{s.report}[/]")

@@ -8,18 +8,21 @@ that decision (logged). A campaign whose conditions raise is disabled and report
 from __future__ import annotations
 
 import logging
-import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import asyncpg
 
+from adapters.db import tasks
 from adapters.db.campaigns import PgCampaignRepository
-from adapters.ingest.profiles import ProfileService
+from adapters.db.outcomes import new_code
+from adapters.ingest.profiles import PostedEvents, ProfileService
 from adapters.ingest.runtime import PresenceRuntime
 from geo_engine.decision import templates
+from geo_engine.decision.bandit import Snapshot, draws_for
 from geo_engine.decision.book import Book
+from geo_engine.decision.calls import call_reason
 from geo_engine.decision.decide import Decision, decide
 from geo_engine.decision.facts import (
     Customer,
@@ -29,8 +32,10 @@ from geo_engine.decision.facts import (
     profile_facts,
 )
 from geo_engine.decision.gsm7 import sms_length
-from geo_engine.decision.models import Campaign, Offer, parse_campaign, parse_offer
+from geo_engine.decision.models import CALL_CENTER, Campaign, Offer, parse_campaign, parse_offer
 from geo_engine.decision.rules import WEEK_S, DecisionConfig, pressure_of, warm
+from geo_engine.decision.sms_mentions import SmsMentions
+from geo_engine.decision.triggers import event_instance, event_trigger, locate, needs_of
 from geo_engine.models import PresenceEvent
 from geo_engine.profile.velocity import Crossing
 
@@ -46,14 +51,25 @@ class DecisionService:
         cfg: DecisionConfig,
         *,
         clock: Callable[[], float] = time.time,
+        fix_max_age_s: float = 1800.0,
+        call_due_s: float = 86400.0,
+        mentions: SmsMentions | None = None,
     ) -> None:
         self.repo = repo
+        self.mentions = mentions or SmsMentions()  # sender and STOP in every marketing SMS
+        # an event gets a store context only from presence this fresh (and only if it is itself
+        # this recent): a fix older than that says nothing of where the customer is now
+        self.fix_max_age_s = fix_max_age_s
+        self.call_due_s = call_due_s  # a call-center task is due this long after its trigger
         self.profiles = profiles
         self.runtime = runtime
         self.cfg = cfg
         self.clock = clock
         self.book = Book([], {})
+        self.calls = False  # some live campaign makes call-center tasks
         self.disabled: list[tuple[str, str]] = []  # (campaign, reason) disabled since start
+        # learned outcomes per arm (ranking "bandit"): swapped whole by adapters/ingest/bandit.py
+        self.arms = Snapshot()
         warm(cfg)
 
     async def reload(self) -> None:
@@ -67,7 +83,23 @@ class DecisionService:
                 live.append(parse_campaign(s.doc, offers))
             except ValueError as exc:  # saved valid, but e.g. an offer changed under it
                 log.warning("campaign %s not loaded: %s", s.id, exc)
-        self.book = Book(live, offers)
+        self.book = self._book(live, offers)
+        # calls count toward pressure; read them only while some campaign can make one (a
+        # query less on every other decision)
+        self.calls = any(c.action != "message" for c in live)
+
+    def _book(self, campaigns: Iterable[Campaign], offers: Mapping[str, Offer]) -> Book:
+        if self.cfg.ranking != "bandit":
+            return Book(campaigns, offers)
+        # the book carries the snapshot its rank bounds come from: a decision draws from it
+        return Book(campaigns, offers, self.arms, self.cfg.bandit)
+
+    def use_arms(self, arms: Snapshot) -> None:
+        """A fresh snapshot of the arms' outcomes (adapters/ingest/bandit.py): swapped whole,
+        with a book bounded by it (a decision in flight keeps the book it started with)."""
+        self.arms = arms
+        book = self.book
+        self.book = self._book(book.campaigns.values(), book.offers)
 
     # --- hooks ------------------------------------------------------------------------------
     async def presence_hook(
@@ -80,6 +112,32 @@ class DecisionService:
         for c in crossings:
             instance = f"vel:{c.figure}:{c.trend}:{int(c.as_of)}"
             trig = TriggerEvent("velocity", c.trend, c.customer_id, c.as_of, instance, kpi=c.figure)
+            await self._one(conn, trig, None)
+
+    async def event_hook(self, conn: asyncpg.Connection, events: PostedEvents) -> None:
+        """Posted behavioural events (POST /v1/events), in the transaction storing them."""
+        book = self.book
+        for event_id, e in events:
+            name = str(e.type)
+            needs = needs_of(book.triggers("event", name))
+            if not needs.any_trigger:  # most events fire nothing: no presence read, no row
+                continue
+            store, in_store = None, False
+            if needs.location and self.clock() - e.ts <= self.fix_max_age_s:
+                # a read of the presence engine's state, no await in between: nothing changes
+                # it under us. Not under runtime.lock: the presence path takes the profile
+                # lock (its hooks) while holding it, and this runs under the profile lock.
+                engine = self.runtime.engine
+                store, in_store = locate(
+                    needs,
+                    engine.inside(e.customer_id),
+                    engine.cursor(e.customer_id),
+                    self.runtime.index,
+                    e.ts,
+                    self.fix_max_age_s,
+                )
+            inst = event_instance(name, e.ts, event_id)
+            trig = event_trigger(e.customer_id, name, e.ts, inst, store, in_store=in_store)
             await self._one(conn, trig, None)
 
     def presence_trigger(self, pid: int, ev: PresenceEvent) -> TriggerEvent:
@@ -98,6 +156,7 @@ class DecisionService:
             store_id=None if fence is None else fence.store_id,
             source=ev.source,
             timezone=None if fence is None else fence.timezone,
+            opening_hours=None if fence is None else fence.opening_hours,
             in_store=fence is not None and str(fence.kind) == "store" and str(ev.type) != "exit",
         )
 
@@ -108,15 +167,18 @@ class DecisionService:
         try:
             async with conn.transaction():  # a savepoint: a failure here spares the presence
                 d = await self._decide(conn, book, ev)
-                payload = self._payload(d, book) if d.sends else None
-                await self.repo.record(conn, d, pid, payload)
+                call = d.sends and d.channel == CALL_CENTER
+                payload = self.payload(d, book) if d.sends and not call else None
+                did = await self.repo.record(conn, d, pid, payload)
+                if call:
+                    await self._task(conn, d, did, book)
                 for cid, reason in d.broken:
                     await self.repo.disable(conn, cid, reason)
                     self.disabled.append((cid, reason))
                     log.error("campaign %s disabled: %s", cid, reason)
             if d.broken:
                 broken = {c for c, _ in d.broken}
-                self.book = Book(
+                self.book = self._book(
                     [c for c in book.campaigns.values() if c.id not in broken], book.offers
                 )
         except Exception:
@@ -138,13 +200,37 @@ class DecisionService:
         now = ev.ts
         customer, facts = self.subject(ev)
         history = await self.repo.history(conn, ev.customer_id, now - WEEK_S)
+        if self.calls:
+            history += await tasks.history(conn, ev.customer_id, now - WEEK_S)
         suppressed = await self.repo.suppression_of(conn, ev.customer_id)
         usage = await self.repo.usage(conn, list(book.offers))
+        prop = None
+        if book.arms is not None:  # ranking "bandit"; seeded by the trigger: a replay draws alike
+            prop = draws_for(book.arms, self.cfg.bandit, ev.customer_id, ev.instance)
         return decide(
-            ev, customer, facts, book, pressure_of(history, now), suppressed, self.cfg, usage
+            ev, customer, facts, book, pressure_of(history, now), suppressed, self.cfg, usage, prop
         )
 
-    def _payload(self, d: Decision, book: Book) -> dict[str, Any]:
+    async def _task(self, conn: asyncpg.Connection, d: Decision, did: int, book: Book) -> None:
+        """A call-center campaign won: its task, instead of an outbox row."""
+        ev = d.trigger
+        c = book.campaigns[d.campaign_id or ""]
+        _, facts = self.subject(ev)
+        new = tasks.NewTask(
+            d.customer_id,
+            c.id,
+            d.offer_id,
+            did,
+            ev.instance,
+            call_reason(ev, facts),
+            c.priority,
+            ev.ts,
+            ev.ts + self.call_due_s,
+        )
+        await tasks.create(conn, new)
+
+    def payload(self, d: Decision, book: Book) -> dict[str, Any]:
+        """The rendered content of the offer `d` sends, with a fresh redemption code."""
         offer = book.offers[d.offer_id or ""]
         profile = self.profiles.profile(d.customer_id, d.trigger.ts)
         ev = d.trigger
@@ -157,12 +243,12 @@ class DecisionService:
             "distance_m": None if ev.distance_m is None else round(ev.distance_m),
             "product": offer.product,
             "offer_value": offer.value,
-            "code": secrets.token_hex(4).upper(),  # one redemption code per delivery
+            "code": new_code(),  # one redemption code per delivery (adapters/db/outcomes.py)
         }
         out: dict[str, Any] = {"value": offer.value, "code": values["code"]}
         if d.channel == "sms" and offer.sms is not None:
-            text = templates.render(offer.sms.text, values)
-            m = sms_length(text)  # placeholders change the length: the gateway bills this
+            text = self.mentions.apply(templates.render(offer.sms.text, values))
+            m = sms_length(text)  # placeholders and mentions change the length: billed so
             out["sms"] = {"text": text, "encoding": m.encoding, "segments": m.segments}
         elif d.channel == "push" and offer.push is not None:
             out["push"] = {

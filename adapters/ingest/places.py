@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import numpy as np
 
-from adapters.db import profiles as db
+from adapters.db import places as db
 from geo_engine.profile.affinity import Decay
 from geo_engine.profile.attributes import ConsentPurpose, refuses
 from geo_engine.profile.places import (

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 # Called inside the transaction that stores velocity crossings: the decision module writes its
 # decisions and outbox rows in the same commit (as presence hooks do).
 SignalHook = Callable[[asyncpg.Connection, list[Crossing]], Awaitable[None]]
+# Called inside the transaction that stores posted behavioural events, with (event id, event)
+# of those newly stored: event-triggered campaigns decide in the same commit.
+PostedEvents = list[tuple[str | None, BehaviouralEvent]]
+EventHook = Callable[[asyncpg.Connection, PostedEvents], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,7 @@ class ProfileService:
         self.state = ProfileState(cfg, ref=clock())
         self.lock = asyncio.Lock()
         self.signal_hooks: list[SignalHook] = []
+        self.event_hooks: list[EventHook] = []
         self.sweep_interval_s = sweep_interval_s
         self.rfm_refresh_s = rfm_refresh_s
         self.places_refresh_s = places_refresh_s
@@ -155,6 +160,10 @@ class ProfileService:
                 buyers = sorted({r.customer_id for r, _ in stored if r.row.type in kinds})
                 rfm = await db.rfm_of(conn, buyers)
                 await self._write_trends(conn, plan)
+                if stored and self.event_hooks:
+                    posted = [(r.row.event.event_id, e) for r, e in stored]
+                    for hook in self.event_hooks:
+                        await hook(conn, posted)
             self._apply(plan, rfm)
             self.refresh_scores(now)
         out.accepted = len(stored)

@@ -1,7 +1,7 @@
 """Backtest: replay stored triggers through one campaign exactly as live, without sending or
 writing anything. Offers the campaign would have given feed its own pressure and cooldown as
 they would have live (other campaigns' offers are not replayed: the figure is the campaign's
-own reach)."""
+own reach). The subject built for speed with the live result: replay_subject.py."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from geo_engine.decision.conditions import Facts
 from geo_engine.decision.decide import decide
 from geo_engine.decision.facts import Customer, TriggerEvent
 from geo_engine.decision.rules import WEEK_S, DecisionConfig, Sent, pressure_of, tz_of
+
+Subject = Callable[[TriggerEvent], tuple[Customer, Facts]]
 
 
 @dataclass
@@ -32,32 +34,82 @@ def backtest(
     events: Iterable[TriggerEvent],
     book: Book,
     campaign_id: str,
-    subject: Callable[[TriggerEvent], tuple[Customer, Facts]],
+    subject: Subject,
     suppressed: Callable[[str], frozenset[str]],
     cfg: DecisionConfig,
 ) -> BacktestResult:
     """`events` oldest first; `subject` gives the customer and facts at that event."""
-    out = BacktestResult()
-    history: dict[str, list[Sent]] = {}
-    for ev in events:
-        if not book.candidates(ev):
-            continue
-        out.events += 1
-        customer, facts = subject(ev)
-        past = [s for s in history.get(ev.customer_id, ()) if ev.ts - s.ts < WEEK_S]
-        d = decide(
-            ev, customer, facts, book, pressure_of(past, ev.ts), suppressed(ev.customer_id), cfg
-        )
-        out.by_outcome[d.outcome] += 1
-        for t in d.traces:
-            if t.campaign_id == campaign_id:
-                out.by_reason[t.result] += 1
-        if d.sends and d.channel is not None and d.send_after is not None:
-            out.offers += 1
-            past.append(Sent(d.send_after, d.channel, campaign_id))
-            history[ev.customer_id] = past
-            out.by_store[ev.store_id or "-"] += 1
-            local = datetime.fromtimestamp(d.send_after, tz_of(ev.timezone or cfg.default_timezone))
-            out.by_day[local.date().isoformat()] += 1
-            out.by_channel[d.channel] += 1
-    return out
+    run = Replay(book, campaign_id, subject, suppressed, cfg)
+    run.feed(events)
+    return run.result
+
+
+class Replay:
+    """A backtest fed in chunks (events streamed from storage, oldest first): the would-be
+    offers so far feed pressure and cooldown of the events after them."""
+
+    def __init__(
+        self,
+        book: Book,
+        campaign_id: str,
+        subject: Subject,
+        suppressed: Callable[[str], frozenset[str]],
+        cfg: DecisionConfig,
+    ) -> None:
+        self.book = book
+        self.campaign_id = campaign_id
+        self.subject = subject
+        self.suppressed = suppressed
+        self.cfg = cfg
+        self.result = BacktestResult()
+        self._history: dict[str, list[Sent]] = {}
+
+    def feed(self, events: Iterable[TriggerEvent], *, matched: bool = False) -> None:
+        """`matched`: the caller kept only events that fire the campaign (`book.candidates`)."""
+        out, book, cfg, campaign_id = self.result, self.book, self.cfg, self.campaign_id
+        history, subject, suppressed = self._history, self.subject, self.suppressed
+        by_outcome, by_reason = out.by_outcome, out.by_reason
+        for ev in events:
+            if not matched and not book.candidates(ev):
+                continue
+            out.events += 1
+            cid, ts = ev.customer_id, ev.ts
+            customer, facts = subject(ev)
+            sent = history.get(cid)
+            past = [s for s in sent if ts - s.ts < WEEK_S] if sent else []
+            d = decide(ev, customer, facts, book, pressure_of(past, ts), suppressed(cid), cfg)
+            by_outcome[d.outcome] += 1
+            for t in d.traces:
+                if t.campaign_id == campaign_id:
+                    by_reason[t.result] += 1
+            if d.sends and d.channel is not None and d.send_after is not None:
+                out.offers += 1
+                past.append(Sent(d.send_after, d.channel, campaign_id))
+                history[cid] = past
+                out.by_store[ev.store_id or "-"] += 1
+                zone = tz_of(ev.timezone or cfg.default_timezone)
+                out.by_day[datetime.fromtimestamp(d.send_after, zone).date().isoformat()] += 1
+                out.by_channel[d.channel] += 1
+
+
+def retarget(proto: TriggerEvent, customer_id: str, ts: float, instance: str) -> TriggerEvent:
+    """`proto` for another customer, time and instance, every other field as it is."""
+    p = proto
+    return TriggerEvent(
+        p.kind,
+        p.name,
+        customer_id,
+        ts,
+        instance,
+        fence_id=p.fence_id,
+        fence_kind=p.fence_kind,
+        fence_name=p.fence_name,
+        store_id=p.store_id,
+        source=p.source,
+        kpi=p.kpi,
+        timezone=p.timezone,
+        distance_m=p.distance_m,
+        store_open=p.store_open,
+        in_store=p.in_store,
+        opening_hours=p.opening_hours,
+    )

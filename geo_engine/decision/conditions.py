@@ -105,9 +105,7 @@ def compile_condition(node: Any, path: str = "conditions", depth: int = 0) -> Pr
         preds = tuple(
             compile_condition(c, f"{path}.{kind}.{i}", depth + 1) for i, c in enumerate(items)
         )
-        if kind == "all":
-            return lambda f: all(p(f) for p in preds)
-        return lambda f: any(p(f) for p in preds)
+        return _all(preds) if kind == "all" else _any(preds)
     if keys == {"not"}:
         inner = compile_condition(node["not"], f"{path}.not", depth + 1)
         return lambda f: not inner(f)
@@ -145,6 +143,45 @@ def _leaf(node: dict[str, Any], path: str) -> Predicate:
     return _compare(name, op, x)
 
 
+def _all(preds: tuple[Predicate, ...]) -> Predicate:
+    # unrolled for the usual small arities: a generator per evaluation costs more than the leaves
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+        return lambda f: a(f) and b(f)
+    if len(preds) == 3:
+        a, b, c = preds
+        return lambda f: a(f) and b(f) and c(f)
+
+    def every(f: Facts) -> bool:
+        for p in preds:  # noqa: SIM110 - all(genexpr) allocates a generator per call
+            if not p(f):
+                return False
+        return True
+
+    return every
+
+
+def _any(preds: tuple[Predicate, ...]) -> Predicate:
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+        return lambda f: a(f) or b(f)
+    if len(preds) == 3:
+        a, b, c = preds
+        return lambda f: a(f) or b(f) or c(f)
+
+    def some(f: Facts) -> bool:
+        for p in preds:  # noqa: SIM110 - as above
+            if p(f):
+                return True
+        return False
+
+    return some
+
+
 def _compare(name: str, op: str, x: object) -> Predicate:
     # one closure per operator: no dispatch at evaluation time
     if op == "eq":
@@ -162,6 +199,9 @@ def _compare(name: str, op: str, x: object) -> Predicate:
 
 
 def _num(v: object) -> bool:
+    cls = v.__class__
+    if cls is float or cls is int:  # the usual facts: skip the isinstance chain
+        return True
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 

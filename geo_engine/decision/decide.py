@@ -13,32 +13,27 @@ fallback order). The first campaign in rank order that passes wins; the rest are
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from geo_engine.decision.bandit import Propensity
 from geo_engine.decision.book import Book
+from geo_engine.decision.calls import call_rules
 from geo_engine.decision.conditions import Facts
 from geo_engine.decision.facts import Customer, TriggerEvent
+from geo_engine.decision.gates import held_back, solicitation_stop
 from geo_engine.decision.models import Campaign, Offer
 from geo_engine.decision.rules import (
     DecisionConfig,
     Pressure,
-    bucket,
     channel_capped,
     overall_capped,
     send_time,
 )
+from geo_engine.decision.trace import Trace
 
 BASE_PROPENSITY = 0.1  # a customer with no affinity for the category still might redeem
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    campaign_id: str
-    offer_id: str | None
-    score: float  # expected value: offer value x propensity
-    result: str  # chosen | holdout | control | the rule that stopped it | outranked
-    steps: tuple[str, ...]
+_STOP_STEP = {r: f"customer:{r}" for r in ("no_consent", "objection", "pressure_cap")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,23 +73,40 @@ def decide(
     suppressed_in: frozenset[str],
     cfg: DecisionConfig,
     usage: Mapping[str, Usage] | None = None,
+    propensity: Propensity | None = None,
 ) -> Decision:
+    """`propensity`: the learned one (bandit.py), instead of the static one, when given."""
     usage = usage or {}
     traces: list[Trace] = []
     broken: list[tuple[str, str]] = []
-    order = book.candidates(ev)
+    shape = book.shape(ev)
+    order = shape.campaigns
     blocked = _customer_block(customer, pressure, cfg)
+    if blocked == "no_consent" and shape.calls:
+        blocked = None  # a call needs no message consent (calls.py): rules per campaign
     if blocked is not None:
         # nothing can go out to this customer: every campaign stops at a customer-wide rule,
         # so conditions are not evaluated; the explanation names the first rule (in the rules'
         # order) that stops each campaign
+        step = _STOP_STEP[blocked]
+        if shape.all_live(ev.ts) and not (blocked == "pressure_cap" and suppressed_in):
+            # the common case: the prebuilt traces, patched for the few campaigns cooling
+            stops = shape.stopped(blocked, step)
+            if blocked == "pressure_cap" and pressure.last_by_campaign:
+                patched = list(stops)
+                for cid, last in pressure.last_by_campaign.items():
+                    pos = shape.index.get(cid)
+                    if pos is not None and ev.ts - last < order[pos].cooldown_s:
+                        patched[pos] = Trace(cid, None, 0.0, "cooldown", (step,))
+                return _none(customer, ev, patched, broken)
+            return _none(customer, ev, stops, broken)
         for c in order:
             if not c.live_at(ev.ts):
                 continue
             reason = blocked
             if blocked == "pressure_cap":
                 reason = _suppressed_or_cooling(c, ev, pressure, suppressed_in, cfg) or reason
-            traces.append(Trace(c.id, None, 0.0, reason, (f"customer:{blocked}",)))
+            traces.append(Trace(c.id, None, 0.0, reason, (step,)))
         return _none(customer, ev, traces, broken)
     # Threshold walk: `order` is sorted by an upper bound of each campaign's rank key
     # (priority, then its best offer's value at propensity 1). A campaign is evaluated only
@@ -105,6 +117,8 @@ def decide(
     # the bound at this customer's best affinity: the same factor for every campaign, so the
     # precomputed order holds and the bound is tight
     k = BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * max(customer.affinity.values(), default=0.0)
+    if propensity is not None:
+        k = 1.0  # a learned propensity (a Beta draw or mean) is in (0, 1): bounded by 1 only
     i = 0
     chosen: tuple[Campaign, Offer, str, float, str] | None = None
     while True:
@@ -113,7 +127,7 @@ def decide(
             i += 1
             if not c.live_at(ev.ts):
                 continue
-            elig = _eligible(c, ev, customer, facts, book, usage, broken, traces)
+            elig = _eligible(c, ev, customer, facts, book, usage, broken, traces, propensity)
             if elig is not None:
                 offer, score = elig
                 heapq.heappush(heap, ((-c.priority, -score, c.id), c, offer, score))
@@ -128,7 +142,7 @@ def decide(
     for _, c, offer, score in sorted(heap, key=lambda h: h[0]):
         traces.append(Trace(c.id, offer.id, score, "outranked", ()))
     # below the winner's rank even at their best: not evaluated (not even liveness), listed
-    skipped = book.candidate_ids(ev)[i:] if i < len(order) else ()
+    skipped = shape.ids[i:] if i < len(order) else ()
     if chosen is None:
         return _none(customer, ev, traces, broken)
     c, offer, channel, send_after, result = chosen
@@ -156,7 +170,10 @@ def _scaled(b: tuple[int, float, str], k: float) -> tuple[int, float, str]:
 
 
 def _none(
-    customer: Customer, ev: TriggerEvent, traces: list[Trace], broken: list[tuple[str, str]]
+    customer: Customer,
+    ev: TriggerEvent,
+    traces: Sequence[Trace],
+    broken: list[tuple[str, str]],
 ) -> Decision:
     return Decision(
         customer.customer_id,
@@ -203,6 +220,7 @@ def _eligible(
     usage: Mapping[str, Usage],
     broken: list[tuple[str, str]],
     traces: list[Trace],
+    propensity: Propensity | None,
 ) -> tuple[Offer, float] | None:
     if c.condition is not None:
         try:
@@ -212,11 +230,11 @@ def _eligible(
             traces.append(Trace(c.id, None, 0.0, "error", ("conditions:error",)))
             return None
         if not ok:
-            traces.append(Trace(c.id, None, 0.0, "conditions", ("conditions:false",)))
+            traces.append(book.fixed(c.id, "conditions", "conditions:false"))
             return None
-    best = _best_offer(c, ev, customer, book, usage)
+    best = _best_offer(c, ev, customer, book, usage, propensity)
     if best is None:
-        traces.append(Trace(c.id, None, 0.0, "no_valid_offer", ("offer:none",)))
+        traces.append(book.fixed(c.id, "no_valid_offer", "offer:none"))
     return best
 
 
@@ -226,6 +244,7 @@ def _best_offer(
     customer: Customer,
     book: Book,
     usage: Mapping[str, Usage],
+    propensity: Propensity | None,
 ) -> tuple[Offer, float] | None:
     best: tuple[Offer, float] | None = None
     for oid in c.offer_ids:
@@ -239,10 +258,25 @@ def _best_offer(
         ):
             continue
         aff = customer.affinity.get(o.category, 0.0) if o.category else 0.0
-        score = o.value * (BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * aff)
+        prop = BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * aff
+        if propensity is not None:
+            prop = propensity(c.id, o.id, prop)
+        score = o.value * prop
         if best is None or score > best[1]:
             best = (o, score)
     return best
+
+
+def _step(prefix: str, chans: tuple[str, ...]) -> str:
+    """`prefix` + the channels joined (or "none"): the few distinct strings built once."""
+    key = (prefix, chans)
+    hit = _STEPS.get(key)
+    if hit is None:
+        hit = _STEPS[key] = prefix + (",".join(chans) or "none")
+    return hit
+
+
+_STEPS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 def _apply_rules(
@@ -254,34 +288,18 @@ def _apply_rules(
     suppressed_in: frozenset[str],
     cfg: DecisionConfig,
 ) -> tuple[str, tuple[str, ...], tuple[str, float] | None]:
+    if c.action != "message":
+        return call_rules(ev, customer, c, pressure, suppressed_in, cfg)
     steps: list[str] = []
-    possible = [ch for ch in c.channels if ch in offer.channels]
-    chans = [ch for ch in possible if ch in customer.consented]
-    steps.append("consent:" + (",".join(chans) or "none"))
+    chans = tuple(ch for ch in c.channels if ch in offer.channels and ch in customer.consented)
+    steps.append(_step("consent:", chans))
     if not chans:
         return "no_consent", tuple(steps), None
-    if customer.objects_to_direct_marketing:
-        steps.append("objection:yes")
-        return "objection", tuple(steps), None
-    steps.append("objection:no")
-    hit = (
-        sorted((c.suppression_lists | cfg.suppression_lists) & suppressed_in)
-        if suppressed_in
-        else []
-    )
-    if hit:
-        steps.append("suppressed:" + ",".join(hit))
-        return "suppressed", tuple(steps), None
-    steps.append("suppressed:no")
-    last = pressure.last_by_campaign.get(c.id)
-    if last is not None and ev.ts - last < c.cooldown_s:
-        steps.append("cooldown:active")
-        return "cooldown", tuple(steps), None
-    if overall_capped(pressure, cfg):
-        steps.append(f"pressure:capped({pressure.day}/d,{pressure.week}/w)")
-        return "pressure_cap", tuple(steps), None
-    chans = [ch for ch in chans if not channel_capped(pressure, ch, cfg)]
-    steps.append("channel_caps:" + (",".join(chans) or "none"))
+    stop = solicitation_stop(ev, customer, c, pressure, suppressed_in, cfg, steps)
+    if stop is not None:
+        return stop, tuple(steps), None
+    chans = tuple(ch for ch in chans if not channel_capped(pressure, ch, cfg))
+    steps.append(_step("channel_caps:", chans))
     if not chans:
         return "channel_cap", tuple(steps), None
     tz = ev.timezone or cfg.default_timezone
@@ -296,11 +314,7 @@ def _apply_rules(
     order = [customer.preferred_channel, *cfg.fallback_order, *c.channels]
     channel = next(ch for ch in order if ch in timed)
     pick = (channel, timed[channel])
-    if bucket(customer.customer_id) < cfg.holdout_pct:
-        steps.append("holdout:yes")
-        return "holdout", tuple(steps), pick
-    if c.control_pct and bucket(f"{c.id}:{customer.customer_id}") < c.control_pct:
-        steps.append("control:yes")
-        return "control", tuple(steps), pick
+    if (group := held_back(customer, c, cfg, steps)) is not None:
+        return group, tuple(steps), pick
     steps.append(f"channel:{channel}")
     return "chosen", tuple(steps), pick

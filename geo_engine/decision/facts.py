@@ -3,6 +3,7 @@ decision into the `Facts` the compiled conditions look up."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from geo_engine.decision.conditions import DAYS
 from geo_engine.decision.rules import tz_of
 from geo_engine.profile.attributes import ConsentPurpose, ConsentStatus
 from geo_engine.profile.profile import CustomerProfile
+from geofences.model import open_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +31,14 @@ class TriggerEvent:
     source: str | None = None
     kpi: str | None = None
     timezone: str | None = None
-    distance_m: float | None = None
-    store_open: bool | None = None
+    distance_m: float | None = None  # from the fix to the store (behavioural triggers)
+    store_open: bool | None = None  # None: from `opening_hours` at `ts`, if given
     in_store: bool = False
+    # the fence's validated opening hours ({"mon": [["09:00", "20:00"]], ...}); not compared
+    # or hashed (a dict): the trigger's identity is the fields above
+    opening_hours: Mapping[str, Sequence[Sequence[str]]] | None = field(
+        default=None, compare=False, hash=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +104,24 @@ def profile_facts(p: CustomerProfile) -> dict[str, object]:
 
 
 def context_facts(ev: TriggerEvent, default_tz: str) -> dict[str, object]:
+    """Local time, day and store hours in the fence's zone; the distance to the store: given
+    for behavioural triggers (the last fix to the nearest store), 0 for a presence enter or
+    dwell (the customer is inside the fence), unknown after an exit."""
     local = datetime.fromtimestamp(ev.ts, tz_of(ev.timezone or default_tz))
+    distance = ev.distance_m
+    if distance is None and ev.kind == "presence" and ev.name != "exit":
+        distance = 0.0
+    store_open = ev.store_open
+    if store_open is None:
+        store_open = open_at(ev.opening_hours, local)
     return {
         "context.local_hour": local.hour + local.minute / 60,
         "context.day_of_week": DAYS[local.weekday()],
-        "context.distance_m": ev.distance_m,
+        "context.distance_m": distance,
         "context.store_id": ev.store_id,
         "context.fence_id": ev.fence_id,
         "context.fence_kind": ev.fence_kind,
-        "context.store_open": ev.store_open,
+        "context.store_open": store_open,
         "context.source": ev.source,
         "context.trigger": f"{ev.kind}:{ev.name}",
     }

@@ -11,6 +11,7 @@ from geo_engine.decision import templates
 from geo_engine.decision.conditions import FIGURES, Predicate, compile_condition
 from geo_engine.decision.errors import InvalidDefinition
 from geo_engine.decision.gsm7 import SmsLength, sms_length
+from geo_engine.profile.events import POSTED_TYPES
 
 CHANNELS = ("push", "sms")  # message channels an offer can be sent on
 STATUSES = ("draft", "live", "paused", "disabled")  # disabled: set by the engine on errors
@@ -18,7 +19,12 @@ PRESENCE_EVENTS = ("enter", "dwell", "exit")
 TREND_DIRECTIONS = ("rising", "falling")
 FENCE_KINDS = ("store", "zone", "competitor")
 SOURCES = ("gps", "beacon", "nfc")
+POSTED_EVENTS = tuple(sorted(str(t) for t in POSTED_TYPES))  # what an event trigger may name
 MAX_SMS_SEGMENTS = 3
+ACTIONS = ("message", "call_center_task")  # what a winning campaign does
+CALL_CENTER = "call_center"  # the decision's channel when the action is a call-center task
+MAX_NEAR_STORE_M = 50_000.0
+ESCALATION_MIN_S, ESCALATION_MAX_S = 60.0, 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,16 @@ class Trigger:
     sources: frozenset[str] = frozenset()
     kpi: str | None = None
     in_store: bool = False
+    near_store_m: float | None = None  # event: only within this distance of a store fence
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """A follow-up on another channel when the offer sent got no open, click nor redemption
+    within `after_s` (geo_engine/decision/escalation.py)."""
+
+    after_s: float
+    channels: tuple[str, ...]  # tried in order, skipping the channel the offer went out on
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +102,8 @@ class Campaign:
     control_pct: float  # per-campaign control group, % of customers
     cooldown_s: float  # re-eligibility of a customer for this campaign
     suppression_lists: frozenset[str]
+    escalation: Escalation | None = None
+    action: str = "message"  # or call_center_task: a task for the call center, no message
 
     def live_at(self, t: float) -> bool:
         return self.status == "live" and self.start <= t < self.end
@@ -155,6 +173,10 @@ def parse_campaign(doc: Mapping[str, Any], offers: Mapping[str, Offer]) -> Campa
             raise InvalidDefinition(f"channels.{i}", f"{ch!r} is not one of {list(CHANNELS)}")
     if not any(set(channels) & set(offers[o].channels) for o in offer_ids):
         raise InvalidDefinition("channels", "no offer has content for any allowed channel")
+    action = _one_of(doc.get("action") or "message", ACTIONS, "action")
+    escalation = _escalation(doc.get("escalation"), channels)
+    if escalation is not None and action != "message":
+        raise InvalidDefinition("escalation", "only a message campaign can escalate")
     cond = doc.get("conditions")
     control = float(doc.get("control_pct", 0.0))
     if not 0.0 <= control <= 50.0:
@@ -173,7 +195,37 @@ def parse_campaign(doc: Mapping[str, Any], offers: Mapping[str, Offer]) -> Campa
         control_pct=control,
         cooldown_s=float(doc.get("cooldown_s", 7 * 86400.0)),
         suppression_lists=frozenset(doc.get("suppression_lists") or ()),
+        escalation=escalation,
+        action=action,
     )
+
+
+def _escalation(e: object, channels: tuple[str, ...]) -> Escalation | None:
+    if e is None:
+        return None
+    if not isinstance(e, Mapping):
+        raise InvalidDefinition("escalation", "an object: {after_s, channels}")
+    after = e.get("after_s")
+    if not isinstance(after, int | float) or isinstance(after, bool):
+        raise InvalidDefinition("escalation.after_s", "a number of seconds")
+    if not ESCALATION_MIN_S <= float(after) <= ESCALATION_MAX_S:
+        raise InvalidDefinition(
+            "escalation.after_s", f"between {ESCALATION_MIN_S:.0f} and {ESCALATION_MAX_S:.0f}"
+        )
+    chans = e.get("channels")
+    if not isinstance(chans, list | tuple) or not chans:
+        raise InvalidDefinition("escalation.channels", "give at least one channel")
+    for i, ch in enumerate(chans):
+        _one_of(ch, CHANNELS, f"escalation.channels.{i}")
+    if len(set(chans)) != len(chans):
+        raise InvalidDefinition("escalation.channels", "a channel appears twice")
+    # a follow-up needs a channel the first offer may not have used: with one campaign channel
+    # only, the follow-up must name another
+    if len(channels) == 1 and set(chans) <= set(channels):
+        raise InvalidDefinition(
+            "escalation.channels", f"must name a channel other than the campaign's {channels[0]!r}"
+        )
+    return Escalation(float(after), tuple(chans))
 
 
 def _one_of(v: object, allowed: Collection[str], path: str) -> str:
@@ -199,7 +251,16 @@ def _trigger(t: Mapping[str, Any], path: str) -> Trigger:
         kpi = _one_of(t.get("kpi"), FIGURES, f"{path}.kpi")
         direction = _one_of(t.get("direction"), TREND_DIRECTIONS, f"{path}.direction")
         return Trigger(kind, direction, kpi=kpi)
-    et = t.get("event_type")
-    if not isinstance(et, str) or not et:
-        raise InvalidDefinition(f"{path}.event_type", "name the behavioural event type")
-    return Trigger(kind, et, in_store=bool(t.get("in_store", False)))
+    # the behavioural event type: `event` (as presence triggers name theirs) or `event_type`
+    key = "event" if t.get("event") is not None else "event_type"
+    et = _one_of(t.get(key), POSTED_EVENTS, f"{path}.{key}")
+    near = t.get("near_store_m")
+    if near is not None:
+        if not isinstance(near, int | float) or isinstance(near, bool):
+            raise InvalidDefinition(f"{path}.near_store_m", "a distance in metres")
+        if not 0.0 < float(near) <= MAX_NEAR_STORE_M:
+            raise InvalidDefinition(
+                f"{path}.near_store_m", f"above 0 and at most {MAX_NEAR_STORE_M:.0f} m"
+            )
+        near = float(near)
+    return Trigger(kind, et, in_store=bool(t.get("in_store", False)), near_store_m=near)

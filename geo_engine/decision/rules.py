@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from geo_engine.decision.bandit import BanditConfig
+
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
 
@@ -46,6 +48,10 @@ class DecisionConfig:
     default_timezone: str = "Europe/Paris"
     offer_ttl_s: float = 4 * 3600.0  # an outbox row expires this long after send_after at most
     suppression_lists: frozenset[str] = frozenset()  # lists every campaign honours (partners too)
+    # "expected_value": offer value x static propensity (affinity); "bandit": x a propensity
+    # learned from redemptions (bandit.py), drawn per decision by the decision service
+    ranking: str = "expected_value"
+    bandit: BanditConfig = field(default_factory=BanditConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +188,7 @@ def send_time(t: float, channel: str, tz: str, cfg: DecisionConfig) -> float:
     return t
 
 
+@lru_cache(maxsize=1 << 16)
 def bucket(key: str) -> float:
     """A stable position in [0, 100) for `key`: the same customer always lands in the same
     group, across restarts and machines (no Python hash randomisation)."""

@@ -234,14 +234,18 @@ class ProfileState:
 
     def load_trends(self, rows: Iterable[tuple[str, Sequence[int]]]) -> None:
         for cid, trends in rows:
-            self.trend[self.slot(cid)] = np.asarray(trends, np.int8)
+            # slot() first: it may grow (replace) the arrays, and `self.trend[self.slot(c)]`
+            # would write into the old one
+            s = self.slot(cid)
+            self.trend[s] = np.asarray(trends, np.int8)
 
     def load_affinity(
         self, channels: Iterable[tuple[str, int, float]], cats: Iterable[tuple[str, str, float]]
     ) -> None:
         """Stored-scale sums (at the decays' reference) per (customer, channel / category)."""
         for cid, ch, v in channels:
-            self.channel[self.slot(cid), ch] += v
+            s = self.slot(cid)  # before indexing: it may replace self.channel (see load_trends)
+            self.channel[s, ch] += v
         for cid, cat, v in cats:
             s = self.slot(cid)
             self.categories[s] = add_categories(

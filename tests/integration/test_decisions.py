@@ -4,48 +4,17 @@ same commit, the decision, its explanation and the outbox row are stored."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from adapters.composition import Services
 from geo_engine.decision.book import Book
-from tests.conftest import ADMIN_KEY
 from tests.helpers import LAT0, LON0, offset, ping, square_feature
 from tests.integration.test_campaigns_api import campaign, offer
 
 T0 = time.time() - 1800.0
 GRANTED = {"status": "granted", "at": "2026-01-05T09:00:00Z", "source": "app"}
-
-
-@pytest.fixture
-async def open_client(
-    clean_pool, settings_factory
-) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:  # type: ignore[no-untyped-def]
-    """Sending hours open all day and no holdout: the outcome does not depend on the clock."""
-    from adapters.api.app import create_app
-    from adapters.composition import build_services
-
-    svc = await build_services(
-        settings_factory(
-            decision_hours=(0.0, 24.0),
-            decision_sms_hours=(0.0, 24.0),
-            decision_sms_weekdays=list(range(7)),
-            decision_sms_holiday_country="",
-            decision_holdout_pct=0.0,
-        ),
-        background=False,
-    )
-    transport = httpx.ASGITransport(app=create_app(services=svc))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://test",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as c:
-        yield c, svc
-    await svc.close()
 
 
 async def _setup(c: httpx.AsyncClient, consents: dict[str, Any], **camp: Any) -> None:
@@ -199,4 +168,31 @@ async def test_velocity_crossing_decides_in_the_signal_transaction(open_client) 
     assert await svc.pool.fetchval("SELECT count(*) FROM outbox") == 1
     payload = await svc.pool.fetchval("SELECT payload FROM outbox")
     assert payload["sms"]["text"].startswith("Bonjour Léa, -10% chez")
+    # the template has its STOP mention (CPCE L34-5): the default one is not added again
+    assert payload["sms"]["text"].count("STOP") == 1
     assert (payload["sms"]["encoding"], payload["sms"]["segments"]) == ("gsm7", 1)
+
+
+@pytest.mark.parametrize(("hours", "outcome"), [({}, "none"), (None, "none"), ("all", "send")])
+async def test_store_open_comes_from_the_fence_opening_hours(open_client, hours, outcome) -> None:  # type: ignore[no-untyped-def]
+    """`context.store_open` in a live decision: a store listing no day is closed, one without
+    hours is unknown (so the condition does not hold), one open all week is open."""
+    c, _ = open_client
+    props: dict[str, Any] = {}
+    if hours == "all":
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        props["opening_hours"] = {d: [["00:00", "24:00"]] for d in days}
+    elif hours is not None:
+        props["opening_hours"] = hours
+    r = await c.post("/v1/geofences", json=square_feature("opera", store_id="opera", **props))
+    assert r.status_code == 201, r.text
+    consents = {"push": GRANTED, "sms": GRANTED}
+    r = await c.put("/v1/customers/alice", json={"first_name": "Léa", "consents": consents})
+    assert r.status_code == 200, r.text
+    assert (await c.post("/v1/offers", json=offer())).status_code == 201
+    cond = {"all": [{"field": "context.store_open", "op": "eq", "value": True}]}
+    r = await c.post("/v1/campaigns", json=campaign(conditions=cond))
+    assert r.status_code == 201, r.text
+    assert [e["type"] for e in await _walk_in(c)] == ["enter"]
+    ds = (await c.get("/v1/decisions", params={"customer_id": "alice"})).json()["decisions"]
+    assert [d["outcome"] for d in ds] == [outcome]

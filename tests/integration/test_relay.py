@@ -19,7 +19,8 @@ from adapters.db.connect import create_pool
 from adapters.delivery.customers import DeliveryDirectory
 from adapters.delivery.gateways.base import Message, Result
 from adapters.delivery.gateways.fcm import FcmGateway
-from adapters.delivery.relay import Relay, RelayConfig, backoff_s
+from adapters.delivery.pacing import backoff_s
+from adapters.delivery.relay import Relay, RelayConfig
 
 T0 = time.time()
 

@@ -71,3 +71,18 @@ def test_category_cap_forgets_the_weakest() -> None:
     assert sorted(scores) == ["c6", "c7", "c8", "c9"]
     assert [r[0] for r in ranked(scores, 1.0)] == ["c9", "c8", "c7", "c6"]
     assert ranked({}, 1.0) == []
+
+
+def test_loading_more_customers_than_the_initial_capacity_keeps_every_value() -> None:
+    """Loading grows the arrays while indexing them: each value must land in the grown array
+    (it once went to the replaced one, or raised IndexError past 1,024 customers)."""
+    state = ProfileState(ProfileConfig(), ref=NOW, capacity=4)
+    n = 50
+    state.load_affinity([(f"c{i}", 1, float(i + 1)) for i in range(n)], [])
+    state.load_trends([(f"t{i}", [1] * state.trend.shape[1]) for i in range(n)])
+    assert [float(state.channel[state.slot(f"c{i}"), 1]) for i in range(n)] == [
+        float(i + 1) for i in range(n)
+    ]
+    assert all(
+        int(state.trend[state.slot(f"t{i}")].sum()) == state.trend.shape[1] for i in range(n)
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -201,6 +202,40 @@ class Db:
 
 
 @SETTINGS
+def replay_with_failures(
+    ops: Sequence[Any],
+    data: st.DataObject,
+    who: Sequence[Fix],
+    runner: Callable[[PresenceEngine, Sequence[Any]], list[PresenceEvent]] | None = None,
+) -> tuple[PresenceEngine, list[PresenceEvent]]:
+    """Run `ops` in random batches whose database write fails (before or after commit()) and is
+    retried, restarting the engine now and then from what was persisted; the database must
+    equal memory after every batch. Returns the final engine and the committed events."""
+    runner = runner or run
+    db = Db({}, {})
+    engine = PresenceEngine(CONFIG)
+    events: list[PresenceEvent] = []
+    i = 0
+    while i < len(ops):
+        batch = ops[i : i + data.draw(st.integers(1, 8))]
+        outcome = data.draw(st.sampled_from(["ok", "ok", "fail", "fail_after_commit", "restart"]))
+        engine.begin()
+        got = runner(engine, batch)
+        if outcome == "fail":
+            engine.rollback()
+        elif outcome == "fail_after_commit":
+            engine.commit()
+            engine.rollback()
+        else:
+            db.write(engine.commit())
+            events += got
+            i += len(batch)
+            if outcome == "restart":
+                engine = db.restart()
+        assert db.matches(engine, who)
+    return engine, events
+
+
 @given(streams(), st.data())
 def test_failed_transactions_and_restarts_change_nothing(
     fixes: list[Fix], data: st.DataObject
@@ -213,26 +248,6 @@ def test_failed_transactions_and_restarts_change_nothing(
     reference = PresenceEngine(CONFIG)
     expected = run(reference, ops)
 
-    db = Db({}, {})
-    engine = PresenceEngine(CONFIG)
-    events: list[PresenceEvent] = []
-    i = 0
-    while i < len(ops):
-        batch = ops[i : i + data.draw(st.integers(1, 8))]
-        outcome = data.draw(st.sampled_from(["ok", "ok", "fail", "fail_after_commit", "restart"]))
-        engine.begin()
-        got = run(engine, batch)
-        if outcome == "fail":
-            engine.rollback()
-        elif outcome == "fail_after_commit":
-            engine.commit()
-            engine.rollback()
-        else:
-            db.write(engine.commit())
-            events += got
-            i += len(batch)
-            if outcome == "restart":
-                engine = db.restart()
-        assert db.matches(engine, fixes)
+    engine, events = replay_with_failures(ops, data, fixes)
     assert events == expected
     assert state_of(engine, fixes) == state_of(reference, fixes)

@@ -28,9 +28,9 @@ from tests.unit.test_presence_properties import (
     M_PER_DEG_LAT,
     SETTINGS,
     VISITS,
-    Db,
     observations,
     per_fence,
+    replay_with_failures,
     state_of,
     streams,
 )
@@ -378,26 +378,6 @@ def test_mixed_failed_transactions_and_restarts_change_nothing(
     timed: list[Op] = [*ops, end_of(ops)]
     reference = PresenceEngine(CONFIG)
     expected = run(reference, timed)
-    db = Db({}, {})
-    engine = PresenceEngine(CONFIG)
-    events: list[PresenceEvent] = []
-    i = 0
-    while i < len(timed):
-        batch = timed[i : i + data.draw(st.integers(1, 8))]
-        outcome = data.draw(st.sampled_from(["ok", "ok", "fail", "fail_after_commit", "restart"]))
-        engine.begin()
-        got = run(engine, batch)
-        if outcome == "fail":
-            engine.rollback()
-        elif outcome == "fail_after_commit":
-            engine.commit()
-            engine.rollback()
-        else:
-            db.write(engine.commit())
-            events += got
-            i += len(batch)
-            if outcome == "restart":
-                engine = db.restart()
-        assert db.matches(engine, WHO)
+    engine, events = replay_with_failures(timed, data, WHO, run)
     assert events == expected
     assert state_of(engine, WHO) == state_of(reference, WHO)

@@ -4,8 +4,7 @@ exist, a possible window): 422 naming the path, nothing saved."""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -16,11 +15,9 @@ from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
 from adapters.api.routes.offers import Id, Strict, decisions, repo
 from adapters.auth import Principal
 from adapters.db.campaigns import Stored
-from geo_engine.decision.backtest import backtest
-from geo_engine.decision.book import Book
+from adapters.ingest.backtest import NoCampaign, run_backtest
 from geo_engine.decision.errors import InvalidDefinition
 from geo_engine.decision.models import parse_campaign, parse_offer
-from geo_engine.models import EventType, PresenceEvent
 
 router = APIRouter(prefix="/v1", tags=["campaigns"], responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(require())]
@@ -28,7 +25,9 @@ Admin = Annotated[Principal, Depends(require())]
 
 class TriggerIn(Strict):
     type: Literal["presence", "velocity", "event"]
-    event: str | None = Field(None, description="presence: enter | dwell | exit")
+    event: str | None = Field(
+        None, description="presence: enter | dwell | exit; event: the behavioural event type"
+    )
     fence_ids: list[str] = Field(default_factory=list, description="presence: any if empty")
     fence_kinds: list[str] = Field(default_factory=list, description="store | zone | competitor")
     sources: list[str] = Field(default_factory=list, description="gps | beacon | nfc")
@@ -36,6 +35,21 @@ class TriggerIn(Strict):
     direction: str | None = Field(None, description="velocity: rising | falling")
     event_type: str | None = Field(None, description="event: a behavioural event type")
     in_store: bool = Field(False, description="event: only while inside a store")
+    near_store_m: float | None = Field(
+        None,
+        gt=0,
+        le=50_000,
+        description="event: only when the last fix (fresh) is within this distance of a store",
+    )
+
+
+class EscalationIn(Strict):
+    after_s: float = Field(
+        ge=60, le=7 * 86400, description="Follow up when the offer got no open/click/redemption"
+    )
+    channels: list[Literal["push", "sms"]] = Field(
+        min_length=1, max_length=2, description="Tried in order, minus the first offer's channel"
+    )
 
 
 class CampaignIn(Strict):
@@ -54,6 +68,10 @@ class CampaignIn(Strict):
     control_pct: float = Field(0.0, ge=0, le=50, description="Per-campaign control group, %")
     cooldown_s: float = Field(7 * 86400.0, ge=0, description="Re-eligibility of a customer")
     suppression_lists: list[str] = Field(default_factory=list)
+    escalation: EscalationIn | None = Field(None, description="A follow-up on another channel")
+    action: Literal["message", "call_center_task"] = Field(
+        "message", description="call_center_task: a task for the call center, no message"
+    )
 
 
 class CampaignOut(BaseModel):
@@ -70,6 +88,8 @@ class CampaignOut(BaseModel):
     control_pct: float
     cooldown_s: float
     suppression_lists: list[str]
+    escalation: dict[str, Any] | None = None
+    action: str = "message"
     disabled_reason: str | None = Field(None, description="Why the engine disabled it")
     created_at: datetime
     updated_at: datetime
@@ -180,7 +200,7 @@ class BacktestIn(Strict):
 
 class BacktestOut(BaseModel):
     campaign_id: str
-    events_read: int = Field(description="Stored presence events in the range")
+    events_read: int = Field(description="Stored presence and behavioural events read")
     events: int = Field(description="Events that fire the campaign's triggers")
     offers: int = Field(description="Would-be offers (send or held)")
     by_outcome: dict[str, int]
@@ -197,51 +217,14 @@ async def backtest_campaign(campaign_id: str, body: BacktestIn, svc: Svc, _: Adm
     """Replay stored presence events through the campaign (whatever its status) exactly as
     live: same rules, its own would-be offers counting for pressure and cooldown. Nothing is
     sent or written. Profiles are read as they are now (no profile history is kept)."""
-    if body.until <= body.since:
+    # naive times are UTC (as in the CLI): comparing naive with aware would raise
+    since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (body.since, body.until))
+    if until <= since:
         raise field_error(422, "until", "must be after since")
-    dec = decisions(svc)
-    stored = [s for s in await repo(svc).campaigns() if s.id == campaign_id]
-    if not stored:
-        raise ApiError(404, f"no campaign {campaign_id!r}")
-    offers = {s.id: parse_offer(s.doc) for s in await repo(svc).offers()}
-    campaign = parse_campaign({**stored[0].doc, "status": "live"}, offers)
-    book = Book([campaign], offers)
-    t0 = time.perf_counter()
-    rows = await repo(svc).presence_events(body.since, body.until, body.max_events)
-    suppressions = await repo(svc).all_suppressions()
-    events = (
-        dec.presence_trigger(
-            r["id"],
-            PresenceEvent(
-                EventType(r["type"]),
-                r["customer_id"],
-                r["geofence_id"],
-                float(r["ts"]),
-                r["source"],
-                r["reason"],
-            ),
+    try:
+        run = await run_backtest(
+            decisions(svc), svc.pool, campaign_id, since, until, max_events=body.max_events
         )
-        for r in rows
-    )
-    res = backtest(
-        events,
-        book,
-        campaign_id,
-        dec.subject,
-        lambda cid: suppressions.get(cid, frozenset()),
-        dec.cfg,
-    )
-    dt = time.perf_counter() - t0
-    return BacktestOut(
-        campaign_id=campaign_id,
-        events_read=len(rows),
-        events=res.events,
-        offers=res.offers,
-        by_outcome=dict(res.by_outcome),
-        by_reason=dict(res.by_reason),
-        by_store=dict(res.by_store),
-        by_day=dict(sorted(res.by_day.items())),
-        by_channel=dict(res.by_channel),
-        seconds=round(dt, 4),
-        events_per_s=round(len(rows) / dt, 1) if dt > 0 else 0.0,
-    )
+    except NoCampaign:
+        raise ApiError(404, f"no campaign {campaign_id!r}") from None
+    return BacktestOut(**run.as_dict())

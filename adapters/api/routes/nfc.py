@@ -22,8 +22,9 @@ from adapters.api.routes.beacons import event_out
 from adapters.api.routes.pings import PresenceEventOut
 from adapters.auth import Principal, Role
 from adapters.db.beacons import Conflict, NfcTag, PgNfcTagRepository, canonical_hex
+from adapters.ingest.nfc_sun import SunMessage, TapRefused
 from adapters.ingest.ping_codec import parse_ts
-from adapters.ingest.proximity import TAPS, SunMessage, Tap, TapRefused, ingest_tap
+from adapters.ingest.proximity import TAPS, Tap, ingest_tap
 from geofences.model import FenceKind
 
 router = APIRouter(prefix="/v1", tags=["nfc"], responses=ERROR_RESPONSES)

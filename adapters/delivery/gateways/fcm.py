@@ -1,6 +1,7 @@
 """App push through Firebase Cloud Messaging HTTP v1 (../shared/PROTOCOLS.md):
 `POST /v1/projects/{project_id}/messages:send` with a bearer token (`token_source`: injectable;
-a static token from the settings here, the service-account exchange is left to the caller).
+a static token from the settings, or the service-account exchange of fcm_auth.py). A 401 drops
+the cached token (`invalidate_token`) and the call is made once more with a fresh one.
 
 The customer's registration tokens are tried newest first: UNREGISTERED (404) or
 SENDER_ID_MISMATCH (403) → that token is removed and the next one tried; no token left → dead
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from adapters.delivery.gateways.base import Message, Result, retry_after_s
+from adapters.delivery.gateways.fcm_auth import TokenError
 
 MAX_PAYLOAD_BYTES = 4096
 QUOTA_MIN_WAIT_S = 60.0
@@ -34,6 +36,8 @@ class FcmGateway:
         token_source: Callable[[], Awaitable[str]],
         tokens_of: Callable[[str], Awaitable[list[str]]],
         remove_token: Callable[[str, str], Awaitable[None]],
+        invalidate_token: Callable[[], None] | None = None,
+        close_token_source: Callable[[], Awaitable[None]] | None = None,
         base_url: str = "https://fcm.googleapis.com",
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -43,6 +47,8 @@ class FcmGateway:
         self.token_source = token_source
         self.tokens_of = tokens_of
         self.remove_token = remove_token
+        self.invalidate_token = invalidate_token
+        self.close_token_source = close_token_source
         self.clock = clock
         self.client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
 
@@ -54,7 +60,8 @@ class FcmGateway:
         push = msg.payload.get("push")
         if not isinstance(push, dict):
             return None
-        data = {"outbox_id": str(msg.id), "campaign_id": msg.campaign_id}
+        # message_id: what the app reports opens and clicks with (POST /v1/interactions)
+        data = {"message_id": str(msg.id), "outbox_id": str(msg.id), "campaign_id": msg.campaign_id}
         if isinstance(push.get("deep_link"), str):
             data["deep_link"] = push["deep_link"]
         ttl = max(1, int(msg.expires_at - self.clock()))
@@ -81,25 +88,33 @@ class FcmGateway:
             if len(raw) > MAX_PAYLOAD_BYTES:
                 return Result.dead("payload_too_large")
             try:
-                bearer = await self.token_source()
-                r = await self.client.post(
-                    self.path,
-                    content=raw,
-                    headers={
-                        "Authorization": f"Bearer {bearer}",
-                        "Content-Type": "application/json; charset=UTF-8",
-                    },
-                )
+                r = await self._post(raw)
+                if r.status_code == 401 and self.invalidate_token is not None:
+                    self.invalidate_token()  # expired or revoked: once more with a fresh one
+                    r = await self._post(raw)
             except httpx.TimeoutException:
                 return Result.retry("timeout")
             except httpx.HTTPError as exc:
                 return Result.retry(f"transport: {type(exc).__name__}")
+            except TokenError as exc:
+                return Result.retry(str(exc))
             res = self._judge(r)
             if res is None:  # this token is gone: drop it, try the next
                 await self.remove_token(msg.customer_id, token)
                 continue
             return res
         return Result.dead("no_push_token")
+
+    async def _post(self, raw: bytes) -> httpx.Response:
+        bearer = await self.token_source()
+        return await self.client.post(
+            self.path,
+            content=raw,
+            headers={
+                "Authorization": f"Bearer {bearer}",
+                "Content-Type": "application/json; charset=UTF-8",
+            },
+        )
 
     def _judge(self, r: httpx.Response) -> Result | None:
         status = r.status_code
@@ -126,6 +141,8 @@ class FcmGateway:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self.close_token_source is not None:
+            await self.close_token_source()
 
 
 def error_code(body: dict[str, Any]) -> str | None:

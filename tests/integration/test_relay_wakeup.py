@@ -1,0 +1,59 @@
+"""The relay wakes on the outbox NOTIFY (migration 012) instead of waiting for its poll, and
+records a fast reply before a slow one of the same batch has answered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from adapters.delivery.gateways.base import Message, Result
+from adapters.delivery.relay import Relay
+from tests.integration.test_relay import Fake, add_rows, cfg, row
+
+
+async def test_a_committed_offer_is_claimed_at_once_not_after_the_poll(clean_pool) -> None:  # type: ignore[no-untyped-def]
+    gw = Fake(Result.sent("SM1"))
+    relay = Relay(clean_pool, {"sms": gw}, cfg(poll_interval_s=30.0))
+    task = asyncio.create_task(relay.run_forever())
+    try:
+        await asyncio.sleep(0.3)  # the first (empty) round is done: the relay now waits 30 s
+        t0 = time.monotonic()
+        (oid,) = await add_rows(clean_pool, send_after=time.time() - 1)
+        while (await row(clean_pool, oid))["status"] != "sent":
+            assert time.monotonic() - t0 < 5.0, "the relay did not wake on NOTIFY"
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(gw.calls) == 1
+
+
+class SlowForOne:
+    """Answers at once, except for one message that takes `slow_s`."""
+
+    name = "slowish"
+
+    def __init__(self, slow_id: int, slow_s: float) -> None:
+        self.slow_id, self.slow_s = slow_id, slow_s
+
+    async def send(self, msg: Message) -> Result:
+        if msg.id == self.slow_id:
+            await asyncio.sleep(self.slow_s)
+        return Result.sent(f"SM{msg.id}")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_fast_reply_is_recorded_while_a_slow_one_is_pending(clean_pool) -> None:  # type: ignore[no-untyped-def]
+    slow, fast = await add_rows(clean_pool, 2, send_after=time.time() - 1)
+    relay = Relay(clean_pool, {"sms": SlowForOne(slow, 1.5)}, cfg())
+    round_ = asyncio.create_task(relay.run_once())
+    t0 = time.monotonic()
+    while (await row(clean_pool, fast))["provider_id"] != f"SM{fast}":
+        assert time.monotonic() - t0 < 1.2, "the fast reply waited for the slow one"
+        await asyncio.sleep(0.02)
+    assert (await row(clean_pool, slow))["status"] == "sending"
+    stats = await round_
+    assert (stats.claimed, stats.sent) == (2, 2)
+    assert (await row(clean_pool, slow))["status"] == "sent"

@@ -185,7 +185,8 @@ class PgCampaignRepository:
         did: int = await conn.fetchval(
             "INSERT INTO decisions (customer_id, trigger_kind, trigger_name, trigger_instance,"
             " presence_event_id, ts, outcome, campaign_id, offer_id, channel, send_after,"
-            " expires_at, traces) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id",
+            " expires_at, traces, fence_id)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) RETURNING id",
             d.customer_id,
             ev.kind,
             ev.name,
@@ -199,6 +200,7 @@ class PgCampaignRepository:
             _ts(d.send_after),
             _ts(d.expires_at),
             traces,
+            ev.fence_id,
         )
         if d.sends and payload is not None:
             assert d.campaign_id and d.offer_id and d.channel

@@ -37,11 +37,10 @@ log = logging.getLogger(__name__)
 
 _DUE = """
 SELECT o.id, o.customer_id, o.campaign_id, o.offer_id, o.channel,
-       extract(epoch FROM o.sent_at) AS sent_at, p.geofence_id
+       extract(epoch FROM o.sent_at) AS sent_at, d.fence_id
 FROM outbox o
 JOIN campaigns c ON c.id = o.campaign_id
 JOIN decisions d ON d.id = o.decision_id
-LEFT JOIN presence_events p ON p.id = d.presence_event_id
 WHERE o.status = 'sent' AND c.status = 'live'
   AND jsonb_typeof(c.doc -> 'escalation') = 'object'
   AND o.sent_at <= $1::timestamptz
@@ -97,7 +96,9 @@ class Escalator:
         if campaign is None:  # live in the table but not loadable: reported at reload
             return None
         index = svc.runtime.index
-        pos = None if r["geofence_id"] is None else index.position(r["geofence_id"])
+        # the fence of the first offer's trigger: where it was entered, or the store a search
+        # or an abandoned cart was located at (migration 013)
+        pos = None if r["fence_id"] is None else index.position(r["fence_id"])
         fence = None if pos is None else index.fences[pos]
         first = FirstOffer(
             r["id"],

@@ -149,3 +149,47 @@ async def test_escalation_validated_at_save(open_client) -> None:  # type: ignor
     assert r.status_code == 201, r.text
     assert r.json()["escalation"] == {"after_s": 3600.0, "channels": ["sms"]}
     assert r.json()["action"] == "message"
+
+
+async def test_follow_up_of_a_search_in_store_keeps_the_store(open_client) -> None:  # type: ignore[no-untyped-def]
+    """A behavioural trigger has no presence event: the follow-up finds the store the search was
+    located at through the decision's fence (migration 013)."""
+    c, svc = open_client
+    fence = square_feature("opera", store_id="s-opera", name="Opéra Store")
+    assert (await c.post("/v1/geofences", json=fence)).status_code == 201
+    r = await c.put("/v1/customers/alice", json={"consents": {"push": GRANTED, "sms": GRANTED}})
+    assert r.status_code == 200, r.text
+    content = {
+        "push": {"title": "Prix aligné", "body": "{store_name} s'aligne"},
+        "sms": {"text": "Vu moins cher ? {store_name} s'aligne. STOP au 36111"},
+    }
+    assert (
+        await c.post("/v1/offers", json=offer("price-match", content=content))
+    ).status_code == 201
+    body = campaign(
+        id="showrooming",
+        triggers=[{"type": "event", "event": "search", "in_store": True}],
+        offer_ids=["price-match"],
+        channels=["push", "sms"],
+        escalation=ESC,
+        conditions=None,
+    )
+    assert (await c.post("/v1/campaigns", json=body)).status_code == 201
+    now = time.time()
+    far = offset(LAT0, LON0, 400, 0)
+    rows = [ping("alice", *far, now - 120), ping("alice", LAT0, LON0, now - 60)]
+    assert (await c.post("/v1/pings", json={"pings": rows})).status_code == 200
+    ev = {"customer_id": "alice", "type": "search", "ts": now, "event_id": "s-1", "channel": "app"}
+    r = await c.post("/v1/events", json={"events": [{**ev, "properties": {"query": "tv 55"}}]})
+    assert r.json()["accepted"] == 1, r.text
+    assert svc.relay is not None
+    assert (await svc.relay.run_once()).sent == 1
+    r = await c.get("/v1/decisions", params={"customer_id": "alice"})
+    (first,) = r.json()["decisions"]
+    assert (first["trigger_kind"], first["fence_id"]) == ("event", "opera")
+    assert svc.decisions is not None
+    assert await Escalator(svc.pool, svc.decisions).run_once(now + 3700) == {"chosen": 1}
+    sms = await svc.pool.fetchval("SELECT payload->'sms'->>'text' FROM outbox WHERE channel='sms'")
+    assert sms.startswith("Vu moins cher ? Opéra Store s'aligne"), sms
+    (f,) = await _followups(svc)
+    assert (f["trigger_kind"], f["outcome"], f["channel"]) == ("followup", "send", "sms")

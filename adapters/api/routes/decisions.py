@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES
@@ -33,6 +33,9 @@ class DecisionOut(BaseModel):
     trigger_name: str
     trigger_instance: str
     presence_event_id: int | None
+    fence_id: str | None = Field(
+        None, description="The trigger's fence: entered, or the store a behavioural event was in"
+    )
     ts: datetime
     outcome: str
     campaign_id: str | None

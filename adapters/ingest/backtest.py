@@ -1,6 +1,7 @@
 """Backtest from storage: one campaign (whatever its status) replayed over the stored presence
-and behavioural events of a time range, exactly as the live hooks would have decided. Shared by
-`POST /v1/campaigns/{id}/backtest` and `geo-engine backtest`.
+events, behavioural events and velocity crossings (`velocity_signals`) of a time range, exactly
+as the live hooks would have decided. Shared by `POST /v1/campaigns/{id}/backtest` and
+`geo-engine backtest`.
 
 Events stream from PostgreSQL through a server-side cursor in chunks, oldest first (a week of a
 city never sits in memory at once), the next chunk fetched while one is replayed. Most rows
@@ -10,7 +11,10 @@ are now (no profile history is kept; what of a customer does not move with time 
 per replay, at the customer's first event: `ProfileSubject`). A behavioural event is located
 from the replayed presence (the store fence the customer is inside at that moment); the latest
 raw fix of the time is not kept, so `near_store_m` triggers only fire from inside a store in a
-replay.
+replay. A stored crossing becomes the trigger the live signal hook builds (`velocity_trigger`,
+one function for both): no store, as live, so an offer scoped to stores does not serve it and
+its would-be offers count under store "-". Only the crossings of the campaign's own (KPI,
+direction) pairs are read.
 """
 
 from __future__ import annotations
@@ -30,30 +34,46 @@ from geo_engine.decision.book import Book
 from geo_engine.decision.facts import TriggerEvent
 from geo_engine.decision.models import Campaign, parse_campaign, parse_offer
 from geo_engine.decision.replay_subject import ProfileSubject
-from geo_engine.decision.triggers import event_instance, event_trigger, locate, needs_of
+from geo_engine.decision.triggers import (
+    event_instance,
+    event_trigger,
+    locate,
+    needs_of,
+    velocity_trigger,
+)
 from geo_engine.models import EventType, FenceState, PresenceEvent
 
 CHUNK = 20_000  # rows per fetch from the cursor
 
-# presence and behavioural events of the range, merged oldest first; `$3`/`$4` say which
-# kinds the campaign listens to (a campaign on presence only reads no behavioural event). Only
-# the columns the replay reads (`ref`: the fence, NULL for a behavioural event; `extra`: the
-# source, or the event id); epoch seconds as float8 (what float() of the numeric gave, correctly
-# rounded both ways, without a Decimal per row); sorted on the stored time.
+# presence events, behavioural events and velocity crossings of the range, merged oldest first;
+# `$3`/`$4`/`$5` say which the campaign listens to (a campaign on presence only reads no
+# behavioural event and no crossing; `$5`: its velocity "kpi:direction" pairs, the
+# `cardinality` test a one-time filter, so no scan of the signals without one). `k` names the
+# kind of a row (_PRESENCE, _EVENT, _VELOCITY). Only the columns the replay reads (`ref`: the
+# fence, or the crossing's figure; `type`: the event type, or the crossing's trend; `extra`:
+# the source, or the event id); epoch seconds as float8 (what float() of the numeric gave,
+# correctly rounded both ways, without a Decimal per row); sorted on the stored time.
 _EVENTS = """
-SELECT id, customer_id, ref, type, extract(epoch FROM ts)::float8 AS ts, extra FROM (
+SELECT k, id, customer_id, ref, type, extract(epoch FROM ts)::float8 AS ts, extra FROM (
     SELECT 0 AS k, id, customer_id, geofence_id AS ref, type, ts, source AS extra
       FROM presence_events WHERE $3 AND ts >= $1 AND ts < $2
     UNION ALL
     SELECT 1, id, customer_id, NULL, type, ts, event_id
       FROM behaviour_events WHERE type = ANY($4::text[]) AND ts >= $1 AND ts < $2
-) e ORDER BY e.ts, k, id LIMIT $5
+    UNION ALL
+    SELECT 2, id, customer_id, figure, trend, as_of, NULL
+      FROM velocity_signals WHERE cardinality($5::text[]) > 0
+       AND figure || ':' || trend = ANY($5::text[]) AND as_of >= $1 AND as_of < $2
+) e ORDER BY e.ts, k, id LIMIT $6
 """
 _COUNT = """
 SELECT (SELECT count(*) FROM presence_events WHERE $3 AND ts >= $1 AND ts < $2)
      + (SELECT count(*) FROM behaviour_events WHERE type = ANY($4::text[])
         AND ts >= $1 AND ts < $2)
+     + (SELECT count(*) FROM velocity_signals WHERE cardinality($5::text[]) > 0
+        AND figure || ':' || trend = ANY($5::text[]) AND as_of >= $1 AND as_of < $2)
 """
+_PRESENCE, _EVENT, _VELOCITY = 0, 1, 2  # `k` of a row
 
 
 class NoCampaign(LookupError):
@@ -63,7 +83,7 @@ class NoCampaign(LookupError):
 @dataclass
 class BacktestRun:
     campaign_id: str
-    events_read: int  # stored events read (presence + behavioural)
+    events_read: int  # stored rows read (presence + behavioural events + velocity crossings)
     result: BacktestResult
     seconds: float
 
@@ -95,6 +115,7 @@ class _Plan:
     book: Book
     presence: bool  # read presence events (presence triggers, or to locate behavioural ones)
     event_types: list[str]
+    velocity: list[str]  # the "kpi:direction" of each velocity trigger (`_EVENTS`' `$5`)
 
 
 async def _plan(dec: DecisionService, campaign_id: str) -> _Plan:
@@ -105,7 +126,10 @@ async def _plan(dec: DecisionService, campaign_id: str) -> _Plan:
     campaign = parse_campaign({**stored[0].doc, "status": "live"}, offers)
     kinds = {t.kind for t in campaign.triggers}
     types = sorted({t.name for t in campaign.triggers if t.kind == "event"})
-    return _Plan(campaign, Book([campaign], offers), bool(kinds & {"presence", "event"}), types)
+    vel = sorted({f"{t.kpi}:{t.name}" for t in campaign.triggers if t.kind == "velocity"})
+    return _Plan(
+        campaign, Book([campaign], offers), bool(kinds & {"presence", "event"}), types, vel
+    )
 
 
 async def count_events(
@@ -113,7 +137,9 @@ async def count_events(
 ) -> int:
     """How many stored events a backtest of the campaign reads (for a progress bar)."""
     plan = await _plan(dec, campaign_id)
-    n: int = await pool.fetchval(_COUNT, since, until, plan.presence, plan.event_types)
+    n: int = await pool.fetchval(
+        _COUNT, since, until, plan.presence, plan.event_types, plan.velocity
+    )
     return n
 
 
@@ -143,7 +169,7 @@ async def run_backtest(
     read = 0
     t0 = time.perf_counter()
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        args = (since, until, plan.presence, plan.event_types, max_events)
+        args = (since, until, plan.presence, plan.event_types, plan.velocity, max_events)
         cursor = await conn.cursor(_EVENTS, *args)
         # the next chunk is asked for before this one is replayed: PostgreSQL reads and
         # sends it (on the other core) meanwhile
@@ -165,7 +191,8 @@ async def run_backtest(
 
 class _Stream:
     """Rows (oldest first) to the triggers that fire the campaign, with the replayed presence
-    that locates behavioural events (the store fence the customer is in)."""
+    that locates behavioural events (the store fence the customer is in). A row's kind is its
+    `k` column, never guessed from its shape."""
 
     def __init__(self, dec: DecisionService, plan: _Plan) -> None:
         self.dec = dec
@@ -182,8 +209,8 @@ class _Stream:
         dec, book, needs, index = self.dec, self.book, self.needs, self.index
         inside, protos = self.inside, self.protos
         out: list[TriggerEvent] = []
-        for rid, cid, ref, typ, ts, extra in rows:
-            if ref is not None:  # a presence event (`extra`: its source)
+        for k, rid, cid, ref, typ, ts, extra in rows:
+            if k == _PRESENCE:  # `extra`: its source
                 here = inside.get(cid)
                 if here is None:
                     here = inside[cid] = {}
@@ -201,10 +228,17 @@ class _Stream:
                     if proto is None:
                         continue
                 out.append(retarget(proto, cid, ts, f"pe:{rid}"))
-            else:
+            elif k == _EVENT:
                 store, in_store = locate(needs, inside.get(cid, _EMPTY), None, index, ts, 0.0)
                 inst = event_instance(typ, ts, extra)  # `extra`: the event id
                 ev = event_trigger(cid, typ, ts, inst, store, in_store=in_store)
+                if book.candidates(ev):
+                    out.append(ev)
+            else:
+                # a velocity crossing (`ref`: its figure, `typ`: its trend), read only for the
+                # campaign's own pairs. `ts` is as_of stored to the microsecond: the instance's
+                # second is live's unless as_of fell within half a microsecond below a second
+                ev = velocity_trigger(cid, ref, typ, ts)
                 if book.candidates(ev):
                     out.append(ev)
         return out

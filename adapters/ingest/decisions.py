@@ -35,7 +35,13 @@ from geo_engine.decision.gsm7 import sms_length
 from geo_engine.decision.models import CALL_CENTER, Campaign, Offer, parse_campaign, parse_offer
 from geo_engine.decision.rules import WEEK_S, DecisionConfig, pressure_of, warm
 from geo_engine.decision.sms_mentions import SmsMentions
-from geo_engine.decision.triggers import event_instance, event_trigger, locate, needs_of
+from geo_engine.decision.triggers import (
+    event_instance,
+    event_trigger,
+    locate,
+    needs_of,
+    velocity_trigger,
+)
 from geo_engine.models import PresenceEvent
 from geo_engine.profile.velocity import Crossing
 
@@ -110,8 +116,7 @@ class DecisionService:
 
     async def signal_hook(self, conn: asyncpg.Connection, crossings: list[Crossing]) -> None:
         for c in crossings:
-            instance = f"vel:{c.figure}:{c.trend}:{int(c.as_of)}"
-            trig = TriggerEvent("velocity", c.trend, c.customer_id, c.as_of, instance, kpi=c.figure)
+            trig = velocity_trigger(c.customer_id, c.figure, c.trend, c.as_of)
             await self._one(conn, trig, None)
 
     async def event_hook(self, conn: asyncpg.Connection, events: PostedEvents) -> None:

@@ -1,4 +1,5 @@
-"""Behavioural-event triggers: which store an event happened in or near.
+"""Behavioural-event triggers: which store an event happened in or near (and the velocity
+trigger, built in one place for the live hook and the backtest).
 
 A campaign trigger `{"type": "event", "event": "search", "in_store": true}` fires on a posted
 event while the customer is inside a store fence (showrooming, seed 004: 10 % check prices
@@ -146,6 +147,14 @@ def event_instance(event_type: str, ts: float, event_id: str | None) -> str:
     id, else the type and the millisecond (the same event posted twice without an id is then
     one offer)."""
     return f"ev:{event_id}" if event_id else f"ev:{event_type}:{round(ts * 1000)}"
+
+
+def velocity_trigger(customer_id: str, figure: str, trend: str, as_of: float) -> TriggerEvent:
+    """A velocity crossing (live from the profile service, or a stored `velocity_signals` row
+    in a backtest) as a trigger: no store. The instance names the figure, the trend and the
+    second of the crossing, so a signal delivered twice is one offer."""
+    instance = f"vel:{figure}:{trend}:{int(as_of)}"
+    return TriggerEvent("velocity", trend, customer_id, as_of, instance, kpi=figure)
 
 
 def event_trigger(

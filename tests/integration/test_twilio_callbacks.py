@@ -313,11 +313,13 @@ async def test_a_callback_before_the_relay_commits_the_sid_waits_for_it(
         r, _ = await asyncio.gather(
             e.status("SMlate", "sent"), relay_commits_later(e.svc.pool, oid)
         )
+        # found once the relay committed (it waited for it), not the 404 of giving up; no upper
+        # bound on the time: a loaded machine may take longer, the outcome says enough
         assert r.status_code == 200 and r.json()["outbox_id"] == oid, r.text
-        assert 0.5 <= time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 >= 0.5
         t0 = time.monotonic()
         assert (await e.status("SMnever", "sent")).status_code == 404
-        assert 2.0 <= time.monotonic() - t0 < 3.0  # then gives up
+        assert time.monotonic() - t0 >= 2.0  # gave up only after the whole wait
 
 
 async def test_twilio_documented_vector_is_accepted_end_to_end(

@@ -1,18 +1,15 @@
 """App push through the relay on a real PostgreSQL: FCM HTTP v1 with the service-account JWT
-exchange against a loopback fake of Google's token endpoint and FCM (real sockets); APNs over
-httpx.MockTransport (every answer, the JWT checked against the public key) and over real HTTP/2
-against a loopback h2c fake; the native router picking the provider of the newest token."""
+exchange against a loopback fake of Google's token endpoint and FCM (real sockets); the native
+router picking the provider of the newest token (APNs: the TLS + ALPN h2 loopback fake; the
+APNs gateway's own tests are in test_apns.py)."""
 
 from __future__ import annotations
 
 import json
-import uuid
+import time
 from collections.abc import Callable
 
 import asyncpg
-import httpx
-import jwt
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -118,140 +115,22 @@ async def test_fcm_token_endpoint_refusal_is_a_retry_not_a_crash(clean_pool: asy
         await relay.aclose()
 
 
-class Apple:
-    """APNs answers from a script (the last repeats); records the requests."""
-
-    def __init__(self, *answers: httpx.Response) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.answers[min(len(self.requests), len(self.answers)) - 1]
-
-
-def apns_error(status: int, reason: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, json={"reason": reason}, headers=headers)
-
-
-def ok(ident: str = "x") -> httpx.Response:
-    return httpx.Response(200, headers={"apns-id": ident})
-
-
 def apns_gateway(
-    pool: asyncpg.Pool, apple: Callable[[httpx.Request], httpx.Response], clock: Clock
-) -> tuple[ApnsGateway, ec.EllipticCurvePublicKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    apple: FakeApns, pool: asyncpg.Pool, clock: Callable[[], float] = time.time
+) -> ApnsGateway:
+    """The production gateway, its own httpx client, to the fake over TLS: HTTP/2 by ALPN and
+    the certificate verified against the fake's (the only difference from Apple's)."""
     d = DeliveryDirectory(pool, None)
-    gw = ApnsGateway(
-        provider_token=ProviderToken(pem, KID, TEAM, clock),
+    return ApnsGateway(
+        provider_token=ProviderToken(apple.private_pem, KID, TEAM, clock),
         topic=TOPIC,
         tokens_of=d.apns_tokens_of,
         remove_token=d.remove_push_token,
-        base_url="https://api.push.apple.test",
-        transport=httpx.MockTransport(apple),
+        base_url=apple.url,
+        timeout_s=2.0,
+        verify=apple.client_ssl_context(),
         clock=clock,
     )
-    return gw, key.public_key()
-
-
-async def test_apns_wire_format_jwt_and_the_same_apns_id_on_a_resend(
-    clean_pool: asyncpg.Pool,
-) -> None:
-    await add_token(clean_pool, APNS_TOKEN, "apns")
-    apple = Apple(apns_error(503, "ServiceUnavailable", {"Retry-After": "20"}), ok("A-1"))
-    clock = Clock()
-    gw, public = apns_gateway(clean_pool, apple, clock)
-    relay = Relay(clean_pool, {"push": gw}, cfg(backoff_base_s=10.0, jitter=0.0), clock=clock)
-    (oid,) = await add_rows(clean_pool, 1, channel="push")
-    assert (await relay.run_once()).retried == 1
-    r = await row(clean_pool, oid)
-    assert r["next_attempt_at"].timestamp() == pytest.approx(clock.t + 20.0, abs=1e-3)
-    clock.t += 20
-    assert (await relay.run_once()).sent == 1
-    first, second = apple.requests
-    assert first.url.path == f"/3/device/{APNS_TOKEN}"
-    key = await clean_pool.fetchval("SELECT idempotency_key FROM outbox WHERE id = $1", oid)
-    expected_id = str(uuid.uuid5(uuid.UUID("6f1c3c2e-2b0a-5d8e-9a51-0c9d1f4e7a10"), key))
-    for req in (first, second):
-        assert req.headers["apns-id"] == req.headers["apns-collapse-id"] == expected_id
-        assert req.headers["apns-topic"] == TOPIC
-        assert req.headers["apns-push-type"] == "alert"
-        assert req.headers["apns-priority"] == "10"
-        assert req.headers["apns-expiration"] == str(int(T0 + 3600))
-    body = json.loads(second.content)
-    assert body["aps"]["alert"] == {"title": "t", "body": "b"}
-    assert body["message_id"] == str(oid)
-    token = second.headers["authorization"].removeprefix("bearer ")
-    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": KID, "typ": "JWT"}
-    claims = jwt.decode(token, public, algorithms=["ES256"])
-    assert claims == {"iss": TEAM, "iat": int(T0)}
-    assert first.headers["authorization"] == second.headers["authorization"]  # cached
-    r = await row(clean_pool, oid)
-    assert (r["status"], r["provider_id"]) == ("sent", "A-1")
-    assert apns_id(key) == expected_id
-    await relay.aclose()
-
-
-async def test_apns_provider_jwt_renewed_after_50_min_and_on_expired_provider_token(
-    clean_pool: asyncpg.Pool,
-) -> None:
-    await add_token(clean_pool, APNS_TOKEN, "apns")
-    apple = Apple(ok(), ok(), apns_error(403, "ExpiredProviderToken"), ok())
-    clock = Clock()
-    gw, _ = apns_gateway(clean_pool, apple, clock)
-    relay = Relay(clean_pool, {"push": gw}, cfg(), clock=clock)
-    await add_rows(clean_pool, 1, channel="push")
-    await relay.run_once()
-    clock.t += 49 * 60
-    await add_rows(clean_pool, 1, channel="push", expires_at=clock.t + 3600)
-    await relay.run_once()
-    assert gw.provider_token.issued == 1  # 49 min: still the same one
-    clock.t += 2 * 60
-    await add_rows(clean_pool, 1, channel="push", expires_at=clock.t + 3600)
-    assert (await relay.run_once()).sent == 1  # 403 ExpiredProviderToken, then renewed: sent
-    assert gw.provider_token.issued == 3  # at 51 min, then once more after the 403
-    auths = [r.headers["authorization"] for r in apple.requests]
-    assert auths[0] == auths[1] != auths[2] != auths[3]
-    await relay.aclose()
-
-
-@pytest.mark.parametrize(
-    ("answer", "status", "error", "token_left"),
-    [
-        (apns_error(410, "Unregistered"), "dead", "no_push_token", False),
-        (apns_error(400, "BadDeviceToken"), "dead", "no_push_token", False),
-        (
-            apns_error(400, "DeviceTokenNotForTopic"),
-            "dead",
-            "http_400_DeviceTokenNotForTopic",
-            True,
-        ),
-        (apns_error(413, "PayloadTooLarge"), "dead", "http_413_PayloadTooLarge", True),
-        (apns_error(429, "TooManyRequests"), "pending", "http_429_TooManyRequests", True),
-        (apns_error(500, "InternalServerError"), "pending", "http_500_InternalServerError", True),
-        (httpx.Response(400, text="<html>garbage"), "pending", "garbage_response", True),
-    ],
-)
-async def test_apns_answers(
-    clean_pool: asyncpg.Pool, answer: httpx.Response, status: str, error: str, token_left: bool
-) -> None:
-    await add_token(clean_pool, APNS_TOKEN, "apns")
-    apple = Apple(answer)
-    clock = Clock()
-    gw, _ = apns_gateway(clean_pool, apple, clock)
-    relay = Relay(clean_pool, {"push": gw}, cfg(), clock=clock)
-    (oid,) = await add_rows(clean_pool, 1, channel="push")
-    await relay.run_once()
-    r = await row(clean_pool, oid)
-    assert (r["status"], r["last_error"]) == (status, error)
-    left = await clean_pool.fetchval("SELECT count(*) FROM push_tokens")
-    assert left == (1 if token_left else 0)
-    assert len(apple.requests) == 1
-    await relay.aclose()
 
 
 async def test_native_router_uses_the_newest_device_and_falls_over_when_its_token_is_gone(
@@ -260,9 +139,8 @@ async def test_native_router_uses_the_newest_device_and_falls_over_when_its_toke
     await add_token(clean_pool, "fcm-old", "fcm", age_s=600)
     await add_token(clean_pool, APNS_TOKEN, "apns", age_s=10)  # the iPhone is the newest
     clock = Clock(T0 - 1000)
-    apple = Apple(ok("A-1"), apns_error(410, "Unregistered"))
-    apns, _ = apns_gateway(clean_pool, apple, clock)
-    async with FakeFcm() as fake:
+    async with FakeApns(TEAM, KID, TOPIC) as apple, FakeFcm() as fake:
+        apns = apns_gateway(apple, clean_pool, clock)
         fake.registered.add("fcm-old")
         router = PushRouter(
             {"fcm": fcm_gateway(fake, clean_pool, clock), "apns": apns},
@@ -271,12 +149,14 @@ async def test_native_router_uses_the_newest_device_and_falls_over_when_its_toke
         relay = Relay(clean_pool, {"push": router}, cfg(), clock=clock)
         (a,) = await push_rows(clean_pool, 1, clock)
         assert (await relay.run_once()).sent == 1
-        assert (len(apple.requests), len(fake.messages)) == (1, 0)  # one notification only
-        assert (await row(clean_pool, a))["provider_id"] == "A-1"
+        assert (len(apple.received), len(fake.messages)) == (1, 0)  # one notification only
+        key = await clean_pool.fetchval("SELECT idempotency_key FROM outbox WHERE id = $1", a)
+        assert (await row(clean_pool, a))["provider_id"] == apns_id(key)
         # the app was deleted from the iPhone: APNs says 410, the Android phone gets it
+        apple.unregistered.add(APNS_TOKEN)
         (b,) = await push_rows(clean_pool, 1, clock)
         assert (await relay.run_once()).sent == 1
-        assert len(apple.requests) == 2
+        assert len(apple.received) == 2
         assert [m["data"]["message_id"] for m in fake.messages] == [str(b)]
         providers = await clean_pool.fetch("SELECT provider FROM push_tokens")
         assert [p["provider"] for p in providers] == ["fcm"]
@@ -324,39 +204,3 @@ async def test_build_gateways_wires_native_push(settings_factory, clean_pool, tm
         assert isinstance(fcm, FcmGateway)
         assert isinstance(fcm.token_source, ServiceAccountTokenSource)
         await push.aclose()
-
-
-async def test_apns_over_real_http2_on_loopback(clean_pool: asyncpg.Pool) -> None:
-    gone, live = "cd" * 32, APNS_TOKEN
-    await add_token(clean_pool, live, "apns", age_s=60)
-    await add_token(clean_pool, gone, "apns")  # the newest, but the app was deleted
-    async with FakeApns(TEAM, KID, TOPIC) as apple:
-        apple.unregistered.add(gone)
-        d = DeliveryDirectory(clean_pool, None)
-        gw = ApnsGateway(
-            provider_token=ProviderToken(apple.private_pem, KID, TEAM),
-            topic=TOPIC,
-            tokens_of=d.apns_tokens_of,
-            remove_token=d.remove_push_token,
-            base_url=apple.url,
-            # h2c with prior knowledge: Apple's is TLS + ALPN h2, the framing is the same
-            transport=httpx.AsyncHTTPTransport(http1=False, http2=True),
-        )
-        relay = Relay(clean_pool, {"push": gw}, cfg())
-        (oid,) = await add_rows(clean_pool, 1, channel="push")
-        assert (await relay.run_once()).sent == 1
-        assert [p.token for p in apple.received] == [gone, live]
-        (push,) = apple.delivered
-        key = await clean_pool.fetchval("SELECT idempotency_key FROM outbox WHERE id = $1", oid)
-        assert push.headers["apns-id"] == apns_id(key)
-        assert json.loads(push.body)["message_id"] == str(oid)
-        r = await row(clean_pool, oid)
-        assert (r["status"], r["provider_id"]) == ("sent", apns_id(key))
-        left = await clean_pool.fetch("SELECT token FROM push_tokens")
-        assert [t["token"] for t in left] == [live]
-        # a 429 from Apple over the same connection: retried later
-        apple.script.append((429, "TooManyRequests"))
-        (nxt,) = await add_rows(clean_pool, 1, channel="push")
-        await relay.run_once()
-        assert (await row(clean_pool, nxt))["last_error"] == "http_429_TooManyRequests"
-        await relay.aclose()

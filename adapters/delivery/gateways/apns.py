@@ -16,6 +16,7 @@ BadDeviceToken → that token is removed, the next one tried; no token left → 
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -81,6 +82,7 @@ class ApnsGateway:
         base_url: str = "https://api.push.apple.com",
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.provider_token = provider_token
@@ -88,9 +90,11 @@ class ApnsGateway:
         self.tokens_of = tokens_of
         self.remove_token = remove_token
         self.clock = clock
-        # APNs speaks HTTP/2 only (the h2 package)
+        # APNs speaks HTTP/2 only (the h2 package), negotiated by ALPN in the TLS handshake.
+        # `verify`: the trust store (True: certifi, or SSL_CERT_FILE / SSL_CERT_DIR when set);
+        # a context lets the tests verify a loopback fake through this very client
         self.client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s, transport=transport, http2=True
+            base_url=base_url, timeout=timeout_s, transport=transport, http2=True, verify=verify
         )
 
     def body(self, msg: Message, push: dict[str, Any]) -> dict[str, Any]:

@@ -254,15 +254,17 @@ def tables(parts: dict[str, dict[str, Any]]) -> list[str]:
                 f"{secs['e2e']} s")  # fmt: skip
         table("End to end through HTTP", ["measure", "value"], rows, note)
     if r := ok.get("decision"):
-        keys = ("decide_p50_us", "decide_p99_us", "path_p50_us", "path_p99_us")
+        keys = ("decide_p50_us", "decide_p99_us", "path_p50_us", "path_p99_us",
+                "pathfrozen_p50_us", "pathfrozen_p99_us")  # fmt: skip
         rows = []
         for spread in (False, True):
             mine = [x for x in r["runs"] if x["spread"] is spread]
             if mine:
-                med = [statistics.median(x[k] for x in mine) for k in keys]
+                med = [statistics.median(x.get(k, float("nan")) for x in mine) for k in keys]
                 what = "spread: 20 stores × 3 events" if spread else "worst: all on store enter"
                 rows.append([f"{what} (median of {len(mine)})", *(f"{v:.1f}" for v in med)])
-        head = ["events", "decide p50 µs", "p99 µs", "path p50 µs", "path p99 µs"]
+        head = ["events", "decide p50 µs", "p99 µs", "path p50 µs", "path p99 µs",
+                "path, gc frozen (as served) p50 µs", "p99 µs"]  # fmt: skip
         note = (f"{r['campaigns']} live campaigns, {r['events']:,} events per run; backtest "
                 f"{r['backtest_events_per_s']:,} events/s; `scripts/bench_decision.py`, "
                 f"{secs['decision']} s")  # fmt: skip

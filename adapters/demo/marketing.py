@@ -7,7 +7,7 @@ Deterministic from the seed, like the city and the day."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from adapters.demo import history
 from adapters.demo.city import City
 
 Tables = list[tuple[str, list[str], list[list[str]]]]
@@ -48,6 +49,8 @@ class Audience:
     objecting: set[int] = field(default_factory=set)
     bad_payers: set[int] = field(default_factory=set)
     campaigns: dict[str, str] = field(default_factory=dict)  # id -> name
+    app_users: set[int] = field(default_factory=set)  # with past weeks in the app (history.py)
+    declining: set[int] = field(default_factory=set)  # of them, browsing less and less
 
 
 @dataclass
@@ -65,6 +68,9 @@ class Marketing:
     held_out_with_outbox: int = 0  # holdout/control decisions with an outbox row: must be 0
     # (customer, campaign, outcome, unix ts) of every decision with a campaign
     decided: list[tuple[str, str, str, float]] = field(default_factory=list)
+    # trigger kind (presence, velocity, event) -> customers with a decision / an offer on it
+    decided_on: defaultdict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    offered_on: defaultdict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
     def held(self, channel: str) -> int:
         return sum(n for (_, k), n in self.by_campaign.items() if k == f"held {channel}")
@@ -211,6 +217,7 @@ def offers(city: City, origin: float) -> list[dict[str, Any]]:
                     "push": {"title": "Flash midi -20%", "body": "Jusqu'à 14h à {store_name}."}},
         **span,
     })  # fmt: skip
+    out.append(history.offer(span))
     return out
 
 
@@ -247,13 +254,15 @@ def campaigns(origin: float) -> list[dict[str, Any]]:
          "action": "call_center_task", **span,
          "triggers": [{"type": "event", "event": "info_request"}],
          "offer_ids": ["retention"]},
+        history.campaign(span),
     ]  # fmt: skip
 
 
 async def read_back(
     client: httpx.AsyncClient, admin: Headers, audience: Audience, customers: Iterable[str]
 ) -> Marketing:
-    """Every decision of `customers` (those with presence events), via GET /v1/decisions."""
+    """Every decision of `customers` (those with presence or app events, or an app history),
+    via GET /v1/decisions."""
     m = Marketing(audience)
     rows: list[dict[str, Any]] = []
 
@@ -276,6 +285,7 @@ async def read_back(
         if out == "send" and d["channel"] == "call_center":
             out = "call"  # a task for the call center: no message, no outbox row
         m.deciders.add(c)
+        m.decided_on[d["trigger_kind"]].add(c)
         m.outcomes[out] += 1
         has_outbox = d["idempotency_key"] is not None
         m.outbox += has_outbox
@@ -284,6 +294,7 @@ async def read_back(
             m.decided.append((d["customer_id"], d["campaign_id"], out, ts))
         if out in ("send", "held"):
             m.offered.add(c)
+            m.offered_on[d["trigger_kind"]].add(c)
             m.by_campaign[(d["campaign_id"], f"{out} {d['channel']}")] += 1
         elif out == "call":
             m.by_campaign[(d["campaign_id"], "call task")] += 1
@@ -311,6 +322,8 @@ def tables(m: Marketing, dropped: Counter[str]) -> Tables:
         ["push / SMS consent granted", f"{len(a.push):,} / {len(a.sms):,}"],
         ["objections to direct marketing", f"{len(a.objecting):,}"],
         ["suppression list bad_payers", f"{len(a.bad_payers):,}"],
+        ["app users with past weeks posted / browsing falling off",
+         f"{len(a.app_users):,} / {len(a.declining):,}"],
     ]  # fmt: skip
     o = m.outcomes
     totals = [
@@ -319,6 +332,7 @@ def tables(m: Marketing, dropped: Counter[str]) -> Tables:
         ["held SMS (French window, Mon-Sat 08-20)", f"{m.held('sms'):,}"],
         ["global holdout / campaign control (not sent)", f"{o['holdout']:,} / {o['control']:,}"],
         ["call-center tasks (churn risk)", f"{o['call']:,}"],
+        ["customers decided on a velocity crossing", f"{len(m.decided_on['velocity']):,}"],
         ["no offer", f"{o['none']:,}"],
         ["outbox rows", f"{m.outbox:,}"],
         ["customers with an offer", f"{len(m.offered):,}"],

@@ -2,10 +2,11 @@
 
 The app runs in process, called through `httpx.ASGITransport`: every ping goes through the real
 FastAPI app (auth, msgspec decoding, validation, the fence index, the presence engine, the
-PostgreSQL commit), and the demo drives `runtime.sweep(now=...)`, the outbox relay and the
-event triggers' presence reads with the simulated clock, which a server in another process would
-not allow. Only TCP and HTTP/1.1 parsing are left out (scripts/ benchmarks measure those over
-real sockets). The app's events during the day: app_events.py; after it, opens, clicks,
+PostgreSQL commit), and the demo drives `runtime.sweep(now=...)`, the outbox relay, the
+event triggers' presence reads and the profile's velocity windows with the simulated clock, which
+a server in another process would not allow. Only TCP and HTTP/1.1 parsing are left out (scripts/
+benchmarks measure those over real sockets). The app's past weeks, posted at the start of the
+day: history.py; its events during the day: app_events.py; after it, opens, clicks,
 redemptions, purchases and each campaign's results: loop.py; the scorecard: summary.py.
 """
 
@@ -35,6 +36,7 @@ from adapters.demo import marketing as mkt
 from adapters.demo import simulate as sim
 from adapters.demo.app_events import app_events
 from adapters.demo.city import TIMEZONE, build_city
+from adapters.demo.history import history, post_history
 from adapters.demo.loop import Delivery, close_loop
 from adapters.demo.report import write_report
 from adapters.demo.stop_replies import INBOUND_URL, StopReplies, honoured, sms_after_stop
@@ -143,6 +145,14 @@ async def run_demo_async(
             feed = app_events(city, fleet, customers, seed, origin)
             if svc.decisions is not None:  # event triggers read presence as of the sim clock
                 svc.decisions.clock = lambda: delivery.now
+            # velocity windows slide on the simulated clock too; the app's past weeks come in
+            # at the start of the day (decliners cross into falling: win-back decisions)
+            svc.profiles.clock = lambda: delivery.now
+            delivery.now = origin + sim.DAY_START
+            with console.status("The app's past weeks through POST /v1/events…"):
+                past = history(customers, seed, origin)
+                await post_history(client, phones, past)
+                audience.app_users, audience.declining = past.users, past.declining
 
             async def on_time(now: float, last: bool = False) -> None:
                 delivery.now = max(delivery.now, now)
@@ -155,6 +165,7 @@ async def run_demo_async(
             with console.status("Reading the decisions back through the API…"):
                 who = {e.customer_id for e in sent.events}
                 who |= {row["customer_id"] for _, row in feed.rows}  # event-triggered ones
+                who |= {mkt.cid(c) for c in past.users}  # velocity-triggered ones
                 marketing = await mkt.read_back(client, auth, audience, who)
             with console.status("Opens, clicks, redemptions, purchases; campaign results…"):
                 stores = {o["id"]: o.get("store_ids", []) for o in mkt.offers(city, origin)}

@@ -110,8 +110,11 @@ async def test_a_small_demo_day_end_to_end(
     # marketing: offers decided, and only to whom the rules allow
     o = m.outcomes
     assert m.decisions == sum(o.values()) > 0 and o["send"] > 0
-    assert m.deciders <= a.located  # no decision without location consent
-    assert not m.offered & (a.objecting | a.missing | a.denied)
+    # no decision on where a customer is without location consent (velocity needs none)
+    assert m.decided_on["presence"] <= a.located
+    assert m.deciders <= a.located | m.decided_on["velocity"]
+    assert not (m.offered_on["presence"] | m.offered_on["event"]) & (a.missing | a.denied)
+    assert not m.offered & a.objecting
     assert all(c in a.push | a.sms for c in m.offered)
     assert m.outbox == o["send"] + o["held"]  # holdout and control: decided, logged, not sent
     assert m.held_out_with_outbox == 0
@@ -141,6 +144,26 @@ async def test_a_small_demo_day_end_to_end(
     fired = Counter(c for (c, _k), n in m.by_campaign.items() for _ in range(n))
     assert fired["showroom"] > 0 and fired["cart"] > 0
     assert o["call"] == m.by_campaign[("churn-call", "call task")]
+    # re-engagement on falling velocity: the app's past weeks, posted at the start of the day,
+    # turned the decliners' page views "falling" live at ingest; the crossing decided the
+    # win-back campaign for every decliner (holdout, control, consent as usual) and for no one
+    # whose browsing held steady
+    assert a.declining and len(a.declining) < 0.2 * len(a.app_users)
+    assert m.decided_on["velocity"] == a.declining
+    assert fired["win-back"] >= len(a.declining) and m.offered_on["velocity"]
+    async with clean_pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT customer_id, trigger_name, campaign_id, outcome FROM decisions"
+            " WHERE trigger_kind = 'velocity'"
+        )
+        falling = await conn.fetch(
+            "SELECT DISTINCT customer_id FROM velocity_signals"
+            " WHERE figure = 'page_view' AND trend = 'falling'"
+        )
+    assert {int(r["customer_id"][1:]) for r in rows} == a.declining
+    assert all(r["trigger_name"] == "falling" for r in rows)
+    assert {r["campaign_id"] for r in rows if r["outcome"] != "none"} == {"win-back"}
+    assert {int(r["customer_id"][1:]) for r in falling} == a.declining
     groups = [r["groups"] for r in lp.results.values()]
     assert sum(g["treated"]["converters"] for g in groups) > 0
     assert sum(g["control"]["customers"] + g["holdout"]["customers"] for g in groups) > 0

@@ -33,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from adapters.composition import Services
 from adapters.demo import marketing as mkt
+from adapters.demo import readback
 from adapters.demo import simulate as sim
 from adapters.demo.app_events import app_events
 from adapters.demo.city import TIMEZONE, build_city
@@ -166,7 +167,7 @@ async def run_demo_async(
                 who = {e.customer_id for e in sent.events}
                 who |= {row["customer_id"] for _, row in feed.rows}  # event-triggered ones
                 who |= {mkt.cid(c) for c in past.users}  # velocity-triggered ones
-                marketing = await mkt.read_back(client, auth, audience, who)
+                marketing = await readback.read_back(client, auth, audience, who)
             with console.status("Opens, clicks, redemptions, purchases; campaign results…"):
                 stores = {o["id"]: o.get("store_ids", []) for o in mkt.offers(city, origin)}
                 loop = await close_loop(

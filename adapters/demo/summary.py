@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.demo import loop as lp
-from adapters.demo import marketing as mkt
+from adapters.demo import readback
 from adapters.demo import simulate as sim
 from adapters.demo.city import City
 
@@ -74,7 +74,7 @@ class DemoSummary:
     sim_s: float = 0.0
     total_s: float = 0.0
     report: Path | None = None
-    marketing: mkt.Marketing | None = None
+    marketing: readback.Marketing | None = None
     loop: lp.Loop | None = None
 
     def total(self, what: str) -> int:
@@ -200,7 +200,7 @@ def summary_tables(s: DemoSummary) -> Tables:
         ("Presence events (by fence kind)", ["type", *kinds, "read back via API"], events),
         ("Store visits (planned = ground truth)", head, visits),
         ("Checks", ["", "", ""], checks),
-        *(mkt.tables(s.marketing, s.ignored) if s.marketing else []),
+        *(readback.tables(s.marketing, s.ignored) if s.marketing else []),
         *(lp.tables(s.loop, s.marketing.audience.campaigns) if s.loop and s.marketing else []),
     ]
 

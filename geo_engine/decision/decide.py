@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from geo_engine.decision.bandit import Propensity
 from geo_engine.decision.book import Book
@@ -36,8 +37,11 @@ BASE_PROPENSITY = 0.1  # a customer with no affinity for the category still migh
 _STOP_STEP = {r: f"customer:{r}" for r in ("no_consent", "objection", "pressure_cap")}
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """Immutable; a NamedTuple rather than a frozen dataclass: built once per decision on the
+    ping path, in a third of the time (a frozen dataclass sets each field through
+    object.__setattr__)."""
+
     customer_id: str
     trigger: TriggerEvent
     outcome: str  # send | held | holdout | control | none

@@ -54,12 +54,23 @@ class Customer:
     segment: str = "prospect"
 
 
+# the consent purposes that are message channels, with the channel's name (plain str: a
+# StrEnum's str() is a method call per decision)
+_MESSAGE_PURPOSES = (
+    (ConsentPurpose.SMS, "sms"),
+    (ConsentPurpose.PUSH, "push"),
+    (ConsentPurpose.EMAIL, "email"),
+)
+
+
 def customer_of(p: CustomerProfile) -> Customer:
+    consents = p.consents
     granted = frozenset(
-        str(purpose)
-        for purpose, c in p.consents.items()
-        if c.status is ConsentStatus.GRANTED
-        and purpose in (ConsentPurpose.SMS, ConsentPurpose.PUSH, ConsentPurpose.EMAIL)
+        [
+            name
+            for purpose, name in _MESSAGE_PURPOSES
+            if (c := consents.get(purpose)) is not None and c.status is ConsentStatus.GRANTED
+        ]
     )
     pref = p.preferred_channel
     pref = "push" if pref == "app" else pref  # the app channel is reached by push

@@ -178,14 +178,42 @@ def _at(d: date, hour: float, zone: ZoneInfo) -> datetime:
 
 def send_time(t: float, channel: str, tz: str, cfg: DecisionConfig) -> float:
     """When a message on `channel` may go out: quiet hours for all, the SMS window for SMS."""
+    span = _spans.get((channel, tz))
+    if span is not None and span[2] is cfg and span[0] <= t < span[1]:
+        return t  # inside the span last found open for this channel and zone
     if channel != "sms":
-        return next_allowed(t, cfg.quiet, tz)
-    for _ in range(8):  # alternate until both windows agree (they overlap every working day)
-        t2 = next_allowed(next_allowed(t, cfg.quiet, tz), cfg.sms_window, tz)
-        if t2 == t:
-            return t
-        t = t2
-    return t
+        got = next_allowed(t, cfg.quiet, tz)
+    else:
+        got = t
+        for _ in range(8):  # alternate until both windows agree (they overlap every working day)
+            t2 = next_allowed(next_allowed(got, cfg.quiet, tz), cfg.sms_window, tz)
+            if t2 == got:
+                break
+            got = t2
+    if got == t:
+        _remember_span(t, channel, tz, cfg)
+    return got
+
+
+def _remember_span(t: float, channel: str, tz: str, cfg: DecisionConfig) -> None:
+    """`t` may go out at once: the intersection of the windows' open intervals around it (just
+    computed by next_allowed) is a span where every time may, as long as `cfg` is the same."""
+    lo, hi = float("-inf"), float("inf")
+    for w in (cfg.quiet, cfg.sms_window) if channel == "sms" else (cfg.quiet,):
+        hit = _last.get((w, tz))
+        if hit is None:  # evicted meanwhile: no span this time
+            return
+        lo, hi = max(lo, hit[1]), min(hi, hit[2])
+    if lo <= t < hi:
+        if len(_spans) > 1024:
+            _spans.clear()
+        _spans[(channel, tz)] = (lo, hi, cfg)
+
+
+# per (channel, zone): the latest span where sending is allowed at once, and the config it
+# holds for (compared by identity: a config is immutable). Most decisions fall inside it: one
+# dict lookup instead of two or four window lookups, each hashing a Window.
+_spans: dict[tuple[str, str], tuple[float, float, DecisionConfig]] = {}
 
 
 @lru_cache(maxsize=1 << 16)

@@ -3,7 +3,7 @@ collected into <out>/results.json and one Markdown table per part into <out>/res
 machine the figures come from. The README's benchmark tables are that Markdown (--readme
 writes them there).
 
-    python scripts/bench.py            # the figures the README quotes (~4 min on 2 cores)
+    python scripts/bench.py            # the figures the README quotes (~5 min on 2 cores)
     python scripts/bench.py --readme   # the same, and the README's tables replaced by them
     python scripts/bench.py --quick --out /tmp/bench   # reduced sizes: checks that all runs
 
@@ -240,7 +240,14 @@ def tables(parts: dict[str, dict[str, Any]]) -> list[str]:
              f"{x['engine_vs_postgis']:.0f}×"]
             for x in r["rows"]
         ]  # fmt: skip
-        table("Against PostGIS", ["fences", "index pings/s", "PostGIS GiST pings/s", "ratio"], rows)
+        pts = {x.get("points") for x in r["rows"]} - {None}
+        note = ((f"{', '.join(f'{p:,}' for p in sorted(pts))} random points, " if pts else "")
+                + "the same fences; PostGIS: GiST index, `ST_Intersects` join (circles stored "
+                f"as 64-gons), PostgreSQL {r.get('postgres', '?').split()[0]}, PostGIS "
+                f"{r.get('postgis', '?')} on the same cores; `scripts/bench_postgis.py`, "
+                f"{secs['postgis']} s")  # fmt: skip
+        head = ["fences", "index pings/s", "PostGIS GiST pings/s", "ratio"]
+        table("Against PostGIS", head, rows, note)
     if r := ok.get("e2e"):
         lat = r["single_ping_latency_ms"]
         rows = [
@@ -332,8 +339,14 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated parts: " + ",".join(PARTS))
     ap.add_argument("--density", action="store_true", help="matching: constant-density study")
     ap.add_argument("--readme", action="store_true", help="write the tables into README.md")
+    ap.add_argument(
+        "--render", action="store_true", help="run nothing: tables again from <out>/results.json"
+    )
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.render:  # after a change of the tables' layout: the same run's figures, re-rendered
+        publish(json.loads((a.out / "results.json").read_text()), a.out, a.readme)
+        return
     names = a.only.split(",") if a.only else list(PARTS)
     if "postgis" in names and not os.environ.get("BENCH_POSTGIS_URL"):
         names.remove("postgis")
@@ -353,8 +366,15 @@ def main() -> None:
         "parts": parts,
     }
     (a.out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-    m = doc["machine"]
-    cmd = "python scripts/bench.py" + (" --quick" if a.quick else "")
+    publish(doc, a.out, a.readme)
+    if any(p["status"] != "ok" for p in parts.values()):
+        raise SystemExit(1)
+
+
+def publish(doc: dict[str, Any], out: Path, readme: bool) -> None:
+    """results.md from a run's document, and the README's tables with `readme`."""
+    m, parts, quick = doc["machine"], doc["parts"], doc["quick"]
+    cmd = "python scripts/bench.py" + (" --quick" if quick else "")
     body = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, "
         f"Python {m['python']}, database {m['database']}; commit {m['commit']}, {m['date']}. "
@@ -362,14 +382,12 @@ def main() -> None:
         "",
         *tables(parts),
     ]
-    title = "# Benchmarks" + (" (quick: reduced sizes, not the quoted figures)" if a.quick else "")
-    (a.out / "results.md").write_text("\n".join([title, "", *body]))
-    print(f"wrote {a.out / 'results.json'} and {a.out / 'results.md'}")
-    if a.readme and not a.quick:
+    title = "# Benchmarks" + (" (quick: reduced sizes, not the quoted figures)" if quick else "")
+    (out / "results.md").write_text("\n".join([title, "", *body]))
+    print(f"wrote {out / 'results.md'} from {out / 'results.json'}")
+    if readme and not quick:
         done = to_readme("\n".join(body))
         print("README.md: tables replaced" if done else f"README.md: no {MARKERS[0]} marker")
-    if any(p["status"] != "ok" for p in parts.values()):
-        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,7 @@ def backtest(
         ("Would-be offers by store", "by_store"),
         ("by day (local)", "by_day"),
         ("by channel", "by_channel"),
+        ("by offer", "by_offer"),
         ("Outcome per event", "by_outcome"),
         ("The campaign's result (suppression reasons)", "by_reason"),
     ):

@@ -104,6 +104,7 @@ class BacktestRun:
             "by_store": dict(res.by_store),
             "by_day": dict(sorted(res.by_day.items())),
             "by_channel": dict(res.by_channel),
+            "by_offer": dict(res.by_offer),
             "seconds": round(self.seconds, 4),
             "events_per_s": round(self.events_per_s, 1),
         }
@@ -128,7 +129,7 @@ async def _plan(dec: DecisionService, campaign_id: str) -> _Plan:
     types = sorted({t.name for t in campaign.triggers if t.kind == "event"})
     vel = sorted({f"{t.kpi}:{t.name}" for t in campaign.triggers if t.kind == "velocity"})
     return _Plan(
-        campaign, Book([campaign], offers), bool(kinds & {"presence", "event"}), types, vel
+        campaign, dec.book_of([campaign], offers), bool(kinds & {"presence", "event"}), types, vel
     )
 
 

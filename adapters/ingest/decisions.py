@@ -89,12 +89,14 @@ class DecisionService:
                 live.append(parse_campaign(s.doc, offers))
             except ValueError as exc:  # saved valid, but e.g. an offer changed under it
                 log.warning("campaign %s not loaded: %s", s.id, exc)
-        self.book = self._book(live, offers)
+        self.book = self.book_of(live, offers)
         # calls count toward pressure; read them only while some campaign can make one (a
         # query less on every other decision)
         self.calls = any(c.action != "message" for c in live)
 
-    def _book(self, campaigns: Iterable[Campaign], offers: Mapping[str, Offer]) -> Book:
+    def book_of(self, campaigns: Iterable[Campaign], offers: Mapping[str, Offer]) -> Book:
+        """A book of `campaigns`, ranked as configured: with ranking "bandit" it carries the
+        arms' latest snapshot (live decisions, and a backtest that must rank as live does)."""
         if self.cfg.ranking != "bandit":
             return Book(campaigns, offers)
         # the book carries the snapshot its rank bounds come from: a decision draws from it
@@ -105,7 +107,7 @@ class DecisionService:
         with a book bounded by it (a decision in flight keeps the book it started with)."""
         self.arms = arms
         book = self.book
-        self.book = self._book(book.campaigns.values(), book.offers)
+        self.book = self.book_of(book.campaigns.values(), book.offers)
 
     # --- hooks ------------------------------------------------------------------------------
     async def presence_hook(
@@ -183,7 +185,7 @@ class DecisionService:
                     log.error("campaign %s disabled: %s", cid, reason)
             if d.broken:
                 broken = {c for c, _ in d.broken}
-                self.book = self._book(
+                self.book = self.book_of(
                     [c for c in book.campaigns.values() if c.id not in broken], book.offers
                 )
         except Exception:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from geo_engine.decision.bandit import draws_for
 from geo_engine.decision.book import Book
 from geo_engine.decision.conditions import Facts
 from geo_engine.decision.decide import decide
@@ -28,6 +29,7 @@ class BacktestResult:
     by_store: Counter[str] = field(default_factory=Counter)  # offers per store
     by_day: Counter[str] = field(default_factory=Counter)  # offers per local day
     by_channel: Counter[str] = field(default_factory=Counter)
+    by_offer: Counter[str] = field(default_factory=Counter)  # which of its offers it would give
 
 
 def backtest(
@@ -69,6 +71,7 @@ class Replay:
         out, book, cfg, campaign_id = self.result, self.book, self.cfg, self.campaign_id
         history, subject, suppressed = self._history, self.subject, self.suppressed
         by_outcome, by_reason = out.by_outcome, out.by_reason
+        arms = book.arms
         for ev in events:
             if not matched and not book.candidates(ev):
                 continue
@@ -77,7 +80,10 @@ class Replay:
             customer, facts = subject(ev)
             sent = history.get(cid)
             past = [s for s in sent if ts - s.ts < WEEK_S] if sent else []
-            d = decide(ev, customer, facts, book, pressure_of(past, ts), suppressed(cid), cfg)
+            # ranking "bandit": the draws live made, seeded by the trigger (bandit.py)
+            prop = None if arms is None else draws_for(arms, cfg.bandit, cid, ev.instance)
+            pressure = pressure_of(past, ts)
+            d = decide(ev, customer, facts, book, pressure, suppressed(cid), cfg, None, prop)
             by_outcome[d.outcome] += 1
             for t in d.traces:
                 if t.campaign_id == campaign_id:
@@ -90,6 +96,7 @@ class Replay:
                 zone = tz_of(ev.timezone or cfg.default_timezone)
                 out.by_day[datetime.fromtimestamp(d.send_after, zone).date().isoformat()] += 1
                 out.by_channel[d.channel] += 1
+                out.by_offer[d.offer_id or "-"] += 1
 
 
 def retarget(proto: TriggerEvent, customer_id: str, ts: float, instance: str) -> TriggerEvent:

@@ -115,7 +115,8 @@ async def test_a_live_decision_picks_the_offer_that_redeems_better(
     clean_pool: asyncpg.Pool, settings_factory, ranking: str, picked: str
 ) -> None:  # type: ignore[no-untyped-def]
     """Equal value and category: the static ranking keeps the first listed ('bad'); with the
-    bandit on, the outcomes read at start (bad 1/300, good 45/300) make 'good' win."""
+    bandit on, the outcomes read at start (bad 1/300, good 45/300) make 'good' win, live and in
+    a backtest of the same events."""
     from adapters.api.app import create_app
     from adapters.composition import build_services
 
@@ -146,6 +147,15 @@ async def test_a_live_decision_picks_the_offer_that_redeems_better(
             r = await c.get("/v1/decisions", params={"customer_id": "alice"})
             ds = r.json()["decisions"]
             assert [(d["outcome"], d["offer_id"]) for d in ds] == [("send", picked)]
+            # the backtest ranks as live did: the same draw (seeded by the trigger), the same
+            # offer
+            span = {
+                "since": (datetime.now(UTC) - DAY).isoformat(),
+                "until": (datetime.now(UTC) + DAY).isoformat(),
+            }
+            r = await c.post("/v1/campaigns/c1/backtest", json=span)
+            assert r.status_code == 200, r.text
+            assert (r.json()["offers"], r.json()["by_offer"]) == (1, {picked: 1})
     finally:
         await svc.close()
 

@@ -200,7 +200,9 @@ class BacktestIn(Strict):
 
 class BacktestOut(BaseModel):
     campaign_id: str
-    events_read: int = Field(description="Stored presence and behavioural events read")
+    events_read: int = Field(
+        description="Stored presence and behavioural events and velocity crossings read"
+    )
     events: int = Field(description="Events that fire the campaign's triggers")
     offers: int = Field(description="Would-be offers (send or held)")
     by_outcome: dict[str, int]
@@ -208,6 +210,9 @@ class BacktestOut(BaseModel):
     by_store: dict[str, int]
     by_day: dict[str, int]
     by_channel: dict[str, int]
+    by_offer: dict[str, int] = Field(
+        description="Which of the campaign's offers it would give (ranked as live, bandit included)"
+    )
     seconds: float
     events_per_s: float
 

@@ -174,3 +174,33 @@ async def test_build_gateways_one_webhook_for_both_channels(settings_factory, cl
     assert gws["sms"] is gws["push"]
     assert json.loads(json.dumps(s.model_dump(mode="json")))["webhook_secret"] == "**********"
     await gws["sms"].aclose()
+
+
+async def test_the_endpoint_state_is_read_once_per_ttl_not_per_message(
+    clean_pool: asyncpg.Pool,
+) -> None:
+    """Another relay disabled the endpoint: this gateway sees it once its cached state is older
+    than the TTL, or at once after forget_state (what the enable route calls)."""
+    d = DeliveryDirectory(clean_pool, None)
+    async with FakeReceiver(SECRET) as rx:
+        gw = gateway(clean_pool, rx.url, state_ttl_s=3600.0)
+        relay = Relay(clean_pool, {"push": gw}, cfg(batch_size=1))
+        await add_rows(clean_pool, 3, channel="push")
+        assert (await relay.run_once()).sent == 1  # reads the state: enabled
+        await d.disable_webhook(rx.url, "http_410")  # as another relay process would
+        assert (await relay.run_once()).sent == 1  # the cached state, not yet re-read
+        gw.forget_state()
+        assert (await relay.run_once()).dead == 1  # read again: disabled, no call
+        assert len(rx.requests) == 2
+        await relay.aclose()
+        # a TTL of 0 reads the state for every message
+        gw = gateway(clean_pool, rx.url, state_ttl_s=0.0)
+        relay = Relay(clean_pool, {"push": gw}, cfg(batch_size=1))
+        await clean_pool.execute("UPDATE webhook_endpoints SET disabled_at = NULL")
+        await add_rows(clean_pool, 1, channel="push")
+        assert (await relay.run_once()).sent == 1
+        await d.disable_webhook(rx.url, "http_410")
+        await add_rows(clean_pool, 1, channel="push")
+        assert (await relay.run_once()).dead == 1
+        assert len(rx.requests) == 3
+        await relay.aclose()

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
 from adapters.auth import Principal
+from adapters.delivery.gateways.webhook import WebhookGateway
 from adapters.delivery.outbox_admin import Endpoint, enable_endpoint, list_endpoints
 from adapters.delivery.outbox_admin import endpoint_id as hash_of
 
@@ -81,10 +82,15 @@ async def enable(
         Query(description="Also re-drive the unexpired messages it dead-lettered while off"),
     ] = False,
 ) -> EnabledOut:
-    """The gateway reads the state on every send: the next message is delivered. Messages
-    dead-lettered as `endpoint_disabled` stay so unless `redrive_dead` (or one by one:
+    """This process's relay delivers the next message (its gateways read the state again); a
+    relay in another process within 5 s (the gateway's state TTL). Messages dead-lettered as
+    `endpoint_disabled` stay so unless `redrive_dead` (or one by one:
     POST /v1/outbox/{id}/retry). Enabling an endpoint in use changes nothing (200)."""
     got = await enable_endpoint(svc.pool, endpoint_id, redrive_dead=redrive_dead)
+    if svc.relay is not None:
+        for gw in svc.relay.gateways.values():
+            if isinstance(gw, WebhookGateway):
+                gw.forget_state()
     configured = _configured(svc)
     if got is None and not (configured and hash_of(configured) == endpoint_id):
         raise ApiError(404, f"no webhook endpoint {endpoint_id}")

@@ -10,7 +10,12 @@ the receiver is the partner's own system, which must know whom to deliver to.
 
 Answers: 2xx → sent; 410 → the endpoint is disabled (table webhook_endpoints) and every later
 message is a dead letter `endpoint_disabled` without a call; 429 and 5xx → retry (honouring
-Retry-After); timeouts and resets → retry; any other 4xx → dead letter."""
+Retry-After); timeouts and resets → retry; any other 4xx → dead letter.
+
+The endpoint's state is read from PostgreSQL at most every `state_ttl_s` (5 s), not once per
+message: a 410 seen here applies at once, one seen by another relay process within the TTL
+(its extra calls get 410 too), and the enable route forgets the cached state of its own
+process's gateways (`forget_state`)."""
 
 from __future__ import annotations
 
@@ -73,6 +78,7 @@ class WebhookGateway:
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        state_ttl_s: float = 5.0,
     ) -> None:
         if not url:
             raise ValueError("the webhook gateway needs GEO_ENGINE_WEBHOOK_URL")
@@ -81,7 +87,21 @@ class WebhookGateway:
         self.is_disabled = is_disabled
         self.disable = disable
         self.clock = clock
+        self.state_ttl_s = state_ttl_s
+        self._state: tuple[float, bool] | None = None  # (read at, monotonic; disabled)
         self.client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+
+    async def _disabled(self) -> bool:
+        now = time.monotonic()
+        if self._state is not None and now - self._state[0] < self.state_ttl_s:
+            return self._state[1]
+        disabled = await self.is_disabled(self.url)
+        self._state = (now, disabled)
+        return disabled
+
+    def forget_state(self) -> None:
+        """Read the endpoint's state again before the next message (it was re-enabled)."""
+        self._state = None
 
     def body(self, msg: Message) -> dict[str, Any]:
         return {
@@ -97,7 +117,7 @@ class WebhookGateway:
     async def send(self, msg: Message) -> Result:
         if msg.expires_at <= self.clock():
             return Result.dead("expired")
-        if await self.is_disabled(self.url):
+        if await self._disabled():
             return Result.dead("endpoint_disabled")
         raw = json.dumps(self.body(msg), ensure_ascii=False, separators=(",", ":")).encode()
         ts = int(self.clock())
@@ -117,6 +137,7 @@ class WebhookGateway:
         if 200 <= status < 300:
             return Result.sent(None, status)  # the receiver's id is ours: webhook-id
         if status == 410:
+            self._state = (time.monotonic(), True)  # this relay's next messages: no call
             await self.disable(self.url, "http_410")
             return Result.dead("endpoint_disabled", status)
         if status == 429 or status >= 500:

@@ -39,7 +39,7 @@ from geo_engine.decision.facts import (  # noqa: E402
     profile_facts,
 )
 from geo_engine.decision.models import parse_campaign, parse_offer  # noqa: E402
-from geo_engine.decision.rules import DecisionConfig, Sent, pressure_of  # noqa: E402
+from geo_engine.decision.rules import DecisionConfig, Pressure, Sent, pressure_of  # noqa: E402
 from geo_engine.profile.attributes import (  # noqa: E402
     Attributes,
     Consent,
@@ -202,6 +202,15 @@ def one_run(args: argparse.Namespace, spread: bool, seed: int) -> dict[str, Any]
         )
         for k in range(args.events)
     ]
+
+    def inputs_of(k: int, ev: TriggerEvent) -> tuple[Customer, dict[str, object], Pressure]:
+        """What the hook reads per event: customer and facts from the profile, pressure."""
+        p = profiles[k % n_customers]
+        assert p is not None
+        facts = profile_facts(p)
+        facts.update(context_facts(ev, cfg.default_timezone))
+        return customer_of(p), facts, pressure_of(histories[k % n_customers], ev.ts)
+
     alone: list[float] = []
     path: list[float] = []
     outcomes: dict[str, int] = {}
@@ -209,13 +218,8 @@ def one_run(args: argparse.Namespace, spread: bool, seed: int) -> dict[str, Any]
         alone.clear()
         path.clear()
         for k, ev in enumerate(events):
-            p = profiles[k % n_customers]
-            assert p is not None
             t0 = time.perf_counter_ns()
-            cust = customer_of(p)
-            facts = profile_facts(p)
-            facts.update(context_facts(ev, cfg.default_timezone))
-            pressure = pressure_of(histories[k % n_customers], ev.ts)
+            cust, facts, pressure = inputs_of(k, ev)
             t1 = time.perf_counter_ns()
             d = decide(ev, cust, facts, book, pressure, frozenset(), cfg)
             t2 = time.perf_counter_ns()
@@ -226,13 +230,7 @@ def one_run(args: argparse.Namespace, spread: bool, seed: int) -> dict[str, Any]
     # the same events with the collector's long-lived generation frozen, as the service does
     # after loading the book (gc.freeze): wall time, then thread CPU time (which leaves out
     # the time other processes on this shared machine take the core: ~1.7 µs per read here)
-    inputs = []
-    for k, ev in enumerate(events):
-        p = profiles[k % n_customers]
-        assert p is not None
-        facts = profile_facts(p)
-        facts.update(context_facts(ev, cfg.default_timezone))
-        inputs.append((ev, customer_of(p), facts, pressure_of(histories[k % n_customers], ev.ts)))
+    inputs = [(ev, *inputs_of(k, ev)) for k, ev in enumerate(events)]
     gc.collect()
     gc.freeze()
     frozen: list[float] = []
@@ -247,13 +245,8 @@ def one_run(args: argparse.Namespace, spread: bool, seed: int) -> dict[str, Any]
         cpu.append((time.thread_time_ns() - c0) / 1000)
     path_frozen: list[float] = []
     for k, ev in enumerate(events):
-        p = profiles[k % n_customers]
-        assert p is not None
         t0 = time.perf_counter_ns()
-        cust = customer_of(p)
-        facts = profile_facts(p)
-        facts.update(context_facts(ev, cfg.default_timezone))
-        pressure = pressure_of(histories[k % n_customers], ev.ts)
+        cust, facts, pressure = inputs_of(k, ev)
         decide(ev, cust, facts, book, pressure, frozenset(), cfg)
         path_frozen.append((time.perf_counter_ns() - t0) / 1000)
     gc.unfreeze()

@@ -92,9 +92,8 @@ transaction open (changes apply and are reported nowhere).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from operator import attrgetter
 
 from geo_engine.models import (
@@ -107,13 +106,21 @@ from geo_engine.models import (
     FixFlag,
     PresenceEvent,
 )
+from geo_engine.presence_results import (
+    DUPLICATE_RESULT,
+    LATE_RESULT,
+    LOW_ACCURACY_RESULT,
+    MOCK_RESULT,
+    NOTHING_RESULT,
+    SPEED_RESULT,
+    FixResult,
+)
 from geo_engine.presence_time import NEG_INF, REASON_BUFFER, REASON_TIMEOUT, elapse, refreshed
 from geo_engine.presence_tx import Changes, PresenceStore, with_event_ts
-from geofences.geodesy import EARTH_RADIUS_M, haversine_m
+from geofences.geodesy import within_m
 
 __all__ = ["Changes", "FixResult", "PresenceEngine"]
 
-_M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
 # stable sorts: a fence's own events keep the order they were made in (dwell before exit, exit
 # before a re-enter at the same ts); equal times across fences/customers get a canonical order,
 # so replays, rollbacks and restarts yield the very same list
@@ -123,45 +130,6 @@ _sweep_order = attrgetter("ts", "customer_id", "geofence_id")
 ENTER, DWELL, EXIT = EventType.ENTER, EventType.DWELL, EventType.EXIT
 
 
-@dataclass(frozen=True, slots=True)
-class FixResult:
-    events: list[PresenceEvent]
-    flag: FixFlag | None
-
-
-class _NoEvents(list[PresenceEvent]):
-    """The empty event list shared by all results without events: a fresh FixResult per fix
-    would double the cost of the no-fence path (~0.45 of ~0.9 µs). Refuses mutation rather than
-    leak events between results."""
-
-    __slots__ = ()
-
-    def _refuse(self, *args: object, **kwargs: object) -> None:
-        raise TypeError("FixResult.events of an event-less result is shared and read-only")
-
-    append = extend = insert = remove = pop = clear = sort = reverse = _refuse  # type: ignore[assignment]
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
-
-
-_NOTHING = FixResult(_NoEvents(), None)
-_MOCK = FixResult(_NoEvents(), FixFlag.MOCK)
-_DUPLICATE = FixResult(_NoEvents(), FixFlag.DUPLICATE)
-_LATE = FixResult(_NoEvents(), FixFlag.LATE)
-_SPEED = FixResult(_NoEvents(), FixFlag.IMPOSSIBLE_SPEED)
-_LOW_ACCURACY = FixResult(_NoEvents(), FixFlag.LOW_ACCURACY)
-
-
-def _within(lat1: float, lon1: float, lat2: float, lon2: float, budget_m: float) -> bool:
-    """haversine(p1, p2) <= budget_m, mostly without trigonometry."""
-    dlon = abs(lon2 - lon1)
-    if dlon > 180.0:
-        dlon = 360.0 - dlon
-    # along the meridian then along a parallel: a path, so never shorter than the great circle
-    if (abs(lat2 - lat1) + dlon) * _M_PER_DEG <= budget_m:
-        return True
-    return haversine_m(lat1, lon1, lat2, lon2) <= budget_m
-
-
 class PresenceEngine(PresenceStore):
     """Presence state machine over `PresenceStore`. Not thread-safe: one owner per partition."""
 
@@ -169,7 +137,7 @@ class PresenceEngine(PresenceStore):
 
     def apply(self, fix: Fix, observations: Sequence[FenceObservation]) -> FixResult:
         if fix.mock:
-            return _MOCK
+            return MOCK_RESULT
         cfg = self._cfg
         cid, ts = fix.customer_id, fix.ts
         acc = fix.accuracy_m
@@ -182,23 +150,23 @@ class PresenceEngine(PresenceStore):
         elif cur.last_ts == NEG_INF:  # known from proximity signals only: no position yet
             floor = NEG_INF if cur.last_event_ts is None else cur.last_event_ts
             if ts < floor:
-                return _LATE
+                return LATE_RESULT
             new = CustomerCursor(ts, fix.lat, fix.lon, fix.accuracy_m)
         else:
             sus_ts = cur.suspect_ts
             if ts == cur.last_ts or ts == sus_ts:
-                return _DUPLICATE
+                return DUPLICATE_RESULT
             lev = cur.last_event_ts
             floor = cur.last_ts if lev is None or lev < cur.last_ts else lev
             if ts < floor or (sus_ts is not None and ts < sus_ts):
-                return _LATE
+                return LATE_RESULT
             prev_acc = cur.last_accuracy_m
             if prev_acc is None or prev_acc <= 0.0:
                 prev_acc = cfg.unknown_accuracy_m
             budget = cfg.max_speed_mps * (ts - cur.last_ts) + prev_acc + acc
             if lev is not None and lev <= ts:
                 lev = None  # the fix itself now bounds what is late
-            if _within(cur.last_lat, cur.last_lon, fix.lat, fix.lon, budget):
+            if within_m(cur.last_lat, cur.last_lon, fix.lat, fix.lon, budget):
                 new = CustomerCursor(ts, fix.lat, fix.lon, fix.accuracy_m)
                 if lev is not None:
                     new.last_event_ts = lev  # not stored yet: still ours to fill in
@@ -207,7 +175,7 @@ class PresenceEngine(PresenceStore):
                 if new.last_ts != ts:  # still only a suspect: nothing moves
                     self._touch(cid)
                     self._cursors[cid] = new
-                    return _SPEED
+                    return SPEED_RESULT
         states = self._inside.get(cid)
         log = self._log
         # _touch inlined: this is the path nearly every fix takes
@@ -217,7 +185,7 @@ class PresenceEngine(PresenceStore):
             log[cid] = (cur, None if states is None else dict(states))
         self._cursors[cid] = new
         if states is None and not observations:
-            return _NOTHING
+            return NOTHING_RESULT
         return self._observe(cid, ts, acc, observations, states, floor)
 
     def _suspect(
@@ -232,7 +200,7 @@ class PresenceEngine(PresenceStore):
             if sus_acc is None or sus_acc <= 0.0:
                 sus_acc = cfg.unknown_accuracy_m
             budget = cfg.max_speed_mps * (fix.ts - cur.suspect_ts) + sus_acc + acc
-            if _within(cur.suspect_lat, cur.suspect_lon, fix.lat, fix.lon, budget):
+            if within_m(cur.suspect_lat, cur.suspect_lon, fix.lat, fix.lon, budget):
                 count = cur.suspect_count + 1
         if count >= cfg.reanchor_after:
             return CustomerCursor(fix.ts, fix.lat, fix.lon, fix.accuracy_m, last_event_ts=lev)
@@ -312,7 +280,7 @@ class PresenceEngine(PresenceStore):
         if len(events) > 1:
             events.sort(key=_fix_order)
         elif not events:
-            return _LOW_ACCURACY if low_accuracy else _NOTHING
+            return LOW_ACCURACY_RESULT if low_accuracy else NOTHING_RESULT
         return FixResult(events, FixFlag.LOW_ACCURACY if low_accuracy else None)
 
     def apply_proximity(
@@ -332,7 +300,7 @@ class PresenceEngine(PresenceStore):
         cur = self._cursors.get(cid)
         floor = self._floor(cid)
         if ts < floor:
-            return _LATE
+            return LATE_RESULT
         self._touch(cid)
         if cur is None:
             self._cursors[cid] = CustomerCursor(NEG_INF, 0.0, 0.0, last_event_ts=ts)
@@ -373,7 +341,7 @@ class PresenceEngine(PresenceStore):
         if states is not None and not states:
             del self._inside[cid]
         if not events:
-            return _NOTHING
+            return NOTHING_RESULT
         events.sort(key=_fix_order)
         return FixResult(events, None)
 

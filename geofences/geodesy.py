@@ -36,3 +36,17 @@ def wrap_lon(dlon: Floats) -> Floats:
     """Bring longitude differences into [-180, 180) so the antimeridian is not a wall."""
     out: Floats = (np.asarray(dlon, dtype=np.float64) + 180.0) % 360.0 - 180.0
     return out
+
+
+M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0  # along a meridian
+
+
+def within_m(lat1: float, lon1: float, lat2: float, lon2: float, budget_m: float) -> bool:
+    """haversine(p1, p2) <= budget_m, mostly without trigonometry."""
+    dlon = abs(lon2 - lon1)
+    if dlon > 180.0:
+        dlon = 360.0 - dlon
+    # along the meridian then along a parallel: a path, so never shorter than the great circle
+    if (abs(lat2 - lat1) + dlon) * M_PER_DEG <= budget_m:
+        return True
+    return haversine_m(lat1, lon1, lat2, lon2) <= budget_m

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -199,30 +200,28 @@ def build_gateways(settings: Settings, directory: DeliveryDirectory) -> dict[str
 
 def build_fcm(settings: Settings, directory: DeliveryDirectory) -> FcmGateway:
     """With a service-account key, tokens by the JWT exchange; else the static token."""
+    token_source: Callable[[], Awaitable[str]]
+    invalidate: Callable[[], None] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
     if settings.fcm_service_account_file is not None:
         source = ServiceAccountTokenSource.from_file(
             settings.fcm_service_account_file, timeout_s=settings.delivery_timeout_s
         )
-        return FcmGateway(
-            project_id=settings.fcm_project_id,
-            token_source=source,
-            tokens_of=directory.push_tokens_of,
-            remove_token=directory.remove_push_token,
-            invalidate_token=source.invalidate,
-            close_token_source=source.aclose,
-            base_url=settings.fcm_base_url,
-            timeout_s=settings.delivery_timeout_s,
-        )
-    token = settings.fcm_access_token.get_secret_value()
+        token_source, invalidate, close = source, source.invalidate, source.aclose
+    else:
+        token = settings.fcm_access_token.get_secret_value()
 
-    async def bearer() -> str:
-        return token
+        async def bearer() -> str:
+            return token
 
+        token_source = bearer
     return FcmGateway(
         project_id=settings.fcm_project_id,
-        token_source=bearer,
+        token_source=token_source,
         tokens_of=directory.push_tokens_of,
         remove_token=directory.remove_push_token,
+        invalidate_token=invalidate,
+        close_token_source=close,
         base_url=settings.fcm_base_url,
         timeout_s=settings.delivery_timeout_s,
     )

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from machine_info import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,16 +36,6 @@ from tests.server import start_server as serve  # noqa: E402
 
 ADMIN = "bench-admin-key-000000000000"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
@@ -188,7 +179,7 @@ def main() -> None:
     p50, p99 = np.percentile(lat, [50, 99])
     result = {
         "machine": {
-            "cpu": _cpu(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded pgserver",
@@ -208,7 +199,7 @@ def main() -> None:
     md = (
         "End to end through `POST /v1/pings` (uvicorn, 1 process, "
         f"{result['machine']['database']}, "
-        f"{args.fences} fences, raw fixes stored; {_cpu()}, {os.cpu_count()} cores, "
+        f"{args.fences} fences, raw fixes stored; {cpu_name()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()})\n\n"
         "| measure | value |\n|---|---|\n"
         f"| pings/s, 500-ping batches, {args.concurrency} uploaders (median of {args.runs}) "

@@ -33,6 +33,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from machine_info import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -160,22 +162,12 @@ def measure(n: int) -> dict[str, Any]:
     }
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def write(rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     import numpy as np
 
     doc: dict[str, Any] = {
         "machine": {
-            "cpu": _cpu(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "numpy": np.__version__,

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import numpy as np
+from machine_info import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,16 +46,6 @@ from geo_engine.profile.state import ProfileState  # noqa: E402
 ADMIN = "bench-admin-key-000000000000"
 TYPES = ["page_view", "search", "product_view", "click", "cart_add", "purchase", "email_open"]
 CATS = ["shoes", "bags", "garden", "tea", "kids", "sport", "beauty", "books"]
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_batch(rng: np.random.Generator, n: int, customers: int, now: float, b: int) -> bytes:
@@ -262,7 +253,7 @@ def main() -> None:
     print(f"bytes/customer: {mem['total_bytes_per_customer']:.0f}")
     result = {
         "machine": {
-            "cpu": _cpu(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -275,7 +266,7 @@ def main() -> None:
     args.out.mkdir(exist_ok=True)
     (args.out / "profile.json").write_text(json.dumps(result, indent=2))
     md = (
-        f"Profiles and velocity ({_cpu()}, {os.cpu_count()} cores, Python "
+        f"Profiles and velocity ({cpu_name()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, numpy {np.__version__}, {result['machine']['database']})\n\n"
         "| measure | value |\n|---|---|\n"
         f"| events/s through `POST /v1/events`, 500-event batches, in-process ASGI, 1 client "

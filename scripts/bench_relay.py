@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from machine_info import cpu_name
 
 from adapters.db.connect import create_pool, embedded_url
 from adapters.db.migrate import migrate
@@ -281,18 +282,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.join(10)
-    cpu = (
-        next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")
-            ),
-            platform.processor() or "unknown",
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
-    )
+    cpu = cpu_name()
     result["machine"] = {
         "cpu": cpu,
         "cores": os.cpu_count(),

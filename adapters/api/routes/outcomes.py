@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -204,15 +205,20 @@ async def post_redemption(body: RedemptionIn, svc: Svc, p: Staff) -> RedemptionO
     got = await redeem(svc.pool, code, body.store_id, body.amount, ts, p.key_id)
     if isinstance(got, Refusal):
         raise field_error(got.status, got.field, got.reason)
-    return RedemptionOut(
-        code=got["code"],
-        campaign_id=got["campaign_id"],
-        offer_id=got["offer_id"],
-        store_id=got["redeemed_store_id"],
-        amount=None if got["amount"] is None else float(got["amount"]),
-        redeemed_at=got["redeemed_at"],
-        message_id=got["outbox_id"],
-    )
+    return RedemptionOut(**_redemption(got))
+
+
+def _redemption(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A redeemed code's row (redemption_codes) as RedemptionOut's fields."""
+    return {
+        "code": r["code"],
+        "campaign_id": r["campaign_id"],
+        "offer_id": r["offer_id"],
+        "store_id": r["redeemed_store_id"],
+        "amount": None if r["amount"] is None else float(r["amount"]),
+        "redeemed_at": r["redeemed_at"],
+        "message_id": r["outbox_id"],
+    }
 
 
 class RedeemedOut(RedemptionOut):
@@ -263,13 +269,7 @@ async def get_redemptions(
     admin = p.role is Role.ADMIN
     out = [
         RedeemedOut(
-            code=r["code"],
-            campaign_id=r["campaign_id"],
-            offer_id=r["offer_id"],
-            store_id=r["redeemed_store_id"],
-            amount=None if r["amount"] is None else float(r["amount"]),
-            redeemed_at=r["redeemed_at"],
-            message_id=r["outbox_id"],
+            **_redemption(r),
             customer_id=r["customer_id"] if admin else None,
             redeemed_by=r["redeemed_by"],
         )

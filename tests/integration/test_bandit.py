@@ -36,7 +36,8 @@ async def outcomes(
     """`sent` outbox rows of `offer_id`, the first `redeemed` of them redeemed, the next
     `clicked` clicked (and one redeemed row clicked too: it counts as redeemed only)."""
     at = datetime.now(UTC) - age
-    async with pool.acquire() as conn:
+    # one transaction: a refresher running meanwhile sees all of these rows or none
+    async with pool.acquire() as conn, conn.transaction():
         base = await conn.fetchval("SELECT count(*) FROM outbox")
         for k in range(sent):
             i = base + k

@@ -210,7 +210,7 @@ def backtest(
     from rich.table import Table
 
     from adapters.composition import build_services
-    from adapters.ingest.backtest import BacktestRun, NoCampaign, count_events, run_backtest
+    from adapters.services.backtest import BacktestRun, NoCampaign, count_events, run_backtest
 
     start, end = _when(since, "--since"), _when(until, "--until")
     if end <= start:

@@ -29,12 +29,12 @@ from adapters.delivery.gateways.push import PushRouter
 from adapters.delivery.gateways.twilio import TwilioGateway
 from adapters.delivery.gateways.webhook import WebhookGateway
 from adapters.delivery.relay import Relay
-from adapters.ingest.bandit import BanditRefresher
-from adapters.ingest.decisions import DecisionService
-from adapters.ingest.profiles import ProfileService
-from adapters.ingest.runtime import PresenceRuntime
-from adapters.privacy.consent import LocationConsentGate
 from adapters.privacy.retention import Retention, purge_forever
+from adapters.services.bandit import BanditRefresher
+from adapters.services.consent import LocationConsentGate
+from adapters.services.decisions import DecisionService
+from adapters.services.presence import PresenceRuntime
+from adapters.services.profiles import ProfileService
 from adapters.settings import Settings
 from geo_engine.decision.sms_mentions import SmsMentions
 

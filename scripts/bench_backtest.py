@@ -38,7 +38,7 @@ from pydantic import SecretStr  # noqa: E402
 
 from adapters.composition import Services, build_services  # noqa: E402
 from adapters.db.connect import with_database  # noqa: E402
-from adapters.ingest import backtest as bt  # noqa: E402
+from adapters.services import backtest as bt  # noqa: E402
 from adapters.settings import Settings  # noqa: E402
 from geo_engine.decision.backtest import Replay  # noqa: E402
 from geo_engine.decision.facts import TriggerEvent  # noqa: E402

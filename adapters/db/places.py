@@ -1,4 +1,4 @@
-"""Place evidence on PostgreSQL (home/work inference, adapters/ingest/places.py): the accepted
+"""Place evidence on PostgreSQL (home/work inference, adapters/services/places.py): the accepted
 fixes to learn from, the per-cell evidence, and the job's cursor."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import asyncpg
 
 from adapters.db import profiles as profiles_db
 from adapters.delivery.gateways.base import pseudonym
-from adapters.ingest.profiles import ProfileService
+from adapters.services.profiles import ProfileService
 from geo_engine.profile.attributes import Consent, ConsentPurpose, ConsentStatus, merge_consents
 
 log = logging.getLogger(__name__)

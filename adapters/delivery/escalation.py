@@ -28,7 +28,7 @@ import asyncpg
 
 from adapters.db import tasks
 from adapters.delivery.gateways.base import pseudonym
-from adapters.ingest.decisions import DecisionService
+from adapters.services.decisions import DecisionService
 from geo_engine.decision.escalation import FirstOffer, follow_up
 from geo_engine.decision.facts import Customer, customer_of
 from geo_engine.decision.rules import WEEK_S, pressure_of

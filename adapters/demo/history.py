@@ -7,7 +7,7 @@ history whole in one request, so the profile judges it once: no half-posted hist
 Most browse steadily (the same few page views every day: velocity stays "stable"); a few
 (P_DECLINE) stopped a week or more ago, keeping a trickle since: their page-view velocity falls
 past -30 % and the crossing, live at ingest, fires the re-engagement campaign through the
-profile's signal hook (adapters/ingest/decisions.py), holdout, consent and caps included.
+profile's signal hook (adapters/services/decisions.py), holdout, consent and caps included.
 
 Views fall on 07:00-22:00 Paris, inside one UTC day: the profile counts UTC days.
 Deterministic from the seed."""

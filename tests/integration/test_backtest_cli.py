@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.ingest.backtest import run_backtest
+from adapters.services.backtest import run_backtest
 from tests.integration.test_campaigns_api import campaign, offer
 from tests.integration.test_decisions import GRANTED, T0, _setup, _walk_in
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from adapters.db.profiles import insert_signals
-from adapters.ingest.backtest import _EVENTS, count_events, run_backtest
+from adapters.services.backtest import _EVENTS, count_events, run_backtest
 from geo_engine.decision.triggers import velocity_trigger
 from geo_engine.profile.velocity import Crossing
 from tests.integration.test_campaigns_api import campaign, offer

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from adapters.ingest.bandit import read_arms
+from adapters.services.bandit import read_arms
 from geo_engine.decision.bandit import ArmStats
 from tests.conftest import ADMIN_KEY
 from tests.helpers import ALWAYS_OPEN, square_feature
@@ -169,7 +169,7 @@ async def test_serve_refreshes_the_snapshot_it_decides_with(
     import contextlib
 
     from adapters.composition import build_services
-    from adapters.ingest.bandit import BanditRefresher
+    from adapters.services.bandit import BanditRefresher
 
     svc = await build_services(settings_factory(decision_ranking="bandit"), background=False)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from adapters.ingest.nfc_sun import sdm_mac
+from adapters.codecs.nfc_sun import sdm_mac
 from tests.helpers import LAT0, LON0, square_feature
 from tests.integration.test_beacons import _as, _key, store_with_zone
 

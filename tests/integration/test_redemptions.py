@@ -167,7 +167,7 @@ async def test_two_tills_at_once_exactly_one_wins(loop_client) -> None:  # type:
 @pytest.fixture
 def colliding_codes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every delivery first draws the same code: the second must get a fresh one."""
-    import adapters.ingest.decisions as decisions
+    import adapters.services.decisions as decisions
 
     fresh = iter(["FRESH000", "FRESH001"])
     monkeypatch.setattr(decisions, "new_code", lambda: "SAME0000")

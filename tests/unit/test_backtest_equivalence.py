@@ -49,7 +49,7 @@ CONDITIONS: tuple[dict[str, Any] | None, ...] = (
 
 
 def reference_subject(st: ProfileState) -> Any:
-    """`DecisionService.subject` (adapters/ingest/decisions.py), the straightforward way."""
+    """`DecisionService.subject` (adapters/services/decisions.py), the straightforward way."""
 
     def subject(ev: TriggerEvent) -> tuple[Customer, dict[str, object]]:
         profile = build_profile(st, ev.customer_id, ev.ts)

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.clients import ClientParseError, TimeWindow, osmand, owntracks, unix_time
+from adapters.codecs import osmand, owntracks
+from adapters.codecs.client_values import ClientParseError, TimeWindow, unix_time
 
 # A wide window, so the examples from the projects' own docs and tests (2013-2025) are in it.
 EVER = TimeWindow(now=2.0e9, max_future_s=120.0, max_age_s=2.0e9)

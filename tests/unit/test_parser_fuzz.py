@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from adapters.api.errors import ApiError
 from adapters.api.routes.nfc import parse_sun
-from adapters.ingest.nfc_sun import SunMessage, TapRefused, verify_sun
-from adapters.ingest.ping_codec import BatchError, decode_pings
-from adapters.ingest.sighting_codec import decode_sightings
+from adapters.codecs.nfc_sun import SunMessage, TapRefused, verify_sun
+from adapters.codecs.pings import BatchError, decode_pings
+from adapters.codecs.sightings import decode_sightings
 from geofences.model import GeofenceError
 from geofences.validation import fence_from_feature
 

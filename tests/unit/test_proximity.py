@@ -21,7 +21,7 @@ import pytest
 
 from adapters.api.errors import ApiError
 from adapters.api.routes.nfc import parse_sun
-from adapters.ingest.nfc_sun import (
+from adapters.codecs.nfc_sun import (
     SunMessage,
     TapRefused,
     aes_cmac,

@@ -14,6 +14,8 @@ from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
 from adapters.api.routes.pings import PresenceEventOut
 from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
+from adapters.codecs.pings import BatchError
+from adapters.codecs.sightings import decode_sightings
 from adapters.db.beacons import (
     EDDYSTONE_UID,
     IBEACON,
@@ -23,9 +25,7 @@ from adapters.db.beacons import (
     canonical_hex,
     canonical_uuid,
 )
-from adapters.ingest.ping_codec import BatchError
-from adapters.ingest.proximity import SIGHTINGS, ingest_sightings
-from adapters.ingest.sighting_codec import decode_sightings
+from adapters.services.proximity import SIGHTINGS, ingest_sightings
 from geo_engine.models import PresenceEvent
 from geofences.model import FenceKind
 

@@ -15,7 +15,7 @@ from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
 from adapters.api.routes.offers import Id, Strict, decisions, repo
 from adapters.auth import Principal
 from adapters.db.campaigns import Stored
-from adapters.ingest.backtest import NoCampaign, run_backtest
+from adapters.services.backtest import NoCampaign, run_backtest
 from geo_engine.decision.errors import InvalidDefinition
 from geo_engine.decision.models import parse_campaign, parse_offer
 

@@ -1,5 +1,5 @@
 """Real mobile clients, unmodified: OwnTracks in HTTP mode (`POST /v1/owntracks`) and Traccar
-Client / OsmAnd (`GET|POST /v1/osmand`). The parsers live in adapters/clients; every fix goes
+Client / OsmAnd (`GET|POST /v1/osmand`). The parsers live in adapters/codecs; every fix goes
 through the same pipeline as `POST /v1/pings` (runtime.ingest): same checks, same flags, same
 presence events.
 
@@ -31,10 +31,11 @@ from adapters.api.deps import Svc
 from adapters.api.errors import ERROR_RESPONSES, ApiError, FieldError, field_error
 from adapters.api.routes.pings import PingBatchResult
 from adapters.auth import Principal, Role
-from adapters.clients import ClientParseError, TimeWindow, decode_json, osmand, owntracks
+from adapters.codecs import osmand, owntracks
+from adapters.codecs.client_values import ClientParseError, TimeWindow, decode_json
 from adapters.composition import Services
-from adapters.ingest.proximity import ingest_ibeacon_report
-from adapters.ingest.runtime import IngestResult
+from adapters.services.presence import IngestResult
+from adapters.services.proximity import ingest_ibeacon_report
 from geo_engine.models import FixFlag
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ async def _record_transition(svc: Services, device_id: str, t: owntracks.Transit
 
 
 async def handle_owntracks_beacon(svc: Services, device_id: str, beacon: owntracks.Beacon) -> str:
-    """An iOS OwnTracks `beacon` message -> a beacon sighting (adapters/ingest/proximity.py):
+    """An iOS OwnTracks `beacon` message -> a beacon sighting (adapters/services/proximity.py):
     RSSI -> distance -> proximity -> zone (and store) presence. Never raises for a bad or
     unknown beacon (the app would resend it forever: counted instead); returns an outcome
     label for geo_client_messages_total. Applied first, then recorded in owntracks_beacons

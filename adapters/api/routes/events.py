@@ -16,11 +16,11 @@ from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
 from adapters.api.routes.identities import Identifier, IdentifierType
 from adapters.auth import Principal, Role
+from adapters.codecs.events import EventRow, decode_events
+from adapters.codecs.pings import BatchError
 from adapters.db.identities import PgIdentityDirectory
-from adapters.ingest.event_codec import EventRow, decode_events
-from adapters.ingest.ping_codec import BatchError
-from adapters.ingest.profiles import Rejected, Resolved
-from adapters.ingest.runtime import UNLINKED_PREFIX
+from adapters.services.presence import UNLINKED_PREFIX
+from adapters.services.profiles import Rejected, Resolved
 from geo_engine.profile.events import POSTED_TYPES, Channel
 from geo_engine.profile.state import Crossing
 

@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, FieldError
 from adapters.auth import Principal, Role
-from adapters.ingest.identity import IdentityConflict, IdentityService
-from adapters.ingest.runtime import UNLINKED_PREFIX
+from adapters.services.identity import IdentityConflict, IdentityService
+from adapters.services.presence import UNLINKED_PREFIX
 
 router = APIRouter(prefix="/v1", tags=["identities"], responses=ERROR_RESPONSES)
 Linker = Annotated[Principal, Depends(require(Role.INGEST))]

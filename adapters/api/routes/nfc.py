@@ -21,10 +21,10 @@ from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
 from adapters.api.routes.beacons import event_out
 from adapters.api.routes.pings import PresenceEventOut
 from adapters.auth import Principal, Role
+from adapters.codecs.nfc_sun import SunMessage, TapRefused
+from adapters.codecs.pings import parse_ts
 from adapters.db.beacons import Conflict, NfcTag, PgNfcTagRepository, canonical_hex
-from adapters.ingest.nfc_sun import SunMessage, TapRefused
-from adapters.ingest.ping_codec import parse_ts
-from adapters.ingest.proximity import TAPS, Tap, ingest_tap
+from adapters.services.proximity import TAPS, Tap, ingest_tap
 from geofences.model import FenceKind
 
 router = APIRouter(prefix="/v1", tags=["nfc"], responses=ERROR_RESPONSES)

@@ -14,7 +14,7 @@ from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
 from adapters.auth import Principal
 from adapters.composition import Services
 from adapters.db.campaigns import PgCampaignRepository, Stored
-from adapters.ingest.decisions import DecisionService
+from adapters.services.decisions import DecisionService
 from geo_engine.decision.errors import InvalidDefinition
 from geo_engine.decision.gsm7 import sms_length
 from geo_engine.decision.models import parse_campaign, parse_offer

@@ -16,7 +16,7 @@ from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
 from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
-from adapters.ingest.ping_codec import BatchError, decode_pings
+from adapters.codecs.pings import BatchError, decode_pings
 
 router = APIRouter(prefix="/v1", tags=["pings"], responses=ERROR_RESPONSES)
 Ingest = Annotated[Principal, Depends(require(Role.INGEST))]

@@ -14,7 +14,7 @@ from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
 from adapters.api.routes.pings import PresenceEventOut
 from adapters.auth import Principal, Role
-from adapters.ingest.ping_codec import parse_ts
+from adapters.codecs.pings import parse_ts
 from geo_engine.ports import EventQuery
 
 router = APIRouter(prefix="/v1", tags=["presence"], responses=ERROR_RESPONSES)

@@ -15,8 +15,8 @@ from adapters.api.routes.customers import ConsentIn, CustomerId
 from adapters.auth import Principal, Role
 from adapters.db import profiles as profiles_db
 from adapters.privacy import audit
-from adapters.privacy.erasure import erase_customer
 from adapters.privacy.export import export_customer
+from adapters.services.erasure import erase_customer
 from geo_engine.profile.attributes import Consent, ConsentPurpose, merge_consents
 
 router = APIRouter(prefix="/v1", tags=["privacy"], responses=ERROR_RESPONSES)

@@ -11,8 +11,8 @@ The read is from the profile service's memory (no database round trip on the hot
 
 from __future__ import annotations
 
-from adapters.ingest.profiles import ProfileService
 from adapters.privacy.metrics import LOCATION_REFUSED, NO_LOCATION_CONSENT
+from adapters.services.profiles import ProfileService
 from geo_engine.profile.attributes import ConsentPurpose, ConsentStatus
 
 

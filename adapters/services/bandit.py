@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from adapters.ingest.decisions import DecisionService
+from adapters.services.decisions import DecisionService
 from geo_engine.decision.bandit import ArmKey, ArmStats, Snapshot
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from adapters.ingest.ping_codec import DecodedPings, PingIn
+from adapters.codecs.pings import DecodedPings, PingIn
 
 MAX_ID_LEN = 128  # PingIn's Ident: a device id longer than this is refused everywhere
 _MAX_VALUE_LEN = 64  # no number or time is longer; caps the work spent on junk

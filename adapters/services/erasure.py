@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import asyncpg
 
 from adapters import metrics
-from adapters.ingest.profiles import ProfileService
-from adapters.ingest.runtime import PresenceRuntime
 from adapters.privacy.metrics import ERASURES
 from adapters.privacy.tables import personal_tables, subject_ids
+from adapters.services.presence import PresenceRuntime
+from adapters.services.profiles import ProfileService
 from geo_engine.profile.state import ProfileState
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import msgspec
 
+from adapters.codecs.pings import Ident, RowError, batch_rows, parse_ts, split_error
 from adapters.db.beacons import (
     EDDYSTONE_UID,
     IBEACON,
@@ -16,8 +17,7 @@ from adapters.db.beacons import (
     eddystone_identity,
     ibeacon_identity,
 )
-from adapters.ingest.ping_codec import Ident, RowError, batch_rows, parse_ts, split_error
-from adapters.ingest.proximity import Sighting
+from adapters.services.proximity import Sighting
 
 Short = Annotated[str, msgspec.Meta(max_length=64)]
 U16 = Annotated[int, msgspec.Meta(ge=0, le=65535)]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.clients import (
+from adapters.codecs.client_values import (
     MAX_ID_LEN,
     ClientParseError,
     TimeWindow,
@@ -33,7 +33,7 @@ from adapters.clients import (
     unix_time,
     unknown_if_negative,
 )
-from adapters.ingest.ping_codec import DecodedPings, PingIn
+from adapters.codecs.pings import DecodedPings, PingIn
 
 KMH_TO_MPS = 1 / 3.6
 

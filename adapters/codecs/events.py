@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from adapters.ingest.ping_codec import RowError, batch_rows, parse_ts, split_error
+from adapters.codecs.pings import RowError, batch_rows, parse_ts, split_error
 from geo_engine.profile.currencies import currency_problem
 from geo_engine.profile.events import POSTED_TYPES, PRESENCE_TYPES, Channel, EventType
 

@@ -8,7 +8,7 @@ Where the evidence lands: a beacon's zone fence and, since a zone lies inside it
 store fence of that store; a tag's fence (a store, or a zone and then its store as well). Holds:
 `beacon_exit_after_s` (a beacon no longer heard means exit after that), `nfc_hold_s`.
 
-Tag authenticity: adapters/ingest/nfc_sun.py.
+Tag authenticity: adapters/codecs/nfc_sun.py.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from adapters import metrics
+from adapters.codecs.nfc_sun import SunMessage, TapRefused, verify_sun
 from adapters.db.beacons import (
     EDDYSTONE_UID,
     PgBeaconRepository,
@@ -30,7 +31,6 @@ from adapters.db.beacons import (
     ibeacon_identity,
     record_tap,
 )
-from adapters.ingest.nfc_sun import SunMessage, TapRefused, verify_sun
 from adapters.privacy.metrics import DROPPED, LOCATION_REFUSED, NO_LOCATION_CONSENT
 from geo_engine.models import SOURCE_BEACON, SOURCE_NFC, PresenceEvent
 from geo_engine.ports import PresenceCommit

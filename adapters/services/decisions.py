@@ -17,8 +17,8 @@ import asyncpg
 from adapters.db import tasks
 from adapters.db.campaigns import PgCampaignRepository
 from adapters.db.outcomes import new_code
-from adapters.ingest.profiles import PostedEvents, ProfileService
-from adapters.ingest.runtime import PresenceRuntime
+from adapters.services.presence import PresenceRuntime
+from adapters.services.profiles import PostedEvents, ProfileService
 from geo_engine.decision import templates
 from geo_engine.decision.bandit import Snapshot, draws_for
 from geo_engine.decision.book import Book
@@ -74,7 +74,7 @@ class DecisionService:
         self.book = Book([], {})
         self.calls = False  # some live campaign makes call-center tasks
         self.disabled: list[tuple[str, str]] = []  # (campaign, reason) disabled since start
-        # learned outcomes per arm (ranking "bandit"): swapped whole by adapters/ingest/bandit.py
+        # learned outcomes per arm (ranking "bandit"): swapped whole by adapters/services/bandit.py
         self.arms = Snapshot()
         warm(cfg)
 
@@ -103,7 +103,7 @@ class DecisionService:
         return Book(campaigns, offers, self.arms, self.cfg.bandit)
 
     def use_arms(self, arms: Snapshot) -> None:
-        """A fresh snapshot of the arms' outcomes (adapters/ingest/bandit.py): swapped whole,
+        """A fresh snapshot of the arms' outcomes (adapters/services/bandit.py): swapped whole,
         with a book bounded by it (a decision in flight keeps the book it started with)."""
         self.arms = arms
         book = self.book

@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 
-from adapters.ingest.decisions import DecisionService
+from adapters.services.decisions import DecisionService
 from geo_engine.decision.backtest import BacktestResult, Replay, retarget
 from geo_engine.decision.book import Book
 from geo_engine.decision.facts import TriggerEvent

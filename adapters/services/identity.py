@@ -13,7 +13,7 @@ import asyncpg
 
 from adapters.db import identities as db
 from adapters.db.presence_store import PgPresenceStore
-from adapters.ingest.runtime import UNLINKED_PREFIX, PresenceRuntime
+from adapters.services.presence import UNLINKED_PREFIX, PresenceRuntime
 from geo_engine.identity import merge_presence
 from geo_engine.ports import PresenceCommit
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from adapters.clients import (
+from adapters.codecs.client_values import (
     MAX_ID_LEN,
     ClientParseError,
     Dropped,
@@ -39,7 +39,7 @@ from adapters.clients import (
     unix_time,
     unknown_if_negative,
 )
-from adapters.ingest.ping_codec import DecodedPings, PingIn
+from adapters.codecs.pings import DecodedPings, PingIn
 
 KNOTS_TO_MPS = 1852.0 / 3600.0
 _MAX_FIELDS = 200  # a real report has about 15; the rest is junk not worth parsing

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 
 import asyncpg
 
+from adapters.codecs.events import EventRow, categories_of, url_of
 from adapters.db import profiles as db
-from adapters.ingest import places
-from adapters.ingest.event_codec import EventRow, categories_of, url_of
-from adapters.ingest.runtime import PresenceRuntime
+from adapters.services import places
+from adapters.services.presence import PresenceRuntime
 from geo_engine.models import EventType as PresenceType
 from geo_engine.models import PresenceEvent
 from geo_engine.profile.affinity import category_weight

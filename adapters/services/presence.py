@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from adapters import metrics
-from adapters.ingest.ping_codec import DecodedPings, to_batch
+from adapters.codecs.pings import DecodedPings, to_batch
 from adapters.privacy.metrics import DROPPED
 from geo_engine.models import FixFlag, PresenceConfig, PresenceEvent
 from geo_engine.pipeline import run_batch
@@ -33,7 +33,7 @@ class IngestResult:
     flags: list[tuple[int, FixFlag]]  # (request row index, flag)
     events: list[tuple[int, PresenceEvent]]  # (stored id, event)
     # (request row index, reason): refused by the location consent gate, neither processed
-    # nor stored (adapters/privacy/consent.py); not counted in `accepted`
+    # nor stored (adapters/services/consent.py); not counted in `accepted`
     dropped: list[tuple[int, str]] = field(default_factory=list)
 
 

@@ -1,0 +1,1 @@
+"""Application services: they orchestrate the core and speak to storage through ports."""

@@ -4,6 +4,7 @@ contract suite (tests/contract) runs on both."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -51,13 +52,29 @@ class EventQuery:
     limit: int = 100
 
 
+class Tx(Protocol):
+    """An open storage transaction. Services never look inside: they hand it to the port
+    methods whose writes must commit with the change that caused them (the outbox guarantee).
+    PostgreSQL: adapters/db/tx.py; memory: adapters/memory/tx.py."""
+
+    def savepoint(self) -> AbstractAsyncContextManager[object]:
+        """A nested scope: an exception leaving it undoes its writes and nothing else."""
+        ...
+
+
+class Transactions(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """Commits when the block ends, rolls everything back if it raises."""
+        ...
+
+
 class PresenceStore(Protocol):
     async def load(
         self,
     ) -> tuple[list[tuple[str, CustomerCursor]], list[tuple[str, str, FenceState]]]: ...
 
-    async def commit(self, batch: PresenceCommit) -> list[int]:
-        """Store atomically; return the ids given to `batch.events`, in order."""
+    async def write(self, tx: Tx, batch: PresenceCommit) -> list[int]:
+        """Store `batch` in `tx`; return the ids given to `batch.events`, in order."""
         ...
 
     async def events(self, query: EventQuery) -> list[StoredEvent]: ...

@@ -12,12 +12,14 @@ import asyncpg
 
 from adapters.api.limits import RateLimiter
 from adapters.auth import KeyRing
+from adapters.db.beacons import PgBeaconRepository, PgNfcTagRepository
 from adapters.db.campaigns import PgCampaignRepository
 from adapters.db.connect import create_pool, resolve_url
 from adapters.db.fence_repo import PgFenceRepository
 from adapters.db.identities import PgIdentityDirectory
 from adapters.db.migrate import migrate
 from adapters.db.presence_store import PgPresenceStore
+from adapters.db.tx import PgTransactions
 from adapters.delivery.customers import DeliveryDirectory
 from adapters.delivery.escalation import Escalator
 from adapters.delivery.gateways.apns import ApnsGateway, ProviderToken
@@ -33,10 +35,16 @@ from adapters.privacy.retention import Retention, purge_forever
 from adapters.services.bandit import BanditRefresher
 from adapters.services.consent import LocationConsentGate
 from adapters.services.decisions import DecisionService
+from adapters.services.identity import IdentityService
+from adapters.services.live import LivePresence
 from adapters.services.presence import PresenceRuntime
 from adapters.services.profiles import ProfileService
+from adapters.services.proximity import ProximityConfig, ProximityService
+from adapters.services.reactions import Reactions
+from adapters.services.unit_of_work import PresenceUnitOfWork
 from adapters.settings import Settings
 from geo_engine.decision.sms_mentions import SmsMentions
+from geo_engine.proximity import DistanceModel, Proximity, RangingConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +56,13 @@ class Services:
     keys: KeyRing
     fences: PgFenceRepository
     presence: PgPresenceStore
-    runtime: PresenceRuntime
+    live: LivePresence  # the engine's state, the fence index, the device links
+    runtime: PresenceRuntime  # GPS fixes and the sweep, through the unit of work
     profiles: ProfileService  # customer profiles and velocity (geo_engine/profile)
-    # campaigns, offers, decisions (geo_engine/decision); None only for hand-built Services
-    decisions: DecisionService | None = None
+    decisions: DecisionService  # campaigns, offers, decisions (geo_engine/decision)
+    reactions: Reactions  # what follows each change, in order (adapters/services/reactions.py)
+    proximity: ProximityService  # beacon sightings and NFC taps
+    identities: IdentityService  # identifier links and device merges
     # the outbox relay (adapters/delivery); its task runs in serve unless relay_enabled is off
     relay: Relay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -78,33 +89,29 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     fences = PgFenceRepository(pool)
     keep_raw = settings.raw_fix_retention_s > 0
     presence = PgPresenceStore(pool, store_raw_fixes=keep_raw)
-    runtime = PresenceRuntime(
+    # what every service reads: the engine's state, the fence index, the device links
+    live = LivePresence(
         presence,
         fences,
         settings.presence_config(),
         h3_resolution=settings.h3_resolution,
-        keep_raw_fixes=keep_raw,
-        sweep_grace_s=settings.sweep_grace_s,
+        device_links=await PgIdentityDirectory(pool).device_links(),
     )
-    await runtime.start()
-    runtime.device_links = await PgIdentityDirectory(pool).device_links()
+    await live.start()
     profiles = ProfileService(
         pool,
         settings.profile_config(),
         settings.places_config(),
-        runtime,
+        live,
         sweep_interval_s=settings.velocity_sweep_interval_s,
         rfm_refresh_s=settings.rfm_refresh_interval_s,
         places_refresh_s=settings.places_refresh_interval_s,
     )
     await profiles.start()
-    presence.hooks.append(profiles.presence_hook)  # store/competitor visits, in its commit
-    # offers decided and put in the outbox in the same commit as their presence event / signal;
-    # after the profile hook, so a dwell's store visit is already in the profile it reads
     decisions = DecisionService(
         PgCampaignRepository(pool, redemption_valid_days=settings.redemption_valid_days),
         profiles,
-        runtime,
+        live,
         settings.decision_config(),
         mentions=SmsMentions(settings.sms_sender_name, settings.sms_opt_out_text),
         fix_max_age_s=settings.event_fix_max_age_s,
@@ -120,27 +127,53 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
             interval_s=settings.decision_bandit_refresh_s,
         )
         await bandit.refresh()
-    presence.hooks.append(decisions.presence_hook)
-    profiles.signal_hooks.append(decisions.signal_hook)
-    profiles.event_hooks.append(decisions.event_hook)  # event triggers, in the events' commit
+    # what follows each change, in order, in its transaction (adapters/services/reactions.py)
+    reactions = Reactions(profiles, decisions)
+    uow = PresenceUnitOfWork(live.engine, presence, PgTransactions(pool), reactions)
     # every location signal passes the consent gate before it is processed or stored
     gate = LocationConsentGate(profiles, require=settings.require_location_consent)
-    runtime.location_gate = gate.reason
+    runtime = PresenceRuntime(
+        live,
+        uow,
+        location_gate=gate.reason,
+        keep_raw_fixes=keep_raw,
+        sweep_grace_s=settings.sweep_grace_s,
+    )
+    proximity = ProximityService(
+        runtime,
+        PgBeaconRepository(pool),
+        PgNfcTagRepository(pool),
+        ProximityConfig(
+            ranging=RangingConfig(
+                model=DistanceModel(settings.beacon_distance_model),
+                path_loss_exponent=settings.beacon_path_loss_exponent,
+                max_proximity=Proximity(settings.beacon_max_proximity),
+                max_distance_m=settings.beacon_max_distance_m,
+            ),
+            default_measured_power=settings.beacon_default_measured_power,
+            beacon_exit_after_s=settings.beacon_exit_after_s,
+            nfc_hold_s=settings.nfc_hold_s,
+        ),
+    )
     svc = Services(
         settings,
         pool,
         KeyRing(pool, admin),
         fences,
         presence,
+        live,
         runtime,
         profiles=profiles,
         decisions=decisions,
+        reactions=reactions,
+        proximity=proximity,
+        identities=IdentityService(runtime),
     )
     svc.relay = build_relay(settings, pool, profiles)
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     if background:
         svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))
-        svc.tasks.append(asyncio.create_task(profiles.run_forever()))
+        svc.tasks.append(asyncio.create_task(profiles.run_forever(reactions.after_crossings)))
         retention = Retention.from_settings(settings)
         svc.tasks.append(asyncio.create_task(purge_forever(pool, retention)))
         if bandit is not None:

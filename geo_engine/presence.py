@@ -86,7 +86,7 @@ non-decreasing ts: within one call they are sorted (equal times by fence id; in 
 customer id, fence id), and sweep records the latest date it used in the cursor
 (`last_event_ts`) so that an older fix arriving later is LATE rather than dated before it.
 
-Transactions: see presence_tx.py. apply/apply_proximity/sweep/drop_fence also work with no
+Transactions: see presence_state.py. apply/apply_proximity/sweep/drop_fence also work with no
 transaction open (changes apply and are reported nowhere).
 """
 
@@ -115,8 +115,8 @@ from geo_engine.presence_results import (
     SPEED_RESULT,
     FixResult,
 )
+from geo_engine.presence_state import Changes, PresenceState, with_event_ts
 from geo_engine.presence_time import NEG_INF, REASON_BUFFER, REASON_TIMEOUT, elapse, refreshed
-from geo_engine.presence_tx import Changes, PresenceStore, with_event_ts
 from geofences.geodesy import within_m
 
 __all__ = ["Changes", "FixResult", "PresenceEngine"]
@@ -130,8 +130,8 @@ _sweep_order = attrgetter("ts", "customer_id", "geofence_id")
 ENTER, DWELL, EXIT = EventType.ENTER, EventType.DWELL, EventType.EXIT
 
 
-class PresenceEngine(PresenceStore):
-    """Presence state machine over `PresenceStore`. Not thread-safe: one owner per partition."""
+class PresenceEngine(PresenceState):
+    """Presence state machine over `PresenceState`. Not thread-safe: one owner per partition."""
 
     __slots__ = ()
 

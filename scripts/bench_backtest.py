@@ -155,7 +155,7 @@ async def reference(svc: Services) -> dict[str, Any]:
     sup = await dec.repo.all_suppressions()
     replay = Replay(plan.book, "c1", dec.subject, lambda c: sup.get(c, frozenset()), dec.cfg)
     needs = needs_of(t for t in plan.campaign.triggers if t.kind == "event")
-    index = dec.runtime.index
+    index = dec.live.index
     inside: dict[str, dict[str, FenceState]] = {}
     read = 0
     async with svc.pool.acquire() as conn, conn.transaction(readonly=True):

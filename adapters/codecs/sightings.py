@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
@@ -17,7 +18,19 @@ from adapters.db.beacons import (
     eddystone_identity,
     ibeacon_identity,
 )
-from adapters.services.proximity import Sighting
+from geo_engine.proximity import Proximity
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    index: int  # the row in the request
+    customer_id: str
+    identity: str  # canonical beacon identity (adapters.db.beacons)
+    rssi: float | None  # dBm; None: unknown (then `proximity` must say)
+    ts: float
+    tx_power: float | None = None  # as advertised: iBeacon 1 m power, Eddystone 0 m power
+    proximity: Proximity | None = None  # the client's own class, used when rssi is unknown
+
 
 Short = Annotated[str, msgspec.Meta(max_length=64)]
 U16 = Annotated[int, msgspec.Meta(ge=0, le=65535)]

@@ -1,14 +1,15 @@
-"""PresenceStore on PostgreSQL: one transaction per batch, set-based writes through unnest."""
+"""PresenceStore on PostgreSQL: set-based writes (unnest) in the unit of work's transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
+from adapters.db.tx import conn_of
 from geo_engine.models import CustomerCursor, EventType, FenceState, PresenceEvent
-from geo_engine.ports import EventQuery, PresenceCommit, RawFix, StoredEvent
+from geo_engine.ports import EventQuery, PresenceCommit, RawFix, StoredEvent, Tx
 
 _UPSERT_CURSORS = """
 INSERT INTO customer_cursors AS c (customer_id, last_ts, last_lat, last_lon, last_accuracy_m,
@@ -69,9 +70,6 @@ _RAW_COLUMNS = (
 )
 
 
-CommitHook = Callable[[asyncpg.Connection, list[tuple[int, PresenceEvent]]], Awaitable[None]]
-
-
 def _epoch(value: Any) -> float | None:
     return None if value is None else value.timestamp()
 
@@ -80,9 +78,6 @@ class PgPresenceStore:
     def __init__(self, pool: asyncpg.Pool, *, store_raw_fixes: bool = True) -> None:
         self._pool = pool
         self._store_raw = store_raw_fixes
-        # called inside each commit's transaction with the stored events: what derives from
-        # presence (store visits, decisions, outbox rows) commits atomically with it
-        self.hooks: list[CommitHook] = []
 
     async def load(
         self,
@@ -111,17 +106,9 @@ class PgPresenceStore:
         states = [(r["customer_id"], r["geofence_id"], _state(r)) for r in st_rows]
         return cursors, states
 
-    async def commit(self, batch: PresenceCommit) -> list[int]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            ids = await self.write(conn, batch)
-            if self.hooks and batch.events:
-                stored = list(zip(ids, batch.events, strict=True))
-                for hook in self.hooks:
-                    await hook(conn, stored)
-            return ids
-
-    async def write(self, conn: asyncpg.Connection, batch: PresenceCommit) -> list[int]:
-        """Write `batch` on `conn` inside the caller's transaction."""
+    async def write(self, tx: Tx, batch: PresenceCommit) -> list[int]:
+        """Write `batch` inside `tx` (the unit of work's transaction)."""
+        conn = conn_of(tx)
         if batch.cursors:
             cids = list(batch.cursors)
             cs = list(batch.cursors.values())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+from adapters.memory.tx import journal_of
 from geo_engine.models import CustomerCursor, FenceState
-from geo_engine.ports import EventQuery, PresenceCommit, RawFix, StoredEvent
+from geo_engine.ports import EventQuery, PresenceCommit, RawFix, StoredEvent, Tx
 from geofences.model import Geofence
 
 
@@ -24,7 +25,11 @@ class MemoryPresenceStore:
         states = [(c, f, copy.copy(s)) for (c, f), s in self.states.items()]
         return cursors, states
 
-    async def commit(self, batch: PresenceCommit) -> list[int]:
+    async def write(self, tx: Tx, batch: PresenceCommit) -> list[int]:
+        journal = journal_of(tx)
+        if journal is not None:  # a rolled-back transaction leaves the store as it found it
+            saved = (dict(self.cursors), dict(self.states), len(self.stored), len(self.raw_fixes))
+            journal.on_rollback(lambda: self._restore(*saved))
         # copies: the engine keeps mutating its own objects after the commit
         for cid, cur in batch.cursors.items():
             self.cursors[cid] = copy.copy(cur)
@@ -38,6 +43,16 @@ class MemoryPresenceStore:
         self.stored.extend(StoredEvent(i, e) for i, e in zip(ids, batch.events, strict=True))
         self.raw_fixes.extend(batch.raw_fixes)
         return ids
+
+    def _restore(
+        self,
+        cursors: dict[str, CustomerCursor],
+        states: dict[tuple[str, str], FenceState],
+        n_stored: int,
+        n_raw: int,
+    ) -> None:
+        self.cursors, self.states = cursors, states
+        del self.stored[n_stored:], self.raw_fixes[n_raw:]
 
     async def events(self, query: EventQuery) -> list[StoredEvent]:
         out = []

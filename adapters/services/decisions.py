@@ -1,6 +1,7 @@
-"""The decision service: keeps the live campaigns in memory, and from the presence and velocity
-hooks decides, then persists the decision and its outbox row in the caller's transaction (so
-they commit atomically with the presence event or signal that caused them).
+"""The decision service: keeps the live campaigns in memory and, called by the reaction pipeline
+(adapters/services/reactions.py) for presence events, velocity crossings and behavioural
+events, decides, then persists the decision and its outbox row in the caller's transaction (so
+they commit atomically with the event or signal that caused them).
 
 A decision never fails the ping path: each one runs in a savepoint, and an error only loses
 that decision (logged). A campaign whose conditions raise is disabled and reported."""
@@ -16,13 +17,13 @@ import asyncpg
 
 from adapters.db import tasks
 from adapters.db.campaigns import PgCampaignRepository
-from adapters.db.outcomes import new_code
-from adapters.services.presence import PresenceRuntime
+from adapters.db.tx import conn_of
+from adapters.services.live import LivePresence
 from adapters.services.profiles import PostedEvents, ProfileService
-from geo_engine.decision import templates
 from geo_engine.decision.bandit import Snapshot, draws_for
 from geo_engine.decision.book import Book
 from geo_engine.decision.calls import call_reason
+from geo_engine.decision.codes import new_code
 from geo_engine.decision.decide import Decision, decide
 from geo_engine.decision.facts import (
     Customer,
@@ -31,8 +32,9 @@ from geo_engine.decision.facts import (
     customer_of,
     profile_facts,
 )
-from geo_engine.decision.gsm7 import sms_length
 from geo_engine.decision.models import CALL_CENTER, Campaign, Offer, parse_campaign, parse_offer
+from geo_engine.decision.payload import offer_payload
+from geo_engine.decision.presence_trigger import presence_trigger
 from geo_engine.decision.rules import WEEK_S, DecisionConfig, pressure_of, warm
 from geo_engine.decision.sms_mentions import SmsMentions
 from geo_engine.decision.triggers import (
@@ -43,6 +45,7 @@ from geo_engine.decision.triggers import (
     velocity_trigger,
 )
 from geo_engine.models import PresenceEvent
+from geo_engine.ports import Tx
 from geo_engine.profile.velocity import Crossing
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,7 @@ class DecisionService:
         self,
         repo: PgCampaignRepository,
         profiles: ProfileService,
-        runtime: PresenceRuntime,
+        live: LivePresence,
         cfg: DecisionConfig,
         *,
         clock: Callable[[], float] = time.time,
@@ -68,7 +71,7 @@ class DecisionService:
         self.fix_max_age_s = fix_max_age_s
         self.call_due_s = call_due_s  # a call-center task is due this long after its trigger
         self.profiles = profiles
-        self.runtime = runtime
+        self.live = live
         self.cfg = cfg
         self.clock = clock
         self.book = Book([], {})
@@ -109,20 +112,21 @@ class DecisionService:
         book = self.book
         self.book = self.book_of(book.campaigns.values(), book.offers)
 
-    # --- hooks ------------------------------------------------------------------------------
-    async def presence_hook(
-        self, conn: asyncpg.Connection, stored: list[tuple[int, PresenceEvent]]
-    ) -> None:
+    # --- reactions (adapters/services/reactions.py), inside the change's transaction --------
+    async def on_presence(self, tx: Tx, stored: list[tuple[int, PresenceEvent]]) -> None:
+        conn = conn_of(tx)
         for pid, ev in stored:
             await self._one(conn, self.presence_trigger(pid, ev), pid)
 
-    async def signal_hook(self, conn: asyncpg.Connection, crossings: list[Crossing]) -> None:
+    async def on_crossings(self, tx: Tx, crossings: list[Crossing]) -> None:
+        conn = conn_of(tx)
         for c in crossings:
             trig = velocity_trigger(c.customer_id, c.figure, c.trend, c.as_of)
             await self._one(conn, trig, None)
 
-    async def event_hook(self, conn: asyncpg.Connection, events: PostedEvents) -> None:
+    async def on_events(self, tx: Tx, events: PostedEvents) -> None:
         """Posted behavioural events (POST /v1/events), in the transaction storing them."""
+        conn = conn_of(tx)
         book = self.book
         for event_id, e in events:
             name = str(e.type)
@@ -132,14 +136,15 @@ class DecisionService:
             store, in_store = None, False
             if needs.location and self.clock() - e.ts <= self.fix_max_age_s:
                 # a read of the presence engine's state, no await in between: nothing changes
-                # it under us. Not under runtime.lock: the presence path takes the profile
-                # lock (its hooks) while holding it, and this runs under the profile lock.
-                engine = self.runtime.engine
+                # it under us. Not under the unit of work's lock: the presence path takes the
+                # profile lock (store visits) while holding it, and this runs under the profile
+                # lock.
+                engine = self.live.engine
                 store, in_store = locate(
                     needs,
                     engine.inside(e.customer_id),
                     engine.cursor(e.customer_id),
-                    self.runtime.index,
+                    self.live.index,
                     e.ts,
                     self.fix_max_age_s,
                 )
@@ -148,24 +153,9 @@ class DecisionService:
             await self._one(conn, trig, None)
 
     def presence_trigger(self, pid: int, ev: PresenceEvent) -> TriggerEvent:
-        index = self.runtime.index
+        index = self.live.index
         pos = index.position(ev.geofence_id)
-        fence = None if pos is None else index.fences[pos]
-        return TriggerEvent(
-            "presence",
-            str(ev.type),
-            ev.customer_id,
-            ev.ts,
-            f"pe:{pid}",
-            fence_id=ev.geofence_id,
-            fence_kind=None if fence is None else str(fence.kind),
-            fence_name=None if fence is None else fence.name,
-            store_id=None if fence is None else fence.store_id,
-            source=ev.source,
-            timezone=None if fence is None else fence.timezone,
-            opening_hours=None if fence is None else fence.opening_hours,
-            in_store=fence is not None and str(fence.kind) == "store" and str(ev.type) != "exit",
-        )
+        return presence_trigger(pid, ev, None if pos is None else index.fences[pos])
 
     async def _one(self, conn: asyncpg.Connection, ev: TriggerEvent, pid: int | None) -> None:
         book = self.book
@@ -238,29 +228,6 @@ class DecisionService:
 
     def payload(self, d: Decision, book: Book) -> dict[str, Any]:
         """The rendered content of the offer `d` sends, with a fresh redemption code."""
-        offer = book.offers[d.offer_id or ""]
         profile = self.profiles.profile(d.customer_id, d.trigger.ts)
-        ev = d.trigger
-        values: dict[str, object] = {
-            "first_name": profile.attributes.first_name if profile and profile.attributes else None,
-            "segment": profile.segment if profile else None,
-            "store_name": ev.fence_name,
-            "fence_name": ev.fence_name,
-            "store_id": ev.store_id,
-            "distance_m": None if ev.distance_m is None else round(ev.distance_m),
-            "product": offer.product,
-            "offer_value": offer.value,
-            "code": new_code(),  # one redemption code per delivery (adapters/db/outcomes.py)
-        }
-        out: dict[str, Any] = {"value": offer.value, "code": values["code"]}
-        if d.channel == "sms" and offer.sms is not None:
-            text = self.mentions.apply(templates.render(offer.sms.text, values))
-            m = sms_length(text)  # placeholders and mentions change the length: billed so
-            out["sms"] = {"text": text, "encoding": m.encoding, "segments": m.segments}
-        elif d.channel == "push" and offer.push is not None:
-            out["push"] = {
-                "title": templates.render(offer.push.title, values),
-                "body": templates.render(offer.push.body, values),
-                "deep_link": offer.push.deep_link,
-            }
-        return out
+        # one redemption code per delivery (adapters/db/outcomes.py)
+        return offer_payload(d, book.offers[d.offer_id or ""], profile, self.mentions, new_code())

@@ -1,7 +1,8 @@
 """Linking identifiers to customers, and merging a device's presence into its owner's.
 
-Under the presence lock, in one transaction: the links, the merged presence state, and the
-device's history re-attributed; memory follows only if PostgreSQL commits.
+One presence unit of work per request: the links checked and written first, then the device's
+presence merged in memory, the merged state written and the device's history re-attributed;
+memory follows only if PostgreSQL commits.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
 from adapters.db import identities as db
-from adapters.db.presence_store import PgPresenceStore
-from adapters.services.presence import UNLINKED_PREFIX, PresenceRuntime
+from adapters.db.tx import conn_of
+from adapters.services.live import UNLINKED_PREFIX
+from adapters.services.presence import PresenceRuntime
+from adapters.services.unit_of_work import NO_CHANGE, Change, Stored
 from geo_engine.identity import merge_presence
-from geo_engine.ports import PresenceCommit
+from geo_engine.ports import Tx
+from geo_engine.presence import PresenceEngine
 
 
 class IdentityConflict(Exception):
@@ -32,65 +34,58 @@ class LinkResult:
 
 
 class IdentityService:
-    def __init__(
-        self, pool: asyncpg.Pool, runtime: PresenceRuntime, store: PgPresenceStore
-    ) -> None:
-        self._pool = pool
+    def __init__(self, runtime: PresenceRuntime) -> None:
         self._runtime = runtime
-        self._store = store
 
     async def link(self, customer_id: str, pairs: Sequence[tuple[str, str]]) -> LinkResult:
-        rt = self._runtime
-        engine = rt.engine
-        async with rt.lock:
-            engine.begin()
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    current = await db.owners(conn, pairs)
-                    for i, pair in enumerate(pairs):
-                        owner = current.get(pair)
-                        if owner is not None and owner != customer_id:
-                            raise IdentityConflict(i, "already linked to another customer")
-                    new = [p for p in pairs if p not in current]
-                    await db.insert_links(conn, customer_id, new)
-                    devices = [v for t, v in new if t == "device"]
-                    moved = await self._merge_devices(conn, customer_id, devices)
-                    changes = engine.commit()  # rollback() below still undoes it
-                    await self._store.write(
-                        conn, PresenceCommit(cursors=changes.cursors, states=changes.states)
-                    )
-            except BaseException:
-                engine.rollback()
-                raise
+        new: list[tuple[str, str]] = []
+        # (device's own customer id, its visits superseded by the customer's: fence -> owner, since)
+        superseded: list[tuple[str, dict[str, tuple[str, float]]]] = []
+        moved = 0
+
+        async def claim(tx: Tx) -> None:
+            conn = conn_of(tx)
+            current = await db.owners(conn, pairs)
+            for i, pair in enumerate(pairs):
+                owner = current.get(pair)
+                if owner is not None and owner != customer_id:
+                    raise IdentityConflict(i, "already linked to another customer")
+            new.extend(p for p in pairs if p not in current)
+            await db.insert_links(conn, customer_id, new)
+
+        def merge(engine: PresenceEngine) -> Change:
+            for t, device in new:
+                if t != "device":
+                    continue
+                source = UNLINKED_PREFIX + device
+                merged = merge_presence(
+                    customer_id,
+                    (engine.cursor(customer_id), dict(engine.inside(customer_id))),
+                    source,
+                    (engine.cursor(source), dict(engine.inside(source))),
+                )
+                engine.replace_customer(source, None, {})
+                engine.replace_customer(customer_id, merged.cursor, merged.states)
+                superseded.append((source, merged.superseded))
+            return NO_CHANGE
+
+        async def reattribute(tx: Tx, _: Stored) -> None:
+            nonlocal moved
+            for source, visits in superseded:
+                moved += await db.reattribute(conn_of(tx), source, customer_id, visits)
+
+        await self._runtime.uow.transact(merge, before=claim, after=reattribute)
         for t, v in new:
             if t == "device":
-                rt.device_links[v] = customer_id
+                self._runtime.device_links[v] = customer_id
         return LinkResult(len(new), moved)
-
-    async def _merge_devices(
-        self, conn: asyncpg.Connection, customer_id: str, devices: list[str]
-    ) -> int:
-        """Merge each device's own presence into the customer's, in memory and in SQL."""
-        engine = self._runtime.engine
-        moved = 0
-        for device in devices:
-            source = UNLINKED_PREFIX + device
-            merged = merge_presence(
-                customer_id,
-                (engine.cursor(customer_id), dict(engine.inside(customer_id))),
-                source,
-                (engine.cursor(source), dict(engine.inside(source))),
-            )
-            engine.replace_customer(source, None, {})
-            engine.replace_customer(customer_id, merged.cursor, merged.states)
-            moved += await db.reattribute(conn, source, customer_id, merged.superseded)
-        return moved
 
     async def unlink(self, customer_id: str, pairs: Sequence[tuple[str, str]]) -> int:
         """Remove links; a device unlinked becomes its own customer again for what comes next
         (its past stays with the customer it was merged into)."""
-        rt = self._runtime
-        async with rt.lock, self._pool.acquire() as conn, conn.transaction():
+
+        async def release(tx: Tx) -> None:
+            conn = conn_of(tx)
             current = await db.owners(conn, pairs)
             for i, pair in enumerate(pairs):
                 owner = current.get(pair)
@@ -99,7 +94,10 @@ class IdentityService:
                 if owner != customer_id:
                     raise IdentityConflict(i, "linked to another customer")
             await db.delete_links(conn, pairs)
+
+        # a unit of work with no presence change: serialised with the pings that read the links
+        await self._runtime.uow.transact(lambda _: NO_CHANGE, before=release)
         for t, v in pairs:
             if t == "device":
-                rt.device_links.pop(v, None)
+                self._runtime.device_links.pop(v, None)
         return len(pairs)

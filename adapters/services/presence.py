@@ -1,8 +1,8 @@
-"""The presence runtime: live fence index, presence engine, and their write-through storage.
+"""The presence runtime: GPS fixes and the dwell/exit sweep, through the unit of work.
 
-One process owns presence (DESIGN.md, "Past one machine": one owner per partition). Batches are
-serialised by a lock. The engine's commit() hands over what changed; if PostgreSQL then fails to
-commit it, engine.rollback() undoes that last commit, so memory always equals what is stored.
+Each batch is one `PresenceUnitOfWork.transact`: applied to the engine, written with its raw
+fixes, reacted to (adapters/services/reactions.py), committed or rolled back whole. The live
+state it works on (engine, fence index, device links) is `LivePresence`.
 """
 
 from __future__ import annotations
@@ -10,21 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from adapters import metrics
 from adapters.codecs.pings import DecodedPings, to_batch
 from adapters.privacy.metrics import DROPPED
-from geo_engine.models import FixFlag, PresenceConfig, PresenceEvent
-from geo_engine.pipeline import run_batch
-from geo_engine.ports import FenceRepository, PresenceCommit, PresenceStore, RawFix
+from adapters.services.live import UNLINKED_PREFIX, LivePresence
+from adapters.services.unit_of_work import NO_CHANGE, Change, PresenceUnitOfWork
+from geo_engine.models import FixFlag, PresenceEvent
+from geo_engine.pipeline import BatchOutcome, run_batch
+from geo_engine.ports import RawFix
 from geo_engine.presence import PresenceEngine
 from geofences.index import FenceIndex
 
 log = logging.getLogger(__name__)
 
-UNLINKED_PREFIX = "device:"
+__all__ = ["UNLINKED_PREFIX", "IngestResult", "PresenceRuntime"]
+
+# customer id -> None (may be located) or the reason not to (adapters/services/consent.py)
+LocationGate = Callable[[str], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,70 +45,49 @@ class IngestResult:
 class PresenceRuntime:
     def __init__(
         self,
-        store: PresenceStore,
-        fences: FenceRepository,
-        config: PresenceConfig,
+        live: LivePresence,
+        uow: PresenceUnitOfWork,
         *,
-        h3_resolution: int = 11,
+        location_gate: LocationGate | None = None,
         keep_raw_fixes: bool = True,
         sweep_grace_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
-        self.fences = fences
-        self.engine = PresenceEngine(config)
-        self.index = FenceIndex.build([], h3_resolution)
-        self.resolution = h3_resolution
+        self.live = live
+        self.uow = uow
+        self.location_gate = location_gate
         self.keep_raw = keep_raw_fixes
-        self.clock = clock
         self.sweep_grace_s = sweep_grace_s
-        self.device_links: dict[str, str] = {}
-        # customer id -> None (may process) or the reason not to; set by the composition root
-        self.location_gate: Callable[[str], str | None] | None = None
-        self.lock = asyncio.Lock()  # one batch at a time: memory moves with commits
-        self._rebuild_lock = asyncio.Lock()
-        self._fences_wanted = 0  # generation of fence changes asked for
-        self._fences_built = 0  # generation the live index reflects
+        self.clock = clock
 
-    async def start(self) -> None:
-        await self.reload_fences()
-        cursors, states = await self.store.load()
-        self.engine.load(cursors, states)
-        metrics.CUSTOMERS_INSIDE.set(self.engine.customers_inside())
-        log.info(
-            "presence loaded: %d fences, %d customers, %d inside",
-            len(self.index),
-            self.engine.active_customers(),
-            self.engine.customers_inside(),
-        )
+    # what readers of the live state use, kept on the runtime they already hold
+    @property
+    def index(self) -> FenceIndex:
+        return self.live.index
 
-    async def reload_fences(self) -> None:
-        """Rebuild the index off the event loop, then swap it in one assignment.
+    @property
+    def engine(self) -> PresenceEngine:
+        return self.live.engine
 
-        Rebuilds coalesce: a build takes seconds at 10 k fences, so changes made while one runs
-        are all picked up by the next single build, not one build each."""
-        self._fences_wanted += 1
-        mine = self._fences_wanted
-        async with self._rebuild_lock:
-            if self._fences_built >= mine:
-                return  # a build that started after this change already covers it
-            target = self._fences_wanted
-            fences = await self.fences.all()
-            started = time.perf_counter()
-            index = await asyncio.to_thread(FenceIndex.build, fences, self.resolution)
-            metrics.INDEX_BUILD_SECONDS.observe(time.perf_counter() - started)
-            self.index = index
-            self._fences_built = target
-            metrics.FENCES.set(len(index))
-
-    async def forget_fence(self, fence_id: str) -> None:
-        async with self.lock:
-            self.engine.drop_fence(fence_id)
-        await self.reload_fences()
+    @property
+    def device_links(self) -> dict[str, str]:
+        return self.live.device_links
 
     def customer_for(self, device_id: str) -> str:
-        """A device not linked to a customer is its own customer until linked."""
-        return self.device_links.get(device_id) or UNLINKED_PREFIX + device_id
+        return self.live.customer_for(device_id)
+
+    async def reload_fences(self) -> None:
+        await self.live.reload_fences()
+
+    async def forget_fence(self, fence_id: str) -> None:
+        """A deleted fence: its states go (the store already deleted their rows), no events."""
+
+        def drop(engine: PresenceEngine) -> Change:
+            engine.drop_fence(fence_id)
+            return NO_CHANGE
+
+        await self.uow.transact(drop)
+        await self.live.reload_fences()
 
     async def ingest(self, decoded: DecodedPings) -> IngestResult:
         customer_ids = [
@@ -117,49 +101,41 @@ class PresenceRuntime:
                 return IngestResult(0, [], [], dropped)
         rows = decoded.rows
         batch = to_batch(decoded, customer_ids)
-        started = time.perf_counter()
-        async with self.lock:
-            self.engine.begin()
-            try:
-                outcome = run_batch(batch, self.index, self.engine)
-                changes = self.engine.commit()  # rollback() below still undoes it
-                raw: Sequence[RawFix] = ()
-                if self.keep_raw:
-                    raw = [
-                        RawFix(
-                            customer_id=cid,
-                            device_id=p.device_id,
-                            ts=t,
-                            lat=p.lat,
-                            lon=p.lon,
-                            accuracy_m=p.accuracy_m,
-                            speed_mps=p.speed_mps,
-                            heading=p.heading,
-                            mock=p.mock,
-                            flag=None if f is None else str(f),
-                        )
-                        for cid, p, t, f in zip(
-                            customer_ids, rows, decoded.ts, outcome.flags, strict=True
-                        )
-                    ]
-                ids = await self.store.commit(
-                    PresenceCommit(
-                        cursors=changes.cursors,
-                        states=changes.states,
-                        events=outcome.events,
-                        raw_fixes=raw,
+        outcome: BatchOutcome | None = None
+
+        def apply(engine: PresenceEngine) -> Change:
+            nonlocal outcome
+            outcome = run_batch(batch, self.live.index, engine)
+            raw: list[RawFix] = []
+            if self.keep_raw:
+                raw = [
+                    RawFix(
+                        customer_id=cid,
+                        device_id=p.device_id,
+                        ts=t,
+                        lat=p.lat,
+                        lon=p.lon,
+                        accuracy_m=p.accuracy_m,
+                        speed_mps=p.speed_mps,
+                        heading=p.heading,
+                        mock=p.mock,
+                        flag=None if f is None else str(f),
                     )
-                )
-            except BaseException:
-                self.engine.rollback()
-                raise
+                    for cid, p, t, f in zip(
+                        customer_ids, rows, decoded.ts, outcome.flags, strict=True
+                    )
+                ]
+            return Change(outcome.events, raw)
+
+        started = time.perf_counter()
+        stored = await self.uow.transact(apply)
+        assert outcome is not None
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.PINGS.labels("accepted").inc(len(rows))
         flags = [(decoded.row_index[i], f) for i, f in enumerate(outcome.flags) if f is not None]
         for _, f in flags:
             metrics.PING_FLAGS.labels(str(f)).inc()
-        self._count(outcome.events)
-        return IngestResult(len(rows), flags, list(zip(ids, outcome.events, strict=True)), dropped)
+        return IngestResult(len(rows), flags, stored, dropped)
 
     @staticmethod
     def _gate(
@@ -183,24 +159,12 @@ class PresenceRuntime:
 
     async def sweep(self, now: float | None = None) -> list[tuple[int, PresenceEvent]]:
         """Dwell and exits due by the clock (less the upload grace), with no new ping needed."""
-        async with self.lock:
-            self.engine.begin()
-            try:
-                clock = self.clock() if now is None else now
-                events = self.engine.sweep(clock - self.sweep_grace_s)
-                changes = self.engine.commit()  # rollback() below still undoes it
-                ids: list[int] = []
-                if events or changes.states or changes.cursors:
-                    ids = await self.store.commit(
-                        PresenceCommit(
-                            cursors=changes.cursors, states=changes.states, events=events
-                        )
-                    )
-            except BaseException:
-                self.engine.rollback()
-                raise
-        self._count(events)
-        return list(zip(ids, events, strict=True))
+        clock = self.clock() if now is None else now
+
+        def due(engine: PresenceEngine) -> Change:
+            return Change(engine.sweep(clock - self.sweep_grace_s))
+
+        return await self.uow.transact(due)
 
     async def sweep_forever(self, interval_s: float) -> None:
         while True:
@@ -209,8 +173,3 @@ class PresenceRuntime:
                 await self.sweep()
             except Exception:  # a failed sweep is retried next tick; never kill the loop
                 log.exception("presence sweep failed")
-
-    def _count(self, events: Sequence[PresenceEvent]) -> None:
-        for e in events:
-            metrics.EVENTS.labels(str(e.type), e.source).inc()
-        metrics.CUSTOMERS_INSIDE.set(self.engine.customers_inside())

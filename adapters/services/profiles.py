@@ -2,9 +2,13 @@
 at start, fed by behavioural events and presence, written through.
 
 Every change is planned on the pure state, stored in one transaction, and applied to memory
-only once PostgreSQL committed (the presence hook is the exception: it runs inside the presence
-transaction and applies at its end, so a commit failing after it leaves a visit counted in
-memory until the next start). One lock serialises the writers.
+only once PostgreSQL committed (store visits are the exception: they run inside the presence
+unit of work's transaction and apply at its end, so a commit failing after them leaves a visit
+counted in memory until the next start). One lock serialises the writers.
+
+What reacts to behavioural events and velocity crossings (decisions) is not wired in here: the
+caller hands the reaction pipeline's step (adapters/services/reactions.py) to `ingest` and
+`sweep`, and it runs inside their transaction.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import asyncpg
 
 from adapters.codecs.events import EventRow, categories_of, url_of
 from adapters.db import profiles as db
+from adapters.db.tx import PgTx, conn_of
 from adapters.services import places
-from adapters.services.presence import PresenceRuntime
-from geo_engine.models import EventType as PresenceType
+from adapters.services.live import LivePresence
 from geo_engine.models import PresenceEvent
+from geo_engine.ports import Tx
 from geo_engine.profile.affinity import category_weight
 from geo_engine.profile.attributes import (
     Attributes,
@@ -32,22 +37,21 @@ from geo_engine.profile.attributes import (
     merge_consents,
 )
 from geo_engine.profile.config import DAY_S, ProfileConfig
-from geo_engine.profile.events import BehaviouralEvent, Channel, EventType, kpis_of
+from geo_engine.profile.events import BehaviouralEvent, EventType, kpis_of
 from geo_engine.profile.places import PlacesConfig
 from geo_engine.profile.profile import CustomerProfile, build_profile
 from geo_engine.profile.rfm import RfmFigures
 from geo_engine.profile.state import Crossing, Plan, ProfileState
-from geofences.model import FenceKind
+from geo_engine.profile.visits import visit_of
 
 log = logging.getLogger(__name__)
 
-# Called inside the transaction that stores velocity crossings: the decision module writes its
-# decisions and outbox rows in the same commit (as presence hooks do).
-SignalHook = Callable[[asyncpg.Connection, list[Crossing]], Awaitable[None]]
-# Called inside the transaction that stores posted behavioural events, with (event id, event)
-# of those newly stored: event-triggered campaigns decide in the same commit.
+# (event id, event) of the posted behavioural events newly stored
 PostedEvents = list[tuple[str | None, BehaviouralEvent]]
-EventHook = Callable[[asyncpg.Connection, PostedEvents], Awaitable[None]]
+# the reaction pipeline's steps (adapters/services/reactions.py), run inside the transaction
+# that stores the events or crossings
+BehaviourReaction = Callable[[Tx, PostedEvents, list[Crossing]], Awaitable[None]]
+CrossingReaction = Callable[[Tx, list[Crossing]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,7 @@ class ProfileService:
         pool: asyncpg.Pool,
         cfg: ProfileConfig,
         places: PlacesConfig,
-        runtime: PresenceRuntime,
+        live: LivePresence,
         *,
         sweep_interval_s: float = 300.0,
         rfm_refresh_s: float = 300.0,
@@ -89,12 +93,10 @@ class ProfileService:
         self.pool = pool
         self.cfg = cfg
         self.places_cfg = places
-        self.runtime = runtime
+        self.live = live
         self.clock = clock
         self.state = ProfileState(cfg, ref=clock())
         self.lock = asyncio.Lock()
-        self.signal_hooks: list[SignalHook] = []
-        self.event_hooks: list[EventHook] = []
         self.sweep_interval_s = sweep_interval_s
         self.rfm_refresh_s = rfm_refresh_s
         self.places_refresh_s = places_refresh_s
@@ -135,7 +137,7 @@ class ProfileService:
         return build_profile(self.state, customer_id, self.clock() if now is None else now)
 
     # --- behavioural events -----------------------------------------------------------------
-    async def ingest(self, rows: Sequence[Resolved]) -> EventsResult:
+    async def ingest(self, rows: Sequence[Resolved], react: BehaviourReaction) -> EventsResult:
         out = EventsResult()
         keep: list[Resolved] = []
         seen: set[str] = set()
@@ -159,11 +161,10 @@ class ProfileService:
                 kinds = (EventType.PURCHASE, EventType.PURCHASE_CANCEL)
                 buyers = sorted({r.customer_id for r, _ in stored if r.row.type in kinds})
                 rfm = await db.rfm_of(conn, buyers)
-                await self._write_trends(conn, plan)
-                if stored and self.event_hooks:
-                    posted = [(r.row.event.event_id, e) for r, e in stored]
-                    for hook in self.event_hooks:
-                        await hook(conn, posted)
+                crossings = await self._write_trends(conn, plan)
+                posted = [(r.row.event.event_id, e) for r, e in stored]
+                if posted or crossings:
+                    await react(PgTx(conn), posted, crossings)
             self._apply(plan, rfm)
             self.refresh_scores(now)
         out.accepted = len(stored)
@@ -260,15 +261,14 @@ class ProfileService:
             event_id=r.row.event.event_id,
         )
 
-    async def _write_trends(self, conn: asyncpg.Connection, plan: Plan) -> None:
+    async def _write_trends(self, conn: asyncpg.Connection, plan: Plan) -> list[Crossing]:
+        """Store the plan's velocity trends and crossings; return the crossings."""
         t = plan.trends
         if t is None:
-            return
+            return []
         await db.upsert_trends(conn, t.rows(self.state.ids))
         await db.insert_signals(conn, t.crossings)
-        if t.crossings:
-            for hook in self.signal_hooks:
-                await hook(conn, t.crossings)
+        return t.crossings
 
     def _apply(self, plan: Plan, rfm: dict[str, RfmFigures | None]) -> None:
         self.state.apply(plan)
@@ -276,31 +276,24 @@ class ProfileService:
             self.state.set_rfm(cid, fig)
 
     # --- presence: store and competitor visits ----------------------------------------------
-    async def presence_hook(
-        self, conn: asyncpg.Connection, stored: list[tuple[int, PresenceEvent]]
-    ) -> None:
-        """A dwell in a store fence is a `store_visit`, in a competitor's a `competitor_visit`
-        (cross-shopping, seed 000). The dwell, not the enter: an enter alone may be someone
-        walking past; presence fires one dwell per visit, and the presence event id is unique
-        in behaviour_events, so a visit is never counted twice."""
-        index = self.runtime.index
+    async def record_visits(
+        self, tx: Tx, stored: list[tuple[int, PresenceEvent]]
+    ) -> list[Crossing]:
+        """Store and competitor visits (geo_engine/profile/visits.py) of presence events just
+        stored in `tx`; return the velocity crossings they caused. The presence event id is
+        unique in behaviour_events, so a visit is never counted twice."""
+        index = self.live.index
         events: list[tuple[int, BehaviouralEvent]] = []
         for pid, ev in stored:
-            if ev.type is not PresenceType.DWELL or ev.customer_id in self.state.objecting:
+            if ev.customer_id in self.state.objecting:
                 continue
             pos = index.position(ev.geofence_id)
-            if pos is None:
-                continue
-            kind = index.fences[pos].kind
-            if kind is FenceKind.STORE:
-                t = EventType.STORE_VISIT
-            elif kind is FenceKind.COMPETITOR:
-                t = EventType.COMPETITOR_VISIT
-            else:
-                continue
-            events.append((pid, BehaviouralEvent(ev.customer_id, t, ev.ts, Channel.STORE)))
+            visit = None if pos is None else visit_of(ev, index.fences[pos].kind)
+            if visit is not None:
+                events.append((pid, visit))
         if not events:
-            return
+            return []
+        conn = conn_of(tx)
         async with self.lock:
             by_id = {pid: ev for pid, ev in stored}
             records = [
@@ -319,8 +312,9 @@ class ProfileService:
             inserted = {p for _, _, p in await db.insert_events(conn, records)}
             new = [e for pid, e in events if pid in inserted]
             plan = self.state.plan(new, self.clock())
-            await self._write_trends(conn, plan)
+            crossings = await self._write_trends(conn, plan)
             self.state.apply(plan)
+        return crossings
 
     # --- declared attributes and consents -------------------------------------------------
     async def put_customer(
@@ -340,14 +334,16 @@ class ProfileService:
         return stored, merged
 
     # --- background: velocity sweep, RFM base, places ---------------------------------------
-    async def sweep(self, now: float | None = None) -> list[Crossing]:
+    async def sweep(self, react: CrossingReaction, now: float | None = None) -> list[Crossing]:
         """Every customer's velocity now: crossings caused by time passing alone."""
         async with self.lock:
             clock = self.clock() if now is None else now
             update = await asyncio.to_thread(self.state.sweep, clock)
             if update.slots.size:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._write_trends(conn, Plan.of_trends(update))
+                    crossings = await self._write_trends(conn, Plan.of_trends(update))
+                    if crossings:
+                        await react(PgTx(conn), crossings)
                 self.state.apply_trends(update)
         return update.crossings
 
@@ -371,7 +367,7 @@ class ProfileService:
             self.pool, self.state, self.places_cfg, self.clock() if now is None else now
         )
 
-    async def run_forever(self, tick_s: float = 30.0) -> None:
+    async def run_forever(self, react: CrossingReaction, tick_s: float = 30.0) -> None:
         next_sweep = next_places = self.clock()
         while True:
             await asyncio.sleep(tick_s)
@@ -381,7 +377,7 @@ class ProfileService:
                 self.state.rebase(now)
                 if now >= next_sweep:
                     next_sweep = now + self.sweep_interval_s
-                    await self.sweep(now)
+                    await self.sweep(react, now)
                 if now >= next_places:
                     next_places = now + self.places_refresh_s
                     await self.refresh_places(now)

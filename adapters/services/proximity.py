@@ -1,8 +1,9 @@
 """Beacon sightings and NFC taps -> proximity evidence for the presence engine.
 
-Both go through `engine.apply_proximity` under the runtime's lock, and each request commits in
-one PostgreSQL transaction (presence changes, events, and for a tap the SUN counter and the tap
-record) or not at all; the engine is rolled back with it.
+Each request is one presence unit of work (adapters/services/unit_of_work.py): the engine's
+`apply_proximity`, the presence write, for a tap the SUN counter and the tap record, and the
+reactions (store visits, decisions: a campaign on `"sources": ["beacon"]` or `["nfc"]` fires
+here) commit in one transaction or not at all; the engine is rolled back with it.
 
 Where the evidence lands: a beacon's zone fence and, since a zone lies inside its store, every
 store fence of that store; a tag's fence (a store, or a zone and then its store as well). Holds:
@@ -13,15 +14,13 @@ Tag authenticity: adapters/codecs/nfc_sun.py.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import asyncpg
 from prometheus_client import Counter
 
-from adapters import metrics
 from adapters.codecs.nfc_sun import SunMessage, TapRefused, verify_sun
+from adapters.codecs.sightings import Sighting
 from adapters.db.beacons import (
     EDDYSTONE_UID,
     PgBeaconRepository,
@@ -31,12 +30,14 @@ from adapters.db.beacons import (
     ibeacon_identity,
     record_tap,
 )
+from adapters.db.tx import conn_of
 from adapters.privacy.metrics import DROPPED, LOCATION_REFUSED, NO_LOCATION_CONSENT
+from adapters.services.presence import PresenceRuntime
+from adapters.services.unit_of_work import Change, Stored
 from geo_engine.models import SOURCE_BEACON, SOURCE_NFC, PresenceEvent
-from geo_engine.ports import PresenceCommit
+from geo_engine.ports import Tx
 from geo_engine.presence import PresenceEngine
 from geo_engine.proximity import (
-    DistanceModel,
     Proximity,
     RangingConfig,
     class_near_enough,
@@ -46,9 +47,6 @@ from geo_engine.proximity import (
 from geofences.index import FenceIndex
 from geofences.model import FenceKind
 
-if TYPE_CHECKING:
-    from adapters.composition import Services
-
 SIGHTINGS = Counter("geo_beacon_sightings_total", "Beacon sightings, by outcome", ["outcome"])
 IGNORED = Counter(
     "geo_proximity_ignored_total",
@@ -56,36 +54,6 @@ IGNORED = Counter(
     ["kind", "reason"],
 )
 TAPS = Counter("geo_nfc_taps_total", "NFC taps, by outcome", ["outcome"])
-
-# -- one transaction per request ------------------------------------------------------------------
-
-
-async def _commit(
-    svc: Services,
-    apply: Callable[[PresenceEngine], list[PresenceEvent]],
-    before_write: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-) -> list[tuple[int, PresenceEvent]]:
-    runtime = svc.runtime
-    async with runtime.lock:
-        runtime.engine.begin()
-        try:
-            events = apply(runtime.engine)
-            changes = runtime.engine.commit()  # rollback() below still undoes it
-            async with svc.pool.acquire() as conn, conn.transaction():
-                if before_write is not None:
-                    await before_write(conn)
-                ids = await svc.presence.write(
-                    conn,
-                    PresenceCommit(cursors=changes.cursors, states=changes.states, events=events),
-                )
-        except BaseException:
-            runtime.engine.rollback()
-            raise
-    for e in events:
-        metrics.EVENTS.labels(str(e.type), e.source).inc()
-    metrics.CUSTOMERS_INSIDE.set(runtime.engine.customers_inside())
-    return list(zip(ids, events, strict=True))
-
 
 _stores: tuple[FenceIndex, dict[str, list[str]]] | None = None
 
@@ -111,17 +79,6 @@ def evidence_fences(index: FenceIndex, fence_id: str) -> list[str] | None:
 # -- beacon sightings -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    index: int  # the row in the request
-    customer_id: str
-    identity: str  # canonical beacon identity (adapters.db.beacons)
-    rssi: float | None  # dBm; None: unknown (then `proximity` must say)
-    ts: float
-    tx_power: float | None = None  # as advertised: iBeacon 1 m power, Eddystone 0 m power
-    proximity: Proximity | None = None  # the client's own class, used when rssi is unknown
-
-
 CONSENT_REASONS = (NO_LOCATION_CONSENT, LOCATION_REFUSED)
 
 
@@ -132,110 +89,180 @@ class SightingsOutcome:
     events: list[tuple[int, PresenceEvent]]
 
 
-def ranging_config(svc: Services) -> RangingConfig:
-    s = svc.settings
-    return RangingConfig(
-        model=DistanceModel(s.beacon_distance_model),
-        path_loss_exponent=s.beacon_path_loss_exponent,
-        max_proximity=Proximity(s.beacon_max_proximity),
-        max_distance_m=s.beacon_max_distance_m,
-    )
+@dataclass(frozen=True, slots=True)
+class ProximityConfig:
+    ranging: RangingConfig
+    default_measured_power: float  # dBm at 1 m, for a beacon neither calibrated nor advertising
+    beacon_exit_after_s: float  # a beacon unheard this long: its hold runs out
+    nfc_hold_s: float  # a tap holds its store (and zone) this long
 
 
-async def ingest_sightings(svc: Services, rows: Sequence[Sighting]) -> SightingsOutcome:
-    ignored: list[tuple[int, str]] = []
-    gate = svc.runtime.location_gate
-    if gate is not None:  # no location consent: neither processed nor stored
-        refused = [(r, gate(r.customer_id)) for r in rows]
-        for r, why in refused:
-            if why is not None:
-                ignored.append((r.index, why))
-                DROPPED.labels("beacon", why).inc()
-        rows = [r for r, why in refused if why is None]
-    found = await PgBeaconRepository(svc.pool).by_identity([r.identity for r in rows])
-    cfg, s = ranging_config(svc), svc.settings
-    index = svc.runtime.index
-    evidence: list[tuple[Sighting, list[str]]] = []
-    for row in rows:
-        beacon = found.get(row.identity)
-        fences = None if beacon is None else evidence_fences(index, beacon.geofence_id)
-        reason = None
-        if beacon is None or fences is None:
-            reason = "unknown_beacon"
-        elif row.rssi is None:
-            if row.proximity is None:
-                reason = "no_rssi"
-            elif not class_near_enough(row.proximity, cfg):
-                reason = "too_far"
-        else:
-            # calibrated at placement > advertised by the beacon > a typical beacon's
-            power: float = s.beacon_default_measured_power
-            if beacon.measured_power is not None:
-                power = beacon.measured_power
-            elif row.tx_power is not None:
-                eddy = beacon.kind == EDDYSTONE_UID
-                power = power_1m_from_eddystone(row.tx_power) if eddy else row.tx_power
-            if not range_beacon(row.rssi, power, cfg).near_enough:
-                reason = "too_far"
-        if reason is not None:
-            ignored.append((row.index, reason))
-            continue
-        assert fences is not None
-        evidence.append((row, fences))
-    evidence.sort(key=lambda ev: ev[0].ts)  # stable: request order for equal times
-    hold = s.beacon_exit_after_s
+class ProximityService:
+    def __init__(
+        self,
+        runtime: PresenceRuntime,
+        beacons: PgBeaconRepository,
+        tags: PgNfcTagRepository,
+        cfg: ProximityConfig,
+    ) -> None:
+        self.runtime = runtime
+        self.beacons = beacons
+        self.tags = tags
+        self.cfg = cfg
 
-    def apply(engine: PresenceEngine) -> list[PresenceEvent]:
-        events: list[PresenceEvent] = []
-        for row, fences in evidence:
-            r = engine.apply_proximity(row.customer_id, fences, row.ts, SOURCE_BEACON, hold)
-            if r.flag is not None:
-                ignored.append((row.index, str(r.flag)))
-            events.extend(r.events)
-        return events
+    async def sightings(self, rows: Sequence[Sighting]) -> SightingsOutcome:
+        ignored: list[tuple[int, str]] = []
+        gate = self.runtime.location_gate
+        if gate is not None:  # no location consent: neither processed nor stored
+            refused = [(r, gate(r.customer_id)) for r in rows]
+            for r, why in refused:
+                if why is not None:
+                    ignored.append((r.index, why))
+                    DROPPED.labels("beacon", why).inc()
+            rows = [r for r, why in refused if why is None]
+        found = await self.beacons.by_identity([r.identity for r in rows])
+        cfg = self.cfg.ranging
+        index = self.runtime.index
+        evidence: list[tuple[Sighting, list[str]]] = []
+        for row in rows:
+            beacon = found.get(row.identity)
+            fences = None if beacon is None else evidence_fences(index, beacon.geofence_id)
+            reason = None
+            if beacon is None or fences is None:
+                reason = "unknown_beacon"
+            elif row.rssi is None:
+                if row.proximity is None:
+                    reason = "no_rssi"
+                elif not class_near_enough(row.proximity, cfg):
+                    reason = "too_far"
+            else:
+                # calibrated at placement > advertised by the beacon > a typical beacon's
+                power: float = self.cfg.default_measured_power
+                if beacon.measured_power is not None:
+                    power = beacon.measured_power
+                elif row.tx_power is not None:
+                    eddy = beacon.kind == EDDYSTONE_UID
+                    power = power_1m_from_eddystone(row.tx_power) if eddy else row.tx_power
+                if not range_beacon(row.rssi, power, cfg).near_enough:
+                    reason = "too_far"
+            if reason is not None:
+                ignored.append((row.index, reason))
+                continue
+            assert fences is not None
+            evidence.append((row, fences))
+        evidence.sort(key=lambda ev: ev[0].ts)  # stable: request order for equal times
+        hold = self.cfg.beacon_exit_after_s
 
-    stored = await _commit(svc, apply) if evidence else []
-    SIGHTINGS.labels("accepted").inc(len(rows))
-    for _, reason in ignored:
-        if reason not in CONSENT_REASONS:  # those are counted in geo_location_dropped_total
-            IGNORED.labels("beacon", reason).inc()
-    ignored.sort()
-    return SightingsOutcome(len(rows), ignored, stored)
+        def apply(engine: PresenceEngine) -> Change:
+            events: list[PresenceEvent] = []
+            for row, fences in evidence:
+                r = engine.apply_proximity(row.customer_id, fences, row.ts, SOURCE_BEACON, hold)
+                if r.flag is not None:
+                    ignored.append((row.index, str(r.flag)))
+                events.extend(r.events)
+            return Change(events)
+
+        stored = await self.runtime.uow.transact(apply) if evidence else []
+        SIGHTINGS.labels("accepted").inc(len(rows))
+        for _, reason in ignored:
+            if reason not in CONSENT_REASONS:  # those are counted in geo_location_dropped_total
+                IGNORED.labels("beacon", reason).inc()
+        ignored.sort()
+        return SightingsOutcome(len(rows), ignored, stored)
+
+    async def ibeacon_report(
+        self,
+        customer_id: str,
+        *,
+        uuid: str,
+        major: int,
+        minor: int,
+        rssi: float | None,
+        ios_proximity: int | None,
+        ts: float,
+    ) -> str:
+        """One iBeacon sighting from a client that never sees our reply (OwnTracks `beacon`):
+        never raises for bad input, returns an outcome label (accepted | ignored; the reason is
+        counted in geo_proximity_ignored_total). iOS's own class (CLProximity 1..3) stands in
+        when it could not measure the RSSI."""
+        try:
+            identity = ibeacon_identity(canonical_uuid(uuid), major, minor)
+        except ValueError:
+            IGNORED.labels("beacon", "bad_identity").inc()
+            return "ignored"
+        if not 0 <= major <= 0xFFFF or not 0 <= minor <= 0xFFFF:
+            IGNORED.labels("beacon", "bad_identity").inc()
+            return "ignored"
+        if rssi is not None and not -120 <= rssi < 0:
+            rssi = None
+        row = Sighting(
+            0, customer_id, identity, rssi, ts, proximity=_IOS_PROXIMITY.get(ios_proximity or 0)
+        )
+        out = await self.sightings([row])
+        return "ignored" if out.ignored else "accepted"
+
+    async def tap(self, tap: Tap) -> TapOutcome:
+        try:
+            return await self._tap(tap)
+        except TapRefused as exc:
+            TAPS.labels(exc.outcome).inc()
+            raise
+
+    async def _tap(self, tap: Tap) -> TapOutcome:
+        tag = await self.tags.get(tap.tag_id)
+        fences = None if tag is None else evidence_fences(self.runtime.index, tag.geofence_id)
+        if tag is None or fences is None:
+            raise TapRefused(404, "tag_id", f"no NFC tag {tap.tag_id!r}", "unknown_tag")
+        counter: int | None = None
+        if tag.sun_file_key is not None:
+            if tap.sun is None:
+                reason = "this tag is registered with a SUN key: send the tap's SUN parameters"
+                raise TapRefused(422, "sun", reason, "bad_sun")
+            _, counter = verify_sun(tag.sun_file_key, tag.sun_meta_key, tag.uid, tap.sun)
+            if tag.last_counter is not None and counter <= tag.last_counter:
+                raise _replay(counter, tag.last_counter)
+        # checked once the tap is known to be genuine: a bad tap is still refused as such
+        gate = self.runtime.location_gate
+        why = None if gate is None else gate(tap.customer_id)
+        if why is not None:  # no location consent: not processed, not stored (id 0), flagged
+            DROPPED.labels("nfc", why).inc()
+            return TapOutcome(0, False, None, why, [])
+        flag: str | None = None
+        tap_id = 0
+        hold = self.cfg.nfc_hold_s
+
+        async def advance(tx: Tx) -> None:
+            # the guard that counts: a concurrent tap with the same counter loses here
+            if counter is not None and not await advance_counter(conn_of(tx), tag.id, counter):
+                raise _replay(counter, None)
+
+        def apply(engine: PresenceEngine) -> Change:
+            nonlocal flag
+            r = engine.apply_proximity(tap.customer_id, fences, tap.ts, SOURCE_NFC, hold)
+            flag = None if r.flag is None else str(r.flag)
+            return Change(r.events)
+
+        async def record(tx: Tx, _: Stored) -> None:
+            nonlocal tap_id
+            tap_id = await record_tap(
+                conn_of(tx),
+                tag_id=tag.id,
+                customer_id=tap.customer_id,
+                device_id=tap.device_id,
+                ts=tap.ts,
+                counter=counter,
+                verified=counter is not None,
+                flag=flag,
+            )
+
+        events = await self.runtime.uow.transact(apply, before=advance, after=record)
+        TAPS.labels("accepted").inc()
+        if flag is not None:
+            IGNORED.labels("nfc", flag).inc()
+        return TapOutcome(tap_id, counter is not None, counter, flag, events)
 
 
 _IOS_PROXIMITY = {1: Proximity.IMMEDIATE, 2: Proximity.NEAR, 3: Proximity.FAR}
-
-
-async def ingest_ibeacon_report(
-    svc: Services,
-    customer_id: str,
-    *,
-    uuid: str,
-    major: int,
-    minor: int,
-    rssi: float | None,
-    ios_proximity: int | None,
-    ts: float,
-) -> str:
-    """One iBeacon sighting from a client that never sees our reply (OwnTracks `beacon`):
-    never raises for bad input, returns an outcome label (accepted | ignored; the reason is
-    counted in geo_proximity_ignored_total). iOS's own class (CLProximity 1..3) stands in
-    when it could not measure the RSSI."""
-    try:
-        identity = ibeacon_identity(canonical_uuid(uuid), major, minor)
-    except ValueError:
-        IGNORED.labels("beacon", "bad_identity").inc()
-        return "ignored"
-    if not 0 <= major <= 0xFFFF or not 0 <= minor <= 0xFFFF:
-        IGNORED.labels("beacon", "bad_identity").inc()
-        return "ignored"
-    if rssi is not None and not -120 <= rssi < 0:
-        rssi = None
-    row = Sighting(
-        0, customer_id, identity, rssi, ts, proximity=_IOS_PROXIMITY.get(ios_proximity or 0)
-    )
-    out = await ingest_sightings(svc, [row])
-    return "ignored" if out.ignored else "accepted"
 
 
 # -- NFC taps -------------------------------------------------------------------------------------
@@ -257,66 +284,6 @@ class TapOutcome:
     counter: int | None
     flag: str | None  # late: recorded, but no presence transition
     events: list[tuple[int, PresenceEvent]]
-
-
-async def ingest_tap(svc: Services, tap: Tap) -> TapOutcome:
-    try:
-        return await _tap(svc, tap)
-    except TapRefused as exc:
-        TAPS.labels(exc.outcome).inc()
-        raise
-
-
-async def _tap(svc: Services, tap: Tap) -> TapOutcome:
-    tag = await PgNfcTagRepository(svc.pool).get(tap.tag_id)
-    fences = None if tag is None else evidence_fences(svc.runtime.index, tag.geofence_id)
-    if tag is None or fences is None:
-        raise TapRefused(404, "tag_id", f"no NFC tag {tap.tag_id!r}", "unknown_tag")
-    counter: int | None = None
-    if tag.sun_file_key is not None:
-        if tap.sun is None:
-            reason = "this tag is registered with a SUN key: send the tap's SUN parameters"
-            raise TapRefused(422, "sun", reason, "bad_sun")
-        _, counter = verify_sun(tag.sun_file_key, tag.sun_meta_key, tag.uid, tap.sun)
-        if tag.last_counter is not None and counter <= tag.last_counter:
-            raise _replay(counter, tag.last_counter)
-    # checked once the tap is known to be genuine: a bad tap is still refused as such
-    gate = svc.runtime.location_gate
-    why = None if gate is None else gate(tap.customer_id)
-    if why is not None:  # no location consent: not processed, not stored (id 0), flagged
-        DROPPED.labels("nfc", why).inc()
-        return TapOutcome(0, False, None, why, [])
-    flag: str | None = None
-    tap_id = 0
-    hold = svc.settings.nfc_hold_s
-
-    def apply(engine: PresenceEngine) -> list[PresenceEvent]:
-        nonlocal flag
-        r = engine.apply_proximity(tap.customer_id, fences, tap.ts, SOURCE_NFC, hold)
-        flag = None if r.flag is None else str(r.flag)
-        return list(r.events)
-
-    async def before_write(conn: asyncpg.Connection) -> None:
-        nonlocal tap_id
-        # the guard that counts: a concurrent tap with the same counter loses here
-        if counter is not None and not await advance_counter(conn, tag.id, counter):
-            raise _replay(counter, None)
-        tap_id = await record_tap(
-            conn,
-            tag_id=tag.id,
-            customer_id=tap.customer_id,
-            device_id=tap.device_id,
-            ts=tap.ts,
-            counter=counter,
-            verified=counter is not None,
-            flag=flag,
-        )
-
-    events = await _commit(svc, apply, before_write)
-    TAPS.labels("accepted").inc()
-    if flag is not None:
-        IGNORED.labels("nfc", flag).inc()
-    return TapOutcome(tap_id, counter is not None, counter, flag, events)
 
 
 def _replay(counter: int, last: int | None) -> TapRefused:

@@ -9,13 +9,30 @@ import pytest
 
 from adapters.db.fence_repo import PgFenceRepository
 from adapters.db.presence_store import PgPresenceStore
+from adapters.db.tx import PgTransactions
 from adapters.memory.stores import MemoryFenceRepository, MemoryPresenceStore
+from adapters.memory.tx import MemoryTransactions
 from geo_engine.models import CustomerCursor, EventType, FenceState, PresenceEvent
-from geo_engine.ports import EventQuery, PresenceCommit, RawFix
+from geo_engine.ports import EventQuery, PresenceCommit, PresenceStore, RawFix, Transactions
 from geofences.validation import fence_from_feature
 from tests.helpers import LAT0, LON0, circle_feature, square_feature
 
 T = 1_790_000_000.0
+
+
+class Committing:
+    """The store as the unit of work uses it: each batch written in a transaction of its own."""
+
+    def __init__(self, store: PresenceStore, transactions: Transactions) -> None:
+        self.store = store
+        self.transactions = transactions
+
+    async def commit(self, batch: PresenceCommit) -> list[int]:
+        async with self.transactions.transaction() as tx:
+            return await self.store.write(tx, batch)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -24,9 +41,33 @@ async def stores(request: pytest.FixtureRequest, clean_pool: asyncpg.Pool) -> As
         presence = MemoryPresenceStore()
         fences = MemoryFenceRepository()
         fences.presence = presence
-        yield presence, fences
+        yield Committing(presence, MemoryTransactions()), fences
     else:
-        yield PgPresenceStore(clean_pool), PgFenceRepository(clean_pool)
+        pg = Committing(PgPresenceStore(clean_pool), PgTransactions(clean_pool))
+        yield pg, PgFenceRepository(clean_pool)
+
+
+async def test_a_write_in_a_failed_transaction_leaves_nothing(stores: tuple) -> None:  # type: ignore[type-arg]
+    presence, _ = stores
+    await presence.commit(PresenceCommit(states={("c", "f1"): FenceState(T, T)}))
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with presence.transactions.transaction() as tx:
+            await presence.store.write(
+                tx,
+                PresenceCommit(
+                    cursors={"c": CustomerCursor(T + 5, LAT0, LON0)},
+                    states={("c", "f1"): None, ("c", "f2"): FenceState(T + 5, T + 5)},
+                    events=[_ev(EventType.EXIT, "c", "f1", T + 5)],
+                ),
+            )
+            raise Boom
+    cursors, states = await presence.load()
+    assert cursors == [] and states == [("c", "f1", FenceState(T, T))]
+    assert await presence.events(EventQuery()) == []
 
 
 def _ev(t: EventType, cid: str, fid: str, ts: float) -> PresenceEvent:

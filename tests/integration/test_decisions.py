@@ -153,15 +153,16 @@ async def test_backtest_replays_without_writing(open_client) -> None:  # type: i
 
 
 async def test_velocity_crossing_decides_in_the_signal_transaction(open_client) -> None:  # type: ignore[no-untyped-def]
+    from adapters.db.tx import PgTransactions
     from geo_engine.profile.velocity import Crossing
 
     c, svc = open_client
     trig = [{"type": "velocity", "kpi": "interest", "direction": "falling"}]
     await _setup(c, {"sms": GRANTED}, triggers=trig, conditions=None, channels=["sms"])
     crossing = Crossing("alice", "interest", "stable", "falling", 2.0, 10.0, -80.0, T0, 7)
-    async with svc.pool.acquire() as conn, conn.transaction():
-        await svc.decisions.signal_hook(conn, [crossing])
-        await svc.decisions.signal_hook(conn, [crossing])  # the same signal again: one offer
+    async with PgTransactions(svc.pool).transaction() as tx:
+        await svc.reactions.after_crossings(tx, [crossing])
+        await svc.reactions.after_crossings(tx, [crossing])  # the same signal again: one offer
     ds = (await c.get("/v1/decisions", params={"customer_id": "alice"})).json()["decisions"]
     assert ds[0]["trigger_kind"] == "velocity" and ds[0]["channel"] == "sms"
     assert ds[0]["trigger_instance"] == f"vel:interest:falling:{int(T0)}"

@@ -248,14 +248,14 @@ async def test_falling_interest_is_a_signal(client: httpx.AsyncClient, services:
     assert sig["latest"] == 0 and sig["previous"] == 6 and sig["pct_change"] == -100.0
     # the same state again: no new crossing; a sweep finds nothing new either
     assert (await post(client, ev("hal", "app_open", now, "app")))["signals"] == []
-    assert await services.profiles.sweep(now) == []
+    assert await services.profiles.sweep(services.reactions.after_crossings, now) == []
     page = (await client.get("/v1/velocity-signals", params={"customer_id": "hal"})).json()
     assert [(s["figure"], s["trend"]) for s in page["signals"]] == [
         ("page_view", "falling"),
         ("interest", "falling"),
     ]
     # time passes, the previous window empties: back to stable, no signal for that
-    later = await services.profiles.sweep(now + 8 * DAY)
+    later = await services.profiles.sweep(services.reactions.after_crossings, now + 8 * DAY)
     assert later == []
     p = services.profiles.profile("hal", now + 8 * DAY)
     assert {f.name: f.trend for f in p.velocity.figures}["page_view"] == "stable"

@@ -336,7 +336,7 @@ def jitter_run(e: PresenceEngine) -> list[PresenceEvent]:
 
 def test_heap_compaction_changes_no_event(monkeypatch: pytest.MonkeyPatch) -> None:
     expected = jitter_run(PresenceEngine())
-    monkeypatch.setattr("geo_engine.presence_tx._HEAP_SLACK", 0)
+    monkeypatch.setattr("geo_engine.presence_state._HEAP_SLACK", 0)
     e = PresenceEngine()
     pushes_before = len(e._heap)
     assert jitter_run(e) == expected

@@ -1,4 +1,4 @@
-"""Presence transactions (geo_engine/presence_tx.py): rollback restores exactly, commit reports
+"""Presence transactions (geo_engine/presence_state.py): rollback restores exactly, commit reports
 only what changed, misuse raises."""
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class Changes:
     states: dict[tuple[str, str], FenceState | None]
 
 
-class PresenceStore:
+class PresenceState:
     """The state half of `PresenceEngine`: storage, transactions, schedule, read accessors."""
 
     __slots__ = ("_cfg", "_cursors", "_heap", "_inside", "_last", "_log", "_sched")

@@ -1,0 +1,112 @@
+"""The presence unit of work: the one way any presence change is made.
+
+    lock -> begin -> apply -> commit in memory -> write -> reactions -> (commit in storage)
+
+and if anything after `begin` fails (the apply, the write, a reaction, the storage commit
+itself) memory is rolled back to what it was and the error raised: memory always equals what is
+stored. GPS batches, the dwell/exit sweep, beacon sightings, NFC taps, identity links and
+erasure all come through `transact`; nothing else calls the engine's begin/commit/rollback or
+the store's write (tests/unit/test_layers.py checks it).
+
+The reactions (adapters/services/reactions.py) run inside the same storage transaction as the
+change, so a store visit, a decision and its outbox row commit with the presence event that
+caused them, or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from adapters import metrics
+from adapters.services.reactions import Reactions
+from geo_engine.models import PresenceEvent
+from geo_engine.ports import PresenceCommit, PresenceStore, RawFix, Transactions, Tx
+from geo_engine.presence import PresenceEngine
+
+Stored = list[tuple[int, PresenceEvent]]  # (presence event id, event)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What an apply step did to the engine: the events it produced, the raw fixes to keep."""
+
+    events: Sequence[PresenceEvent] = ()
+    raw_fixes: Sequence[RawFix] = ()
+
+
+NO_CHANGE = Change()
+
+
+class PresenceUnitOfWork:
+    def __init__(
+        self,
+        engine: PresenceEngine,
+        store: PresenceStore,
+        transactions: Transactions,
+        reactions: Reactions,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.transactions = transactions
+        self.reactions = reactions
+        # one change at a time: memory moves with commits (one owner per partition, DESIGN.md)
+        self.lock = asyncio.Lock()
+
+    async def transact(
+        self,
+        apply: Callable[[PresenceEngine], Change],
+        *,
+        before: Callable[[Tx], Awaitable[None]] | None = None,
+        after: Callable[[Tx, Stored], Awaitable[None]] | None = None,
+        hold: AbstractAsyncContextManager[object] | None = None,
+        settled: Callable[[], Awaitable[None]] | None = None,
+    ) -> Stored:
+        """Make one presence change; return its stored events.
+
+        `before(tx)`: storage work the change depends on, done first (an NFC counter that must
+        advance, identifiers that must be free); raising there changes nothing.
+        `apply(engine)`: the change itself, pure and synchronous.
+        `after(tx, stored)`: writes that go with the change (the tap's record, a merged
+        device's history), before the reactions.
+        `hold`: another lock held from after the presence lock to the end (erasure holds the
+        profile writers' so no event is stored for a customer while they are erased).
+        `settled()`: after the storage commit, still under the locks (erasure reloads the
+        profiles from what is now stored)."""
+        async with self.lock, hold or contextlib.nullcontext():
+            engine = self.engine
+            engine.begin()
+            try:
+                async with self.transactions.transaction() as tx:
+                    if before is not None:
+                        await before(tx)
+                    change = apply(engine)
+                    delta = engine.commit()  # rollback() below still undoes it
+                    stored: Stored = []
+                    if change.events or change.raw_fixes or delta.cursors or delta.states:
+                        ids = await self.store.write(
+                            tx,
+                            PresenceCommit(
+                                cursors=delta.cursors,
+                                states=delta.states,
+                                events=change.events,
+                                raw_fixes=change.raw_fixes,
+                            ),
+                        )
+                        stored = list(zip(ids, change.events, strict=True))
+                    if after is not None:
+                        await after(tx, stored)
+                    if stored:
+                        await self.reactions.after_presence(tx, stored)
+            except BaseException:
+                engine.rollback()
+                raise
+            if settled is not None:
+                await settled()
+        for _, e in stored:
+            metrics.EVENTS.labels(str(e.type), e.source).inc()
+        metrics.CUSTOMERS_INSIDE.set(engine.customers_inside())
+        return stored

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from geo_engine.models import CustomerCursor, FenceState, PresenceEvent
@@ -105,6 +106,41 @@ class FenceRepository(Protocol):
 
 
 class IdentityDirectory(Protocol):
+    """Which customer owns which identifier (device, app install, cookie, phone, e-mail hash),
+    and moving a device's own presence history to the customer it is linked to. PostgreSQL:
+    adapters/db/identities.py; memory: adapters/memory/identities.py. The `Tx` methods run in
+    the identity service's transaction, with the presence it merges."""
+
     async def customers_of(self, type_: str, values: Sequence[str]) -> dict[str, str]:
         """Map the linked identifiers among `values` to their customer ids."""
+        ...
+
+    async def device_links(self) -> dict[str, str]:
+        """Every linked device id -> its customer id."""
+        ...
+
+    async def of_customer(self, customer_id: str) -> list[tuple[str, str, datetime]]:
+        """The customer's identifiers (type, value, linked at), by type then value."""
+        ...
+
+    async def owners(self, tx: Tx, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The owners of the linked (type, value) pairs among `pairs`; no other transaction can
+        change those links until `tx` ends."""
+        ...
+
+    async def insert_links(
+        self, tx: Tx, customer_id: str, pairs: Sequence[tuple[str, str]]
+    ) -> None:
+        """Link `pairs` to the customer; a pair already linked keeps its owner."""
+        ...
+
+    async def delete_links(self, tx: Tx, pairs: Sequence[tuple[str, str]]) -> None: ...
+
+    async def reattribute(
+        self, tx: Tx, source: str, target: str, superseded: Mapping[str, tuple[str, float]]
+    ) -> int:
+        """Move `source`'s presence events and raw fixes to `target`, and drop its cursor and
+        presence state. First, per superseded visit (fence id -> (owner, entered at)), the
+        owner's enter and dwell events there since it entered are deleted: the merged visit
+        keeps one. Returns how many presence events moved."""
         ...

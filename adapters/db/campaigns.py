@@ -1,32 +1,60 @@
-"""Offers, campaigns, suppression lists, decisions and outbox rows on PostgreSQL. JSON columns
-go through the pool's json/jsonb codec (adapters/db/connect.py): dicts in, dicts out."""
+"""The campaign store (geo_engine/decision/ports.py) on PostgreSQL: offers, campaigns,
+suppression lists, decisions, outbox rows and call-center tasks. JSON columns go through the
+pool's json/jsonb codec (adapters/db/connect.py): dicts in, dicts out.
+
+The services pass the port's `Tx` (adapters/db/tx.py) to the methods that take one. A bare
+connection is still accepted there, for the callers not yet moved to the Transactions port
+(escalation.py); that path keeps its old behaviour (a second follow-up raises asyncpg's
+UniqueViolationError rather than DecisionExists).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-from adapters.db.outcomes import issue_code
+from adapters.db import campaign_reads as reads
+from adapters.db import decision_log as log
+from adapters.db import tasks
+from adapters.db.tx import PgTx
+from geo_engine.decision.bandit import ArmKey, ArmStats
 from geo_engine.decision.decide import Decision, Usage
+from geo_engine.decision.ports import (
+    CampaignStore,
+    DecisionExists,
+    DueOffer,
+    NewTask,
+    Recorded,
+    ReplayQuery,
+    ReplayRow,
+)
+from geo_engine.decision.ports import Stored as Stored  # adapters/api/routes read it here
 from geo_engine.decision.rules import Sent
+from geo_engine.ports import Tx
+
+# What the construction sites of the backtest and the bandit still pass instead of the store
+# (adapters/composition.py, the backtest route, the CLI), until they build the port themselves.
+LegacyPool: TypeAlias = asyncpg.Pool
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    id: str
-    doc: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    status: str | None = None
-    disabled_reason: str | None = None
+def campaign_store_of(source: CampaignStore | LegacyPool) -> CampaignStore:
+    """The store itself, or the PostgreSQL store on a pool."""
+    return PgCampaignRepository(source) if isinstance(source, asyncpg.Pool) else source
 
 
 def _ts(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+def _conn(tx: Tx | asyncpg.Connection) -> asyncpg.Connection:
+    if isinstance(tx, PgTx):
+        return tx.conn
+    if isinstance(tx, asyncpg.Connection):  # a pooled connection's proxy passes too
+        return tx
+    raise TypeError(f"a PostgreSQL store was handed a {type(tx).__name__}")
 
 
 def _row(r: asyncpg.Record) -> Stored:
@@ -110,8 +138,8 @@ class PgCampaignRepository:
         n = await self.pool.fetchval("DELETE FROM campaigns WHERE id = $1 RETURNING 1", cid)
         return bool(n == 1)
 
-    async def disable(self, conn: asyncpg.Connection, cid: str, reason: str) -> None:
-        await conn.execute(
+    async def disable(self, tx: Tx | asyncpg.Connection, cid: str, reason: str) -> None:
+        await _conn(tx).execute(
             "UPDATE campaigns SET status = 'disabled', disabled_reason = $2,"
             " doc = jsonb_set(doc, '{status}', '\"disabled\"'), updated_at = now()"
             " WHERE id = $1",
@@ -129,15 +157,17 @@ class PgCampaignRepository:
         )
         return len(r)
 
-    async def suppression_of(self, conn: asyncpg.Connection, customer_id: str) -> frozenset[str]:
-        rows = await conn.fetch(
+    async def suppression_of(self, tx: Tx | asyncpg.Connection, customer_id: str) -> frozenset[str]:
+        rows = await _conn(tx).fetch(
             "SELECT list_name FROM suppression_entries WHERE customer_id = $1", customer_id
         )
         return frozenset(r[0] for r in rows)
 
     # --- pressure and usage -----------------------------------------------------------------
-    async def history(self, conn: asyncpg.Connection, customer_id: str, since: float) -> list[Sent]:
-        rows = await conn.fetch(
+    async def history(
+        self, tx: Tx | asyncpg.Connection, customer_id: str, since: float
+    ) -> list[Sent]:
+        rows = await _conn(tx).fetch(
             "SELECT extract(epoch FROM send_after) AS ts, channel, campaign_id FROM outbox"
             " WHERE customer_id = $1 AND send_after >= $2 AND status <> 'expired'",
             customer_id,
@@ -145,8 +175,13 @@ class PgCampaignRepository:
         )
         return [Sent(float(r["ts"]), r["channel"], r["campaign_id"]) for r in rows]
 
-    async def usage(self, conn: asyncpg.Connection, offer_ids: Sequence[str]) -> dict[str, Usage]:
-        rows = await conn.fetch(
+    async def call_history(self, tx: Tx, customer_id: str, since: float) -> list[Sent]:
+        return await tasks.history(_conn(tx), customer_id, since)
+
+    async def usage(
+        self, tx: Tx | asyncpg.Connection, offer_ids: Sequence[str]
+    ) -> dict[str, Usage]:
+        rows = await _conn(tx).fetch(
             "SELECT offer_id, count(*) AS n, sum((payload->>'value')::float8) AS v FROM outbox"
             " WHERE offer_id = ANY($1::text[]) GROUP BY offer_id",
             list(offer_ids),
@@ -156,85 +191,26 @@ class PgCampaignRepository:
     # --- decisions and outbox ---------------------------------------------------------------
     async def record(
         self,
-        conn: asyncpg.Connection,
+        tx: Tx | asyncpg.Connection,
         d: Decision,
         presence_event_id: int | None,
         payload: dict[str, Any] | None,
     ) -> int:
-        traces = [
-            {
-                "campaign_id": t.campaign_id,
-                "offer_id": t.offer_id,
-                "score": t.score,
-                "result": t.result,
-                "steps": list(t.steps),
-            }
-            for t in d.traces
-        ]
-        traces += [
-            {
-                "campaign_id": c,
-                "offer_id": None,
-                "score": 0.0,
-                "result": "outranked",
-                "steps": ["not_evaluated"],
-            }
-            for c in d.not_evaluated
-        ]
-        ev = d.trigger
-        did: int = await conn.fetchval(
-            "INSERT INTO decisions (customer_id, trigger_kind, trigger_name, trigger_instance,"
-            " presence_event_id, ts, outcome, campaign_id, offer_id, channel, send_after,"
-            " expires_at, traces, fence_id)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) RETURNING id",
-            d.customer_id,
-            ev.kind,
-            ev.name,
-            ev.instance,
-            presence_event_id,
-            _ts(ev.ts),
-            d.outcome,
-            d.campaign_id,
-            d.offer_id,
-            d.channel,
-            _ts(d.send_after),
-            _ts(d.expires_at),
-            traces,
-            ev.fence_id,
-        )
-        if d.sends and payload is not None:
-            assert d.campaign_id and d.offer_id and d.channel
-            key = f"{d.customer_id}|{d.campaign_id}|{ev.instance}"
-            oid: int | None = await conn.fetchval(
-                "INSERT INTO outbox (decision_id, idempotency_key, customer_id, campaign_id,"
-                " trigger_instance, offer_id, channel, payload, send_after, expires_at)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
-                " ON CONFLICT DO NOTHING RETURNING id",  # the same trigger replayed: one offer
-                did,
-                key,
-                d.customer_id,
-                d.campaign_id,
-                ev.instance,
-                d.offer_id,
-                d.channel,
-                payload,
-                _ts(d.send_after),
-                _ts(d.expires_at),
-            )
-            if oid is not None and payload.get("code"):  # its redemption code, same commit
-                await issue_code(
-                    conn,
-                    outbox_id=oid,
-                    decision_id=did,
-                    customer_id=d.customer_id,
-                    campaign_id=d.campaign_id,
-                    offer_id=d.offer_id,
-                    payload=payload,
-                    issued_at=_ts(ev.ts) or datetime.now(UTC),  # the decision's clock (replays)
-                    send_after=_ts(d.send_after) or datetime.now(UTC),
-                    valid_days=self.redemption_valid_days,
-                )
-        return did
+        days = self.redemption_valid_days
+        if not isinstance(tx, PgTx):  # the old callers: their exceptions as they were
+            return await log.record(_conn(tx), d, presence_event_id, payload, valid_days=days)
+        try:
+            return await log.record(tx.conn, d, presence_event_id, payload, valid_days=days)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "decisions_followup_once":
+                raise
+            raise DecisionExists(d.trigger.instance) from exc
+
+    async def create_task(self, tx: Tx, task: NewTask) -> int | None:
+        return await tasks.create(_conn(tx), task)
+
+    async def recorded(self, customer_id: str) -> list[Recorded]:
+        return await log.recorded(self.pool, customer_id)
 
     async def decisions(
         self,
@@ -258,7 +234,21 @@ class PgCampaignRepository:
         )
         return rows
 
-    # --- backtest: read only ----------------------------------------------------------------
+    # --- backtest, bandit, escalation: read only ---------------------------------------------
+    async def replay_count(self, query: ReplayQuery) -> int:
+        return await reads.replay_count(self.pool, query)
+
+    def replay(
+        self, query: ReplayQuery, *, limit: int, chunk: int
+    ) -> AsyncGenerator[Sequence[ReplayRow], None]:
+        return reads.replay(self.pool, query, limit, chunk)
+
+    async def arms(self, since: float) -> dict[ArmKey, ArmStats]:
+        return await reads.arms(self.pool, since)
+
+    async def due_follow_ups(self, now: float, limit: int) -> list[DueOffer]:
+        return await reads.due_follow_ups(self.pool, now, limit)
+
     async def presence_events(
         self, since: datetime, until: datetime, limit: int
     ) -> list[asyncpg.Record]:

@@ -1,11 +1,16 @@
-"""Identities on PostgreSQL: which customer owns which identifier."""
+"""Identities on PostgreSQL: which customer owns which identifier (the IdentityDirectory port,
+geo_engine/ports.py). The module's functions take a connection; the directory's methods take the
+port's `Tx` (adapters/db/tx.py), which is what the services pass."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import asyncpg
+
+from adapters.db.tx import conn_of
+from geo_engine.ports import Tx
 
 
 class PgIdentityDirectory:
@@ -38,6 +43,22 @@ class PgIdentityDirectory:
                 customer_id,
             )
         return [(r["type"], r["value"], r["created_at"]) for r in rows]
+
+    async def owners(self, tx: Tx, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return await owners(conn_of(tx), pairs)
+
+    async def insert_links(
+        self, tx: Tx, customer_id: str, pairs: Sequence[tuple[str, str]]
+    ) -> None:
+        await insert_links(conn_of(tx), customer_id, pairs)
+
+    async def delete_links(self, tx: Tx, pairs: Sequence[tuple[str, str]]) -> None:
+        await delete_links(conn_of(tx), pairs)
+
+    async def reattribute(
+        self, tx: Tx, source: str, target: str, superseded: Mapping[str, tuple[str, float]]
+    ) -> int:
+        return await reattribute(conn_of(tx), source, target, superseded)
 
 
 async def owners(
@@ -77,7 +98,7 @@ async def reattribute(
     conn: asyncpg.Connection,
     source: str,
     target: str,
-    superseded: dict[str, tuple[str, float]],
+    superseded: Mapping[str, tuple[str, float]],
 ) -> int:
     """Move `source`'s history to `target`, dropping the open events of superseded visits.
     Returns how many presence events moved."""

@@ -9,7 +9,6 @@ I/L read as 1 and O as 0."""
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,15 +17,13 @@ from typing import Any
 
 import asyncpg
 
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
-CODE_LENGTH = 8
+from geo_engine.decision.codes import ALPHABET as ALPHABET
+from geo_engine.decision.codes import CODE_LENGTH as CODE_LENGTH
+from geo_engine.decision.codes import new_code
+
 _ISSUE_TRIES = 5
 _TYPED = str.maketrans({"I": "1", "L": "1", "O": "0"})
 _SEPARATORS = re.compile(r"[\s\-]+")
-
-
-def new_code() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
 
 
 def normalize_code(typed: str) -> str | None:

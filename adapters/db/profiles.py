@@ -1,13 +1,13 @@
 """Profiles on PostgreSQL: behavioural events, orders, attributes and consents, trends and
 velocity signals, and loading it all (place evidence included: adapters/db/places.py writes
 it). Set-based writes through unnest; every function takes the caller's connection so one
-batch is one transaction."""
+batch is one transaction. `PgProfileStore` (adapters/db/profile_store.py) is the profile store
+port (geo_engine/profile/ports.py) on these functions: what the services use."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -16,31 +16,11 @@ from geo_engine.profile.affinity import CHANNEL_PURCHASE_WEIGHT
 from geo_engine.profile.attributes import Attributes, Consent, ConsentPurpose, ConsentStatus, Sex
 from geo_engine.profile.events import CHANNELS
 from geo_engine.profile.places import CellEvidence
+from geo_engine.profile.ports import EventRecord as EventRecord
+from geo_engine.profile.ports import Loaded as Loaded
+from geo_engine.profile.ports import OrderRecord as OrderRecord
 from geo_engine.profile.rfm import RfmFigures
 from geo_engine.profile.state import Crossing
-
-
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    customer_id: str
-    type: str
-    channel: str
-    ts: float
-    properties: str  # JSON text
-    kpis: list[int]
-    categories: dict[str, float] | None
-    event_id: str | None = None
-    presence_event_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRecord:
-    customer_id: str
-    order_id: str
-    ts: float
-    amount: float
-    currency: str
-    amount_base: float | None
 
 
 def _dt(ts: float) -> datetime:
@@ -237,7 +217,7 @@ async def put_attributes(conn: asyncpg.Connection, customer_id: str, a: Attribut
 
 
 async def put_consents(
-    conn: asyncpg.Connection, customer_id: str, consents: dict[ConsentPurpose, Consent]
+    conn: asyncpg.Connection, customer_id: str, consents: Mapping[ConsentPurpose, Consent]
 ) -> None:
     """Log every statement; the current one per purpose is replaced only by a newer `at`."""
     for purpose, c in consents.items():
@@ -257,20 +237,6 @@ async def put_consents(
 
 
 # --- loading the state at start ------------------------------------------------------------
-
-
-@dataclass
-class Loaded:
-    counts: list[tuple[str, int, int, int]]
-    trends: list[tuple[str, list[int]]]
-    channels: list[tuple[str, int, float]]
-    categories: list[tuple[str, str, float]]
-    rfm: dict[str, RfmFigures]
-    attributes: dict[str, Attributes]
-    consents: dict[str, dict[ConsentPurpose, Consent]]
-    place_cells: dict[tuple[str, int, int], CellEvidence]
-
-
 async def load(
     conn: asyncpg.Connection,
     *,

@@ -1,30 +1,18 @@
-"""Call-center tasks on PostgreSQL (migration 011): written with the decision that made them,
-listed and closed by the call center through the API."""
+"""Call-center tasks on PostgreSQL (migration 011): written with the decision that made them
+(the campaign store's `create_task` and `call_history`: adapters/db/campaigns.py), listed and
+closed by the call center through the API."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 
 from geo_engine.decision.models import CALL_CENTER
+from geo_engine.decision.ports import NewTask as NewTask
 from geo_engine.decision.rules import Sent
 
 STATUSES = ("open", "done", "cancelled")
-
-
-@dataclass(frozen=True, slots=True)
-class NewTask:
-    customer_id: str
-    campaign_id: str
-    offer_id: str | None
-    decision_id: int
-    trigger_instance: str
-    reason: str
-    priority: int
-    created_at: float
-    due_at: float
 
 
 def _ts(t: float) -> datetime:

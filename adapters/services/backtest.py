@@ -3,8 +3,9 @@ events, behavioural events and velocity crossings (`velocity_signals`) of a time
 as the live hooks would have decided. Shared by `POST /v1/campaigns/{id}/backtest` and
 `geo-engine backtest`.
 
-Events stream from PostgreSQL through a server-side cursor in chunks, oldest first (a week of a
-city never sits in memory at once), the next chunk fetched while one is replayed. Most rows
+Storage is the campaign store port (geo_engine/decision/ports.py), memory or PostgreSQL alike.
+Events stream from its `replay` in chunks, oldest first (on PostgreSQL from a server-side
+cursor, so a week of a city never sits in memory at once). Most rows
 fire nothing: a presence row only moves the replayed presence unless its (type, fence, source)
 fires the campaign, and only the events that fire it cost a decision. Profiles are read as they
 are now (no profile history is kept; what of a customer does not move with time is read once
@@ -19,20 +20,28 @@ direction) pairs are read.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-import asyncpg
-
+from adapters.db.campaign_reads import REPLAY as _EVENTS  # noqa: F401  (tests read the SQL)
+from adapters.db.campaigns import LegacyPool, campaign_store_of
 from adapters.services.decisions import DecisionService
 from geo_engine.decision.backtest import BacktestResult, Replay, retarget
 from geo_engine.decision.book import Book
 from geo_engine.decision.facts import TriggerEvent
 from geo_engine.decision.models import Campaign, parse_campaign, parse_offer
+from geo_engine.decision.ports import (
+    EVENT,
+    PRESENCE,
+    CampaignStore,
+    Catalogue,
+    ReplayQuery,
+    ReplayRow,
+)
 from geo_engine.decision.replay_subject import ProfileSubject
 from geo_engine.decision.triggers import (
     event_instance,
@@ -43,37 +52,7 @@ from geo_engine.decision.triggers import (
 )
 from geo_engine.models import EventType, FenceState, PresenceEvent
 
-CHUNK = 20_000  # rows per fetch from the cursor
-
-# presence events, behavioural events and velocity crossings of the range, merged oldest first;
-# `$3`/`$4`/`$5` say which the campaign listens to (a campaign on presence only reads no
-# behavioural event and no crossing; `$5`: its velocity "kpi:direction" pairs, the
-# `cardinality` test a one-time filter, so no scan of the signals without one). `k` names the
-# kind of a row (_PRESENCE, _EVENT, _VELOCITY). Only the columns the replay reads (`ref`: the
-# fence, or the crossing's figure; `type`: the event type, or the crossing's trend; `extra`:
-# the source, or the event id); epoch seconds as float8 (what float() of the numeric gave,
-# correctly rounded both ways, without a Decimal per row); sorted on the stored time.
-_EVENTS = """
-SELECT k, id, customer_id, ref, type, extract(epoch FROM ts)::float8 AS ts, extra FROM (
-    SELECT 0 AS k, id, customer_id, geofence_id AS ref, type, ts, source AS extra
-      FROM presence_events WHERE $3 AND ts >= $1 AND ts < $2
-    UNION ALL
-    SELECT 1, id, customer_id, NULL, type, ts, event_id
-      FROM behaviour_events WHERE type = ANY($4::text[]) AND ts >= $1 AND ts < $2
-    UNION ALL
-    SELECT 2, id, customer_id, figure, trend, as_of, NULL
-      FROM velocity_signals WHERE cardinality($5::text[]) > 0
-       AND figure || ':' || trend = ANY($5::text[]) AND as_of >= $1 AND as_of < $2
-) e ORDER BY e.ts, k, id LIMIT $6
-"""
-_COUNT = """
-SELECT (SELECT count(*) FROM presence_events WHERE $3 AND ts >= $1 AND ts < $2)
-     + (SELECT count(*) FROM behaviour_events WHERE type = ANY($4::text[])
-        AND ts >= $1 AND ts < $2)
-     + (SELECT count(*) FROM velocity_signals WHERE cardinality($5::text[]) > 0
-        AND figure || ':' || trend = ANY($5::text[]) AND as_of >= $1 AND as_of < $2)
-"""
-_PRESENCE, _EVENT, _VELOCITY = 0, 1, 2  # `k` of a row
+CHUNK = 20_000  # rows per chunk of the replay
 
 
 class NoCampaign(LookupError):
@@ -116,14 +95,19 @@ class _Plan:
     book: Book
     presence: bool  # read presence events (presence triggers, or to locate behavioural ones)
     event_types: list[str]
-    velocity: list[str]  # the "kpi:direction" of each velocity trigger (`_EVENTS`' `$5`)
+    velocity: list[str]  # the "kpi:direction" of each velocity trigger
+
+    def query(self, since: datetime, until: datetime) -> ReplayQuery:
+        """What the replay reads: only the kinds of rows the campaign listens to."""
+        return ReplayQuery(since, until, self.presence, self.event_types, self.velocity)
 
 
-async def _plan(dec: DecisionService, campaign_id: str) -> _Plan:
-    stored = [s for s in await dec.repo.campaigns() if s.id == campaign_id]
+async def _plan(dec: DecisionService, campaign_id: str, store: Catalogue | None = None) -> _Plan:
+    store = dec.repo if store is None else store
+    stored = [s for s in await store.campaigns() if s.id == campaign_id]
     if not stored:
         raise NoCampaign(campaign_id)
-    offers = {s.id: parse_offer(s.doc) for s in await dec.repo.offers()}
+    offers = {s.id: parse_offer(s.doc) for s in await store.offers()}
     campaign = parse_campaign({**stored[0].doc, "status": "live"}, offers)
     kinds = {t.kind for t in campaign.triggers}
     types = sorted({t.name for t in campaign.triggers if t.kind == "event"})
@@ -134,19 +118,21 @@ async def _plan(dec: DecisionService, campaign_id: str) -> _Plan:
 
 
 async def count_events(
-    dec: DecisionService, pool: asyncpg.Pool, campaign_id: str, since: datetime, until: datetime
+    dec: DecisionService,
+    store: CampaignStore | LegacyPool,
+    campaign_id: str,
+    since: datetime,
+    until: datetime,
 ) -> int:
     """How many stored events a backtest of the campaign reads (for a progress bar)."""
-    plan = await _plan(dec, campaign_id)
-    n: int = await pool.fetchval(
-        _COUNT, since, until, plan.presence, plan.event_types, plan.velocity
-    )
-    return n
+    campaigns = campaign_store_of(store)
+    plan = await _plan(dec, campaign_id, campaigns)
+    return await campaigns.replay_count(plan.query(since, until))
 
 
 async def run_backtest(
     dec: DecisionService,
-    pool: asyncpg.Pool,
+    store: CampaignStore | LegacyPool,
     campaign_id: str,
     since: datetime,
     until: datetime,
@@ -155,10 +141,11 @@ async def run_backtest(
     chunk: int = CHUNK,
     on_chunk: Callable[[int], None] | None = None,
 ) -> BacktestRun:
-    """Replay `campaign_id` over [since, until); `on_chunk(rows)` after each chunk read.
-    Raises NoCampaign."""
-    plan = await _plan(dec, campaign_id)
-    suppressions = await dec.repo.all_suppressions()
+    """Replay `campaign_id` over [since, until) from `store` (the campaign store; a pool: the
+    PostgreSQL one on it); `on_chunk(rows)` after each chunk read. Raises NoCampaign."""
+    campaigns = campaign_store_of(store)
+    plan = await _plan(dec, campaign_id, campaigns)
+    suppressions = await campaigns.all_suppressions()
     replay = Replay(
         plan.book,
         campaign_id,
@@ -169,24 +156,14 @@ async def run_backtest(
     stream = _Stream(dec, plan)
     read = 0
     t0 = time.perf_counter()
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        args = (since, until, plan.presence, plan.event_types, plan.velocity, max_events)
-        cursor = await conn.cursor(_EVENTS, *args)
-        # the next chunk is asked for before this one is replayed: PostgreSQL reads and
-        # sends it (on the other core) meanwhile
-        pending = asyncio.ensure_future(cursor.fetch(chunk))
-        try:
-            while rows := await pending:
-                pending = asyncio.ensure_future(cursor.fetch(chunk))
-                replay.feed(stream.triggers(rows), matched=True)
-                read += len(rows)
-                if on_chunk is not None:
-                    on_chunk(len(rows))
-        finally:
-            # a failed replay: the fetch in flight ends before the connection goes back
-            await asyncio.wait([pending])
-            if not pending.cancelled():
-                pending.exception()  # retrieved: no "never retrieved" warning
+    # closed on a failed replay too: the store may hold a connection for the stream
+    rows = campaigns.replay(plan.query(since, until), limit=max_events, chunk=chunk)
+    async with aclosing(rows):
+        async for chunk_rows in rows:
+            replay.feed(stream.triggers(chunk_rows), matched=True)
+            read += len(chunk_rows)
+            if on_chunk is not None:
+                on_chunk(len(chunk_rows))
     return BacktestRun(campaign_id, read, replay.result, time.perf_counter() - t0)
 
 
@@ -199,19 +176,21 @@ class _Stream:
         self.dec = dec
         self.book = plan.book
         self.needs = needs_of(t for t in plan.campaign.triggers if t.kind == "event")
-        self.index = dec.runtime.index
+        self.index = dec.live.index
         self.inside: dict[str, dict[str, FenceState]] = {}  # the replayed presence
         # what a presence event of this (type, fence, source) gives (`presence_trigger`: all
         # but the customer, time and instance follow from these), None when it does not fire
         # the campaign: most presence rows only move `inside`
         self.protos: dict[tuple[str, str, str], TriggerEvent | None] = {}
 
-    def triggers(self, rows: list[asyncpg.Record]) -> list[TriggerEvent]:
+    def triggers(self, rows: Sequence[ReplayRow]) -> list[TriggerEvent]:
         dec, book, needs, index = self.dec, self.book, self.needs, self.index
         inside, protos = self.inside, self.protos
         out: list[TriggerEvent] = []
-        for k, rid, cid, ref, typ, ts, extra in rows:
-            if k == _PRESENCE:  # `extra`: its source
+        # a row's kind says which of `ref` and `extra` hold a string (ReplayRow): unpacked as
+        # such, without a check per row
+        for k, rid, cid, ref, typ, ts, extra in cast(Sequence[_Row], rows):
+            if k == PRESENCE:  # `extra`: its source
                 here = inside.get(cid)
                 if here is None:
                     here = inside[cid] = {}
@@ -229,7 +208,7 @@ class _Stream:
                     if proto is None:
                         continue
                 out.append(retarget(proto, cid, ts, f"pe:{rid}"))
-            elif k == _EVENT:
+            elif k == EVENT:
                 store, in_store = locate(needs, inside.get(cid, _EMPTY), None, index, ts, 0.0)
                 inst = event_instance(typ, ts, extra)  # `extra`: the event id
                 ev = event_trigger(cid, typ, ts, inst, store, in_store=in_store)
@@ -245,6 +224,7 @@ class _Stream:
         return out
 
 
+_Row = tuple[int, int, str, Any, str, float, Any]
 _TYPES = {str(t): t for t in EventType}
 _UNSEEN = TriggerEvent("presence", "", "", 0.0, "")  # a key not met yet
 _EMPTY: dict[str, FenceState] = {}

@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import asyncpg
+from adapters.db import api_keys
+from adapters.db.types import Pool, Record
 
 
 class Role(StrEnum):
@@ -44,7 +45,7 @@ def new_key() -> str:
 class KeyRing:
     """Resolves a presented key to a principal; caches hits briefly so revocation lands fast."""
 
-    def __init__(self, pool: asyncpg.Pool, admin_key: str | None, ttl_s: float = 5.0) -> None:
+    def __init__(self, pool: Pool, admin_key: str | None, ttl_s: float = 5.0) -> None:
         self._pool = pool
         self._admin_hash = hash_key(admin_key) if admin_key else None
         self._ttl = ttl_s
@@ -58,16 +59,11 @@ class KeyRing:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT id, role, store_ids FROM api_keys WHERE key_hash = $1"
-                " AND revoked_at IS NULL",
-                digest,
-            )
-        if row is None:
+        grant = await api_keys.live_key(self._pool, digest)
+        if grant is None:
             self._cache.pop(digest, None)
             return None
-        p = Principal(row["id"], Role(row["role"]), frozenset(row["store_ids"]))
+        p = Principal(grant.key_id, Role(grant.role), frozenset(grant.store_ids))
         self._cache[digest] = (now + self._ttl, p)
         return p
 
@@ -75,32 +71,15 @@ class KeyRing:
         """Return (id, key); the key itself is never stored nor shown again."""
         key = new_key()
         key_id = "key_" + uuid.uuid4().hex[:16]
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO api_keys (id, name, role, store_ids, key_hash, key_prefix)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
-                key_id,
-                name,
-                str(role),
-                sorted(set(store_ids)),
-                hash_key(key),
-                key[:7],
-            )
+        await api_keys.insert_key(
+            self._pool, key_id, name, str(role), sorted(set(store_ids)), hash_key(key), key[:7]
+        )
         return key_id, key
 
-    async def list(self) -> list[asyncpg.Record]:
-        async with self._pool.acquire() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(
-                "SELECT id, name, role, store_ids, key_prefix, created_at, revoked_at"
-                " FROM api_keys ORDER BY created_at"
-            )
-        return rows
+    async def list(self) -> list[Record]:
+        return await api_keys.all_keys(self._pool)
 
     async def revoke(self, key_id: str) -> bool:
-        async with self._pool.acquire() as conn:
-            status: str = await conn.execute(
-                "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-                key_id,
-            )
+        revoked = await api_keys.revoke_key(self._pool, key_id)
         self._cache.clear()
-        return status.endswith(" 1")
+        return revoked

@@ -11,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from adapters.api.errors import ApiError
 from adapters.auth import Principal, Role
 from adapters.composition import Services
+from adapters.db.campaigns import PgCampaignRepository
 from adapters.privacy.audit import SCOPE_KEY as AUDIT_SCOPE_KEY
+from adapters.services.decisions import DecisionService
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
@@ -19,6 +21,17 @@ _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bea
 def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
+
+
+def decision_service(svc: Services) -> DecisionService:
+    """503 rather than a crash when the services were built without it (hand-built in tests)."""
+    if svc.decisions is None:
+        raise ApiError(503, "the decision service is not running")
+    return svc.decisions
+
+
+def campaign_repo(svc: Services) -> PgCampaignRepository:
+    return decision_service(svc).repo
 
 
 async def principal(

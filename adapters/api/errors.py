@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapters.db.errors import UNSTORABLE
 
 
 class FieldError(BaseModel):
@@ -73,9 +74,6 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{e.field}: {e.reason}" for e in errors[:5])
         return JSONResponse(_body(detail, errors), 422)
 
-    @app.exception_handler(asyncpg.DataError)
-    @app.exception_handler(UnicodeEncodeError)
-    @app.exception_handler(OverflowError)
     async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
         # the one place where any route's input meets PostgreSQL's types: a NUL or a lone
         # surrogate in text, an integer past int64. Input the client sent, so a 422, not a 500.
@@ -83,6 +81,9 @@ def install(app: FastAPI) -> None:
             "a value cannot be stored: text with NUL or invalid Unicode, or a number out of range"
         )
         return JSONResponse(_body(reason, [FieldError(field="body", reason=reason)]), 422)
+
+    for unstorable in (*UNSTORABLE, UnicodeEncodeError, OverflowError):
+        app.add_exception_handler(unstorable, _unstorable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

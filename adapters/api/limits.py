@@ -1,17 +1,18 @@
-"""Edges every request crosses: a body size limit and a per-key rate limit.
+"""The body size limit every request crosses, enforced while reading (Content-Length first,
+then the streamed bytes), so a client cannot make the server buffer more than the limit.
 
-The size limit is enforced while reading (Content-Length first, then the streamed bytes), so a
-client cannot make the server buffer more than the limit. The rate limit is a token bucket per
-API key, in memory: one process owns a partition of the traffic (DESIGN.md).
+The per-key rate limit lives in adapters/ratelimit.py (no web framework in it, so the
+composition root can build it without importing the API); re-exported here until every
+importer has moved.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.ratelimit import RateLimiter
+
+__all__ = ["BodySizeLimit", "BodyTooLarge", "RateLimiter"]
 
 
 class BodyTooLarge(Exception):
@@ -79,34 +80,3 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
-
-
-class RateLimiter:
-    """Token buckets per key: `rate` requests per second sustained, bursts up to `burst`."""
-
-    def __init__(self, rate: float, burst: float, clock: object = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
-
-    def retry_after(self, key: str) -> int:
-        """0 when the request may go now (and is counted), else seconds to wait."""
-        if self.rate <= 0:
-            return 0
-        now: float = self._clock()  # type: ignore[operator]
-        b = self._buckets.get(key)
-        if b is None:
-            b = self._buckets[key] = _Bucket(self.burst, now)
-        b.tokens = min(self.burst, b.tokens + (now - b.at) * self.rate)
-        b.at = now
-        if b.tokens >= 1.0:
-            b.tokens -= 1.0
-            return 0
-        return max(1, math.ceil((1.0 - b.tokens) / self.rate))

@@ -87,3 +87,11 @@ class PgFenceRepository:
             await conn.execute("DELETE FROM presence_state WHERE geofence_id = $1", fence_id)
             status: str = await conn.execute("DELETE FROM geofences WHERE id = $1", fence_id)
         return status.endswith(" 1")
+
+
+async def store_exists(pool: asyncpg.Pool, store_id: str) -> bool:
+    """Whether some geofence names this store (a store exists only through its fences)."""
+    found: bool = await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM geofences WHERE store_id = $1)", store_id
+    )
+    return found

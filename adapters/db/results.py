@@ -164,3 +164,8 @@ def uplift(treated: Group, base: Group) -> dict[str, float | None]:
         "ci95_high": diff + Z95 * se,
         "p_value": p_value,
     }
+
+
+async def campaign_exists(pool: asyncpg.Pool, campaign_id: str) -> bool:
+    found = await pool.fetchval("SELECT 1 FROM campaigns WHERE id = $1", campaign_id)
+    return found is not None

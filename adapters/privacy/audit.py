@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.auth import Principal, Role
+from adapters.db import audit as audit_db
 
 log = logging.getLogger(__name__)
 
@@ -65,28 +65,14 @@ class AuditLog:
         route = getattr(scope.get("route"), "path", None) or scope["path"]
         path = masked_path(route, dict(scope.get("path_params") or {}))
         try:
-            pool: asyncpg.Pool = scope["app"].state.services.pool
-            async with pool.acquire() as conn:
-                await conn.execute(
-                    "INSERT INTO audit_log (key_id, role, method, route, path, status)"
-                    " VALUES ($1, $2, $3, $4, $5, $6)",
-                    p.key_id,
-                    str(p.role),
-                    scope["method"],
-                    route,
-                    path,
-                    status,
-                )
+            await audit_db.insert_entry(
+                scope["app"].state.services.pool,
+                p.key_id,
+                str(p.role),
+                scope["method"],
+                route,
+                path,
+                status,
+            )
         except Exception:  # the change is done: losing its trace must not fail the request
             log.exception("audit log write failed")
-
-
-async def read(pool: asyncpg.Pool, *, after_id: int, limit: int) -> list[dict[str, Any]]:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT id, at, key_id, role, method, route, path, status FROM audit_log"
-            " WHERE id > $1 ORDER BY id LIMIT $2",
-            after_id,
-            limit,
-        )
-    return [dict(r) for r in rows]

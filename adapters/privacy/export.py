@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
-from adapters.privacy.tables import personal_tables, subject_ids
+from adapters.db.export import subject_rows
+from adapters.db.types import Pool
 
 # never handed out, even to the data subject: they would let anyone forge this customer's taps
 _SECRET_COLUMNS = frozenset({"sun_file_key", "sun_meta_key", "key_hash"})
@@ -29,34 +29,19 @@ def _plain(v: object) -> Any:
     return str(v)  # uuid, Decimal, date, ...
 
 
-def _row(record: asyncpg.Record) -> dict[str, Any]:
+def _row(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _plain(v) for k, v in record.items() if k not in _SECRET_COLUMNS}
 
 
-async def export_customer(pool: asyncpg.Pool, customer_id: str) -> dict[str, Any] | None:
+async def export_customer(pool: Pool, customer_id: str) -> dict[str, Any] | None:
     """None when nothing at all is held on this id."""
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        tables = await personal_tables(conn)
-        customers, devices = await subject_ids(conn, customer_id)
-        data: dict[str, list[dict[str, Any]]] = {}
-        for table in sorted({*tables.by_customer, *tables.by_device}):
-            conds, args = [], []
-            if table in tables.by_customer:
-                conds.append("customer_id = ANY($1::text[])")
-                args.append(customers)
-            if table in tables.by_device and devices:
-                conds.append(f"device_id = ANY(${len(args) + 1}::text[])")
-                args.append(devices)
-            # table names come from information_schema, never from input
-            rows = await conn.fetch(f'SELECT * FROM "{table}" WHERE {" OR ".join(conds)}', *args)
-            if rows:
-                data[table] = [_row(r) for r in rows]
-    if not data:
+    held = await subject_rows(pool, customer_id)
+    if not held.tables:
         return None
     return {
         "customer_id": customer_id,
         "exported_at": datetime.now(UTC).isoformat(),
-        "customer_ids": customers,
-        "device_ids": devices,
-        "tables": data,
+        "customer_ids": held.customer_ids,
+        "device_ids": held.device_ids,
+        "tables": {t: [_row(r) for r in rows] for t, rows in held.tables.items()},
     }

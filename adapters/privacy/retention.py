@@ -1,7 +1,7 @@
 """Retention: raw location signals are kept briefly, derived data about 13 months (minimisation,
 GDPR art. 5(1)(e); the CNIL's store-visit orders). A purge deletes what is older, in batches of
-`purge_batch_rows` (DELETE ... WHERE ctid IN (SELECT ... LIMIT n)) so no lock is held long and
-ingest keeps flowing; it runs on a schedule in `serve` and on demand with `geo-engine purge`.
+`purge_batch_rows` (adapters/db/retention.py) so no lock is held long and ingest keeps
+flowing; it runs on a schedule in `serve` and on demand with `geo-engine purge`.
 
 Which tables: the raw ones are named (they hold where someone was at an instant); every other
 table with a `customer_id` column and a timestamptz event-time column is derived and purged at
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
-
+from adapters.db import retention as retention_db
+from adapters.db.types import Connection, Pool
 from adapters.privacy.metrics import PURGED
 from adapters.settings import Settings
 
@@ -77,15 +77,12 @@ class Retention:
             interval_s=s.purge_interval_s,
         )
 
-    async def rules(self, conn: asyncpg.Connection) -> list[Rule]:
+    async def rules(self, conn: Connection) -> list[Rule]:
         """Discovered from information_schema: what exists now, future tables included."""
-        cols = await conn.fetch(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = 'public'"
-        )
-        by_table: dict[str, dict[str, str]] = {}
-        for r in cols:
-            by_table.setdefault(r["table_name"], {})[r["column_name"]] = r["data_type"]
+        return self.rules_for(await retention_db.column_types(conn))
+
+    def rules_for(self, by_table: dict[str, dict[str, str]]) -> list[Rule]:
+        """The rules for these tables (table -> column -> data type)."""
         out: list[Rule] = []
         for table, columns in sorted(by_table.items()):
             if table in RAW_TABLES:
@@ -104,7 +101,7 @@ ProgressHook = Callable[[str, int], None]  # (table, rows deleted by this batch)
 
 
 async def purge(
-    pool: asyncpg.Pool,
+    pool: Pool,
     retention: Retention,
     *,
     now: float | None = None,
@@ -112,21 +109,15 @@ async def purge(
 ) -> dict[str, int]:
     """Deletes everything past its retention; returns rows deleted per table."""
     now = time.time() if now is None else now
-    async with pool.acquire() as conn:
-        rules = await retention.rules(conn)
+    rules = retention.rules_for(await retention_db.column_types(pool))
     done: dict[str, int] = {}
     for rule in rules:
         cutoff = datetime.fromtimestamp(now - rule.max_age_s, UTC)
-        # identifiers come from information_schema, never from input: safe to interpolate
-        sql = (
-            f'DELETE FROM "{rule.table}" WHERE ctid IN (SELECT ctid FROM "{rule.table}"'
-            f' WHERE "{rule.column}" < $1 LIMIT $2)'
-        )
         total = 0
         while True:
-            async with pool.acquire() as conn:
-                status: str = await conn.execute(sql, cutoff, retention.batch_rows)
-            n = int(status.rsplit(" ", 1)[-1])
+            n = await retention_db.delete_batch(
+                pool, rule.table, rule.column, cutoff, retention.batch_rows
+            )
             total += n
             if n:
                 PURGED.labels(rule.table).inc(n)
@@ -138,7 +129,7 @@ async def purge(
     return done
 
 
-async def purge_forever(pool: asyncpg.Pool, retention: Retention) -> None:
+async def purge_forever(pool: Pool, retention: Retention) -> None:
     while True:
         try:
             done = await purge(pool, retention)

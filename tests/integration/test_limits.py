@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from adapters.api.app import create_app
-from adapters.api.limits import RateLimiter
+from adapters.ratelimit import RateLimiter
 from tests.conftest import ADMIN_KEY
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
-from adapters.api.routes.pings import PresenceEventOut
+from adapters.api.models import PresenceEventOut, event_out
 from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
 from adapters.codecs.pings import BatchError
@@ -25,8 +25,7 @@ from adapters.db.beacons import (
     canonical_hex,
     canonical_uuid,
 )
-from adapters.services.proximity import SIGHTINGS, ingest_sightings
-from geo_engine.models import PresenceEvent
+from adapters.services.proximity import SIGHTINGS
 from geofences.model import FenceKind
 
 router = APIRouter(prefix="/v1", tags=["beacons"], responses=ERROR_RESPONSES)
@@ -271,7 +270,7 @@ async def post_sightings(request: Request, svc: Svc, _: Ingest) -> SightingBatch
     except BatchError as exc:
         raise field_error(exc.status, exc.field, exc.reason) from None
     SIGHTINGS.labels("rejected").inc(len(errors))
-    outcome = await ingest_sightings(svc, rows) if rows else None
+    outcome = await svc.proximity.sightings(rows) if rows else None
     return SightingBatchResult(
         accepted=len(rows),
         rejected=[RowRejected(index=e.index, field=e.field, reason=e.reason) for e in errors],
@@ -279,16 +278,4 @@ async def post_sightings(request: Request, svc: Svc, _: Ingest) -> SightingBatch
         if outcome is None
         else [RowIgnored(index=i, reason=r) for i, r in outcome.ignored],
         events=[] if outcome is None else [event_out(i, e) for i, e in outcome.events],
-    )
-
-
-def event_out(event_id: int, e: PresenceEvent) -> PresenceEventOut:
-    return PresenceEventOut(
-        id=event_id,
-        type=e.type.value,
-        customer_id=e.customer_id,
-        geofence_id=e.geofence_id,
-        ts=datetime.fromtimestamp(e.ts, UTC),
-        source=e.source,
-        reason=e.reason,
     )

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from adapters.api.deps import Svc, require
+from adapters.api.deps import Svc, campaign_repo, decision_service, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
-from adapters.api.routes.offers import Id, Strict, decisions, repo
+from adapters.api.models import DefinitionId, Strict
 from adapters.auth import Principal
 from adapters.db.campaigns import Stored
 from adapters.services.backtest import NoCampaign, run_backtest
@@ -53,7 +53,7 @@ class EscalationIn(Strict):
 
 
 class CampaignIn(Strict):
-    id: Id
+    id: DefinitionId
     name: str | None = Field(None, max_length=200)
     status: Literal["draft", "live", "paused"] = "draft"
     start: float = Field(description="Unix seconds")
@@ -128,7 +128,7 @@ async def _doc(body: CampaignIn, svc: Svc) -> dict[str, Any]:
         {k: v for k, v in t.items() if v not in (None, [], False) or k == "type"}
         for t in doc["triggers"]
     ]
-    offers = {s.id: parse_offer(s.doc) for s in await repo(svc).offers()}
+    offers = {s.id: parse_offer(s.doc) for s in await campaign_repo(svc).offers()}
     try:
         parse_campaign(doc, offers)
     except InvalidDefinition as e:
@@ -139,10 +139,10 @@ async def _doc(body: CampaignIn, svc: Svc) -> dict[str, Any]:
 @router.post("/campaigns", status_code=201, response_model=CampaignOut)
 async def create_campaign(body: CampaignIn, svc: Svc, _: Admin) -> CampaignOut:
     doc = await _doc(body, svc)
-    s = await repo(svc).put_campaign(body.id, doc, create=True)
+    s = await campaign_repo(svc).put_campaign(body.id, doc, create=True)
     if s is None:
         raise field_error(409, "id", f"campaign {body.id!r} exists")
-    await decisions(svc).reload()
+    await decision_service(svc).reload()
     return out(s)
 
 
@@ -150,12 +150,12 @@ async def create_campaign(body: CampaignIn, svc: Svc, _: Admin) -> CampaignOut:
 async def list_campaigns(
     svc: Svc, _: Admin, status: Annotated[str | None, Query()] = None
 ) -> CampaignList:
-    return CampaignList(campaigns=[out(s) for s in await repo(svc).campaigns(status)])
+    return CampaignList(campaigns=[out(s) for s in await campaign_repo(svc).campaigns(status)])
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
 async def get_campaign(campaign_id: str, svc: Svc, _: Admin) -> CampaignOut:
-    for s in await repo(svc).campaigns():
+    for s in await campaign_repo(svc).campaigns():
         if s.id == campaign_id:
             return out(s)
     raise ApiError(404, f"no campaign {campaign_id!r}")
@@ -166,18 +166,18 @@ async def put_campaign(campaign_id: str, body: CampaignIn, svc: Svc, _: Admin) -
     if body.id != campaign_id:
         raise field_error(422, "id", "must match the path")
     doc = await _doc(body, svc)
-    s = await repo(svc).put_campaign(campaign_id, doc, create=False)
+    s = await campaign_repo(svc).put_campaign(campaign_id, doc, create=False)
     if s is None:
         raise ApiError(404, f"no campaign {campaign_id!r}")
-    await decisions(svc).reload()
+    await decision_service(svc).reload()
     return out(s)
 
 
 @router.delete("/campaigns/{campaign_id}", status_code=204)
 async def delete_campaign(campaign_id: str, svc: Svc, _: Admin) -> Response:
-    if not await repo(svc).delete_campaign(campaign_id):
+    if not await campaign_repo(svc).delete_campaign(campaign_id):
         raise ApiError(404, f"no campaign {campaign_id!r}")
-    await decisions(svc).reload()
+    await decision_service(svc).reload()
     return Response(status_code=204)
 
 
@@ -188,7 +188,7 @@ async def add_suppression_entries(
     svc: Svc,
     _: Admin,
 ) -> SuppressionOut:
-    added = await repo(svc).add_suppressed(name, body.customer_ids)
+    added = await campaign_repo(svc).add_suppressed(name, body.customer_ids)
     return SuppressionOut(list_name=name, added=added)
 
 
@@ -228,7 +228,7 @@ async def backtest_campaign(campaign_id: str, body: BacktestIn, svc: Svc, _: Adm
         raise field_error(422, "until", "must be after since")
     try:
         run = await run_backtest(
-            decisions(svc), svc.pool, campaign_id, since, until, max_events=body.max_events
+            decision_service(svc), svc.pool, campaign_id, since, until, max_events=body.max_events
         )
     except NoCampaign:
         raise ApiError(404, f"no campaign {campaign_id!r}") from None

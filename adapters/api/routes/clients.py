@@ -29,13 +29,13 @@ from prometheus_client import Counter
 from adapters import metrics
 from adapters.api.deps import Svc
 from adapters.api.errors import ERROR_RESPONSES, ApiError, FieldError, field_error
-from adapters.api.routes.pings import PingBatchResult
+from adapters.api.models import PingBatchResult
 from adapters.auth import Principal, Role
 from adapters.codecs import osmand, owntracks
 from adapters.codecs.client_values import ClientParseError, TimeWindow, decode_json
 from adapters.composition import Services
+from adapters.db import owntracks as owntracks_db
 from adapters.services.presence import IngestResult
-from adapters.services.proximity import ingest_ibeacon_report
 from geo_engine.models import FixFlag
 
 log = logging.getLogger(__name__)
@@ -152,28 +152,11 @@ def _refused(svc: Services, customer_id: str) -> str | None:
 
 async def _record_transition(svc: Services, device_id: str, t: owntracks.Transition) -> str:
     """The app's own view, kept for comparison: it never makes a presence event."""
-    if _refused(svc, svc.runtime.customer_for(device_id)) is not None:
+    customer_id = svc.runtime.customer_for(device_id)
+    if _refused(svc, customer_id) is not None:
         return "ignored"  # a transition is location data too: the same consent applies
-    async with svc.pool.acquire() as conn:
-        status: str = await conn.execute(
-            "INSERT INTO owntracks_transitions (device_id, customer_id, event, region_key,"
-            " region_id, region_desc, trigger, lat, lon, accuracy_m, ts, waypoint_ts)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, to_timestamp($11),"
-            " to_timestamp($12)) ON CONFLICT DO NOTHING",
-            device_id,
-            svc.runtime.customer_for(device_id),
-            t.event,
-            t.region_key,
-            t.region_id,
-            t.region_desc,
-            t.trigger,
-            t.lat,
-            t.lon,
-            t.accuracy_m,
-            t.ts,
-            t.waypoint_ts,
-        )
-    return "recorded" if status.endswith(" 1") else "duplicate"
+    new = await owntracks_db.insert_transition(svc.pool, device_id, customer_id, t)
+    return "recorded" if new else "duplicate"
 
 
 async def handle_owntracks_beacon(svc: Services, device_id: str, beacon: owntracks.Beacon) -> str:
@@ -184,8 +167,7 @@ async def handle_owntracks_beacon(svc: Services, device_id: str, beacon: owntrac
     (de-duplicated on (device, beacon, tst)): a resend re-applies harmlessly (same time: no
     transition) and is labelled duplicate; a failed apply is not recorded, so its resend counts.
     """
-    outcome = await ingest_ibeacon_report(
-        svc,
+    outcome = await svc.proximity.ibeacon_report(
         svc.runtime.customer_for(device_id),
         uuid=beacon.uuid,
         major=beacon.major,
@@ -194,26 +176,11 @@ async def handle_owntracks_beacon(svc: Services, device_id: str, beacon: owntrac
         ios_proximity=beacon.proximity,
         ts=beacon.ts,
     )
-    if _refused(svc, svc.runtime.customer_for(device_id)) is not None:
+    customer_id = svc.runtime.customer_for(device_id)  # read again: a link may have landed
+    if _refused(svc, customer_id) is not None:
         return "ignored"  # not applied by the sightings path either: keep nothing
-    async with svc.pool.acquire() as conn:
-        status: str = await conn.execute(
-            "INSERT INTO owntracks_beacons (device_id, customer_id, uuid, major, minor, rssi,"
-            " accuracy_m, proximity, region_desc, ts)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10))"
-            " ON CONFLICT DO NOTHING",
-            device_id,
-            svc.runtime.customer_for(device_id),
-            beacon.uuid,
-            beacon.major,
-            beacon.minor,
-            beacon.rssi,
-            beacon.accuracy_m,
-            beacon.proximity,
-            beacon.desc,
-            beacon.ts,
-        )
-    return outcome if status.endswith(" 1") else "duplicate"
+    new = await owntracks_db.insert_beacon(svc.pool, device_id, customer_id, beacon)
+    return outcome if new else "duplicate"
 
 
 def _array() -> Response:

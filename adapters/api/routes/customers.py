@@ -3,16 +3,16 @@ assembled profile out (`GET /v1/customers/{id}/profile`), read from memory."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 import h3
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, field_validator
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
+from adapters.api.models import ConsentIn, CustomerId
 from adapters.auth import Principal, Role
 from geo_engine.profile.attributes import (
     AGE_BANDS,
@@ -21,7 +21,6 @@ from geo_engine.profile.attributes import (
     Attributes,
     Consent,
     ConsentPurpose,
-    ConsentStatus,
     Sex,
 )
 from geo_engine.profile.profile import CustomerProfile
@@ -30,26 +29,9 @@ from geo_engine.profile.rfm import SEGMENT_RULES
 router = APIRouter(prefix="/v1", tags=["customers"], responses=ERROR_RESPONSES)
 Writer = Annotated[Principal, Depends(require(Role.INGEST))]
 Admin = Annotated[Principal, Depends(require())]
-CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
 AgeBand = Literal["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
 Csp = Literal["1", "2", "3", "4", "5", "6", "7", "8"]
 assert set(get_args(AgeBand)) == set(AGE_BANDS) and set(get_args(Csp)) == set(CSP_LABELS)
-CONSENT_FUTURE_SKEW_S = 300.0
-
-
-class ConsentIn(BaseModel):
-    status: ConsentStatus
-    at: datetime = Field(description="When the customer said it (ISO 8601 with an offset)")
-    source: str = Field(min_length=1, max_length=64, description="app, web, store, ...")
-
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("needs a UTC offset (e.g. Z or +01:00)")
-        if v.timestamp() > time.time() + CONSENT_FUTURE_SKEW_S:
-            raise ValueError("is in the future")
-        return v
 
 
 class CustomerIn(BaseModel):

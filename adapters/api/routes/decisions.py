@@ -9,9 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from adapters.api.deps import Svc, require
+from adapters.api.deps import Svc, campaign_repo, require
 from adapters.api.errors import ERROR_RESPONSES
-from adapters.api.routes.offers import repo
 from adapters.auth import Principal
 
 router = APIRouter(prefix="/v1", tags=["decisions"], responses=ERROR_RESPONSES)
@@ -62,7 +61,7 @@ async def list_decisions(
     since: Annotated[datetime | None, Query(description="ISO 8601; trigger time")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DecisionList:
-    rows = await repo(svc).decisions(customer_id, campaign_id, since, limit)
+    rows = await campaign_repo(svc).decisions(customer_id, campaign_id, since, limit)
     out: list[DecisionOut] = []
     for r in rows:
         d: dict[str, Any] = dict(r)

@@ -14,11 +14,12 @@ from pydantic import BaseModel, Field, ValidationError
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
-from adapters.api.routes.identities import Identifier, IdentifierType
+from adapters.api.models import Identifier, IdentifierType
 from adapters.auth import Principal, Role
 from adapters.codecs.events import EventRow, decode_events
 from adapters.codecs.pings import BatchError
 from adapters.db.identities import PgIdentityDirectory
+from adapters.db.velocity_signals import signals_after
 from adapters.services.presence import UNLINKED_PREFIX
 from adapters.services.profiles import Rejected, Resolved
 from geo_engine.profile.events import POSTED_TYPES, Channel
@@ -182,7 +183,7 @@ async def post_events(request: Request, svc: Svc, _: Ingest) -> Response:
     except BatchError as exc:
         raise field_error(exc.status, exc.field, exc.reason) from None
     resolved, rejected = await _resolve(svc, decoded.rows)
-    result = await svc.profiles.ingest(resolved)
+    result = await svc.profiles.ingest(resolved, svc.reactions.after_behaviour)
     bad = [_RowRejected(e.index, e.field, e.reason, 422) for e in decoded.errors]
     bad += [_RowRejected(e.index, e.field, e.reason, e.status) for e in rejected]
     bad += [_RowRejected(e.index, e.field, e.reason, e.status) for e in result.rejected]
@@ -212,14 +213,6 @@ async def velocity_signals(
 ) -> Response:
     """Every crossing into rising/falling stored, with `id` > `after_id` (poll with the last
     id seen): what campaigns trigger on."""
-    sql = (
-        "SELECT id, customer_id, figure, previous_trend, trend, latest, previous, pct_change,"
-        " window_days, as_of FROM velocity_signals WHERE id > $1"
-        + (" AND customer_id = $3" if customer_id is not None else "")
-        + " ORDER BY id LIMIT $2"
-    )
-    args: list[Any] = [after_id, limit] + ([customer_id] if customer_id is not None else [])
-    async with svc.pool.acquire() as conn:
-        rows = await conn.fetch(sql, *args)
-    page = _SignalPage([dict(r) for r in rows], rows[-1]["id"] if len(rows) == limit else None)
+    rows = await signals_after(svc.pool, after_id, customer_id, limit)
+    page = _SignalPage(rows, rows[-1]["id"] if len(rows) == limit else None)
     return Response(_encode(page), media_type="application/json")

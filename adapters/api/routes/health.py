@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from adapters.api.deps import Svc
+from adapters.db.health import is_reachable
 
 router = APIRouter(tags=["operations"])
 
@@ -28,10 +29,7 @@ async def healthz() -> Health:
     responses={503: {"model": Health}},
 )
 async def readyz(svc: Svc) -> Response:
-    try:
-        async with svc.pool.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1")
-    except Exception:
+    if not await is_reachable(svc.pool, timeout_s=2):
         return JSONResponse({"status": "database unreachable"}, 503, headers={"Retry-After": "5"})
     return JSONResponse({"status": "ok"})
 

@@ -3,17 +3,15 @@ resolve to one customer."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
-import phonenumbers
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, FieldError
+from adapters.api.models import Identifier, IdentifierType
 from adapters.auth import Principal, Role
 from adapters.services.identity import IdentityConflict, IdentityService
 from adapters.services.presence import UNLINKED_PREFIX
@@ -22,38 +20,6 @@ router = APIRouter(prefix="/v1", tags=["identities"], responses=ERROR_RESPONSES)
 Linker = Annotated[Principal, Depends(require(Role.INGEST))]
 Reader = Annotated[Principal, Depends(require())]
 CustomerId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class IdentifierType(StrEnum):
-    DEVICE = "device"
-    APP_INSTALL = "app_install"
-    COOKIE = "cookie"
-    PHONE = "phone"
-    EMAIL_HASH = "email_hash"
-
-
-class Identifier(BaseModel):
-    type: IdentifierType
-    value: str = Field(min_length=1, max_length=128)
-
-    @model_validator(mode="after")
-    def _normalise(self) -> Identifier:
-        if self.type is IdentifierType.PHONE:
-            try:
-                number = phonenumbers.parse(self.value, "FR")
-            except phonenumbers.NumberParseException as exc:
-                raise ValueError(f"not a phone number: {exc}") from None
-            if not phonenumbers.is_valid_number(number):
-                raise ValueError("not a valid phone number")
-            self.value = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        elif self.type is IdentifierType.EMAIL_HASH:
-            # a hash, never the address: the engine does not need to hold e-mails in clear
-            value = self.value.lower()
-            if not _SHA256.match(value):
-                raise ValueError("email_hash must be the SHA-256 hex digest of the address")
-            self.value = value
-        return self
 
 
 class LinkIn(BaseModel):
@@ -91,8 +57,8 @@ class CustomerIdentities(BaseModel):
 
 
 def _service(request: Request) -> IdentityService:
-    svc = request.app.state.services
-    return IdentityService(svc.pool, svc.runtime, svc.presence)
+    identities: IdentityService = request.app.state.services.identities
+    return identities
 
 
 def _pairs(body: LinkIn) -> list[tuple[str, str]]:

@@ -18,13 +18,12 @@ from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
-from adapters.api.routes.beacons import event_out
-from adapters.api.routes.pings import PresenceEventOut
+from adapters.api.models import PresenceEventOut, event_out
 from adapters.auth import Principal, Role
 from adapters.codecs.nfc_sun import SunMessage, TapRefused
 from adapters.codecs.pings import parse_ts
 from adapters.db.beacons import Conflict, NfcTag, PgNfcTagRepository, canonical_hex
-from adapters.services.proximity import TAPS, Tap, ingest_tap
+from adapters.services.proximity import TAPS, Tap
 from geofences.model import FenceKind
 
 router = APIRouter(prefix="/v1", tags=["nfc"], responses=ERROR_RESPONSES)
@@ -233,7 +232,7 @@ async def post_tap(body: TapIn, svc: Svc, _: Ingest) -> TapOut:
         raise
     cid = body.customer_id or svc.runtime.customer_for(body.device_id or "")
     try:
-        out = await ingest_tap(svc, Tap(cid, body.device_id, body.tag_id, ts, sun))
+        out = await svc.proximity.tap(Tap(cid, body.device_id, body.tag_id, ts, sun))
     except TapRefused as exc:
         raise field_error(exc.status, exc.field, exc.reason) from None
     return TapOut(

@@ -9,23 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.api.deps import Svc, require
+from adapters.api.deps import Svc, campaign_repo, decision_service, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
+from adapters.api.models import DefinitionId, Strict
 from adapters.auth import Principal
-from adapters.composition import Services
-from adapters.db.campaigns import PgCampaignRepository, Stored
-from adapters.services.decisions import DecisionService
+from adapters.db.campaigns import Stored
 from geo_engine.decision.errors import InvalidDefinition
 from geo_engine.decision.gsm7 import sms_length
 from geo_engine.decision.models import parse_campaign, parse_offer
 
 router = APIRouter(prefix="/v1", tags=["offers"], responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(require())]
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SmsIn(Strict):
@@ -44,7 +38,7 @@ class ContentIn(Strict):
 
 
 class OfferIn(Strict):
-    id: Id
+    id: DefinitionId
     name: str | None = Field(None, max_length=200)
     content: ContentIn
     valid_from: float = Field(description="Unix seconds")
@@ -74,16 +68,6 @@ class OfferList(BaseModel):
     offers: list[OfferOut]
 
 
-def repo(svc: Services) -> PgCampaignRepository:
-    return decisions(svc).repo
-
-
-def decisions(svc: Services) -> DecisionService:
-    if svc.decisions is None:
-        raise ApiError(503, "the decision service is not running")
-    return svc.decisions
-
-
 def out(s: Stored) -> OfferOut:
     sms = s.doc.get("content", {}).get("sms")
     length = None
@@ -104,21 +88,21 @@ def _check(doc: dict[str, Any]) -> None:
 async def create_offer(body: OfferIn, svc: Svc, _: Admin) -> OfferOut:
     doc = body.model_dump(mode="json")
     _check(doc)
-    s = await repo(svc).put_offer(body.id, doc, create=True)
+    s = await campaign_repo(svc).put_offer(body.id, doc, create=True)
     if s is None:
         raise field_error(409, "id", f"offer {body.id!r} exists")
-    await decisions(svc).reload()
+    await decision_service(svc).reload()
     return out(s)
 
 
 @router.get("/offers", response_model=OfferList)
 async def list_offers(svc: Svc, _: Admin) -> OfferList:
-    return OfferList(offers=[out(s) for s in await repo(svc).offers()])
+    return OfferList(offers=[out(s) for s in await campaign_repo(svc).offers()])
 
 
 @router.get("/offers/{offer_id}", response_model=OfferOut)
 async def get_offer(offer_id: str, svc: Svc, _: Admin) -> OfferOut:
-    for s in await repo(svc).offers():
+    for s in await campaign_repo(svc).offers():
         if s.id == offer_id:
             return out(s)
     raise ApiError(404, f"no offer {offer_id!r}")
@@ -131,28 +115,28 @@ async def put_offer(offer_id: str, body: OfferIn, svc: Svc, _: Admin) -> OfferOu
     doc = body.model_dump(mode="json")
     _check(doc)
     # the campaigns that may give it must still make sense with the new content
-    offers = {s.id: parse_offer(s.doc) for s in await repo(svc).offers()}
+    offers = {s.id: parse_offer(s.doc) for s in await campaign_repo(svc).offers()}
     offers[offer_id] = parse_offer(doc)
-    users = set(await repo(svc).offer_in_use(offer_id))
-    for c in await repo(svc).campaigns():
+    users = set(await campaign_repo(svc).offer_in_use(offer_id))
+    for c in await campaign_repo(svc).campaigns():
         if c.id in users:
             try:
                 parse_campaign(c.doc, offers)
             except InvalidDefinition as e:
                 raise field_error(422, "content", f"campaign {c.id}: {e.reason}") from None
-    s = await repo(svc).put_offer(offer_id, doc, create=False)
+    s = await campaign_repo(svc).put_offer(offer_id, doc, create=False)
     if s is None:
         raise ApiError(404, f"no offer {offer_id!r}")
-    await decisions(svc).reload()
+    await decision_service(svc).reload()
     return out(s)
 
 
 @router.delete("/offers/{offer_id}", status_code=204)
 async def delete_offer(offer_id: str, svc: Svc, _: Admin) -> Response:
-    users = await repo(svc).offer_in_use(offer_id)
+    users = await campaign_repo(svc).offer_in_use(offer_id)
     if users:
         raise field_error(409, "id", f"offer used by campaign(s) {', '.join(users)}")
-    if not await repo(svc).delete_offer(offer_id):
+    if not await campaign_repo(svc).delete_offer(offer_id):
         raise ApiError(404, f"no offer {offer_id!r}")
-    await decisions(svc).reload()
+    await decision_service(svc).reload()
     return Response(status_code=204)

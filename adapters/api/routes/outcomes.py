@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ErrorBody, field_error
 from adapters.auth import Principal, Role
+from adapters.db.fence_repo import store_exists
 from adapters.db.outcomes import (
     ALPHABET,
     CODE_LENGTH,
@@ -196,10 +197,7 @@ async def post_redemption(body: RedemptionIn, svc: Svc, p: Staff) -> RedemptionO
     code = normalize_code(body.code)
     if code is None:
         raise field_error(404, "code", f"no such code (codes are {CODE_LENGTH} characters)")
-    known = await svc.pool.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM geofences WHERE store_id = $1)", body.store_id
-    )
-    if not known:
+    if not await store_exists(svc.pool, body.store_id):
         raise field_error(422, "store_id", f"no geofence has store_id {body.store_id!r}")
     ts = body.ts or datetime.fromtimestamp(now, UTC)
     got = await redeem(svc.pool, code, body.store_id, body.amount, ts, p.key_id)

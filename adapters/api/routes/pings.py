@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from fastapi import APIRouter, Depends, Request, Response
@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from adapters import metrics
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
+from adapters.api.models import PingBatchResult
 from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
 from adapters.codecs.pings import BatchError, decode_pings
@@ -36,49 +37,6 @@ class PingInDoc(BaseModel):
 
 class PingBatchDoc(BaseModel):
     pings: list[PingInDoc]
-
-
-class RowRejected(BaseModel):
-    index: int
-    field: str
-    reason: str
-
-
-class RowIgnored(BaseModel):
-    index: int
-    # the last two: no location consent, so the row was neither processed nor stored
-    reason: Literal[
-        "duplicate",
-        "late",
-        "impossible_speed",
-        "mock",
-        "low_accuracy",
-        "no_location_consent",
-        "location_consent_refused",
-    ]
-
-
-class PresenceEventOut(BaseModel):
-    id: int
-    type: Literal["enter", "dwell", "exit"]
-    customer_id: str
-    geofence_id: str
-    ts: datetime
-    source: str
-    reason: str | None = None
-
-
-class PingBatchResult(BaseModel):
-    accepted: int = Field(
-        description="Rows stored and applied (not those dropped for lack of location consent)"
-    )
-    rejected: list[RowRejected] = Field(description="Bad rows: index, field, reason")
-    ignored: list[RowIgnored] = Field(
-        description="Rows that caused no transition, and why (duplicate, late, ...); rows"
-        " without location consent are listed here too (no_location_consent,"
-        " location_consent_refused), neither processed nor stored"
-    )
-    events: list[PresenceEventOut]
 
 
 class _RowRejected(msgspec.Struct):

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
-from adapters.api.routes.pings import PresenceEventOut
+from adapters.api.models import PresenceEventOut, event_out
 from adapters.auth import Principal, Role
 from adapters.codecs.pings import parse_ts
 from geo_engine.ports import EventQuery
@@ -124,18 +124,7 @@ async def presence_events(
     found = await svc.presence.events(q)
     page = found[:limit]
     return EventPage(
-        events=[
-            PresenceEventOut(
-                id=se.id,
-                type=se.event.type.value,
-                customer_id=se.event.customer_id,
-                geofence_id=se.event.geofence_id,
-                ts=_dt(se.event.ts),
-                source=se.event.source,
-                reason=se.event.reason,
-            )
-            for se in page
-        ],
+        events=[event_out(se.id, se.event) for se in page],
         next_cursor=_cursor_out(page[-1].id) if len(found) > limit else None,
     )
 

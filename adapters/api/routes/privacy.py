@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
-from adapters.api.routes.customers import ConsentIn, CustomerId
+from adapters.api.models import ConsentIn, CustomerId
 from adapters.auth import Principal, Role
-from adapters.db import profiles as profiles_db
-from adapters.privacy import audit
+from adapters.db.audit import entries_after
+from adapters.db.consents import record_consents
 from adapters.privacy.export import export_customer
 from adapters.services.erasure import erase_customer
 from geo_engine.profile.attributes import Consent, ConsentPurpose, merge_consents
@@ -48,9 +48,9 @@ async def put_consents(
     device's app records its own opt-in here as `device:<device_id>`."""
     new = {p: Consent(c.status, c.at.timestamp(), c.source) for p, c in body.items()}
     prof = svc.profiles
-    async with prof.lock, prof.pool.acquire() as conn:
-        async with conn.transaction():
-            await profiles_db.put_consents(conn, customer_id, new)
+    # held across the write and the memory update, so memory equals storage
+    async with prof.lock:
+        await record_consents(prof.pool, customer_id, new)
         merged = merge_consents(prof.state.consents.get(customer_id, {}), new)
         prof.state.set_consents(customer_id, merged)
     return ConsentsOut(
@@ -91,7 +91,7 @@ async def erase(customer_id: CustomerId, svc: Svc, _: Admin) -> ErasureOut:
     """Profile, consents, identities, events, presence, raw fixes, decisions, outbox rows,
     redemption codes: every table with a customer_id (or the customer's device_id) column.
     Only anonymous counts remain. 404 when nothing was held."""
-    done = await erase_customer(svc.pool, svc.runtime, svc.profiles, customer_id)
+    done = await erase_customer(svc.runtime, svc.profiles, customer_id)
     if not done.found:
         raise ApiError(404, f"nothing is held on customer {customer_id!r}")
     return ErasureOut(customer_id=customer_id, rows={t: n for t, n in done.rows.items() if n})
@@ -120,6 +120,6 @@ async def audit_log(
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
-    rows = await audit.read(svc.pool, after_id=after_id, limit=limit + 1)
+    rows = await entries_after(svc.pool, after_id=after_id, limit=limit + 1)
     page = [AuditEntry(**r) for r in rows[:limit]]
     return AuditPage(items=page, next_after_id=page[-1].id if len(rows) > limit else None)

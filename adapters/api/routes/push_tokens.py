@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
 from adapters.auth import Principal, Role
+from adapters.db.push_tokens import delete_token, register_token
 from adapters.delivery.gateways.base import pseudonym
 
 log = logging.getLogger(__name__)
@@ -73,28 +74,17 @@ class PushTokenDeleted(BaseModel):
 async def register(body: PushTokenIn, svc: Svc, _: Ingest) -> PushTokenOut:
     """Upsert: a token already known is refreshed (it becomes the customer's newest); a token
     registered by another customer (a shared device, a new sign-in) moves to this one."""
-    async with svc.pool.acquire() as conn, conn.transaction():
-        before: str | None = await conn.fetchval(
-            "SELECT customer_id FROM push_tokens WHERE token = $1 FOR UPDATE", body.token
-        )
-        at: datetime = await conn.fetchval(
-            "INSERT INTO push_tokens (token, customer_id, provider, platform) VALUES"
-            " ($1, $2, $3, $4) ON CONFLICT (token) DO UPDATE SET customer_id = $2,"
-            " provider = $3, platform = $4, created_at = now(), updated_at = now()"
-            " RETURNING created_at",
-            body.token,
-            body.customer_id,
-            str(body.provider),
-            body.platform,
-        )
-    moved = before is not None and before != body.customer_id
+    done = await register_token(
+        svc.pool, body.token, body.customer_id, str(body.provider), body.platform
+    )
+    moved = done.previous_owner is not None and done.previous_owner != body.customer_id
     if moved:
         log.info("a push token moved to %s", pseudonym(body.customer_id))
     return PushTokenOut(
         customer_id=body.customer_id,
         provider=body.provider,
         platform=body.platform,
-        registered_at=at,
+        registered_at=done.at,
         moved=moved,
     )
 
@@ -106,13 +96,6 @@ async def unregister(
     token: Annotated[str, Path(min_length=1, max_length=FCM_MAX)], svc: Svc, _: Ingest
 ) -> PushTokenDeleted:
     """The app signed out or the user turned notifications off. 404 for an unknown token."""
-    n = await svc.pool.fetchval(
-        # an APNs token is stored in lower case; the app may send it in upper case
-        "WITH d AS (DELETE FROM push_tokens WHERE token = $1"
-        " OR ($1 ~ '^[0-9a-fA-F]{64}$' AND token = lower($1)) RETURNING 1)"
-        " SELECT count(*) FROM d",
-        token,
-    )
-    if not n:
+    if not await delete_token(svc.pool, token):
         raise field_error(404, "token", "no such push token")
     return PushTokenDeleted(deleted=True)

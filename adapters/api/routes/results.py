@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
 from adapters.auth import Principal
-from adapters.db.results import Group, group_counts, message_counts, uplift
+from adapters.db.results import Group, campaign_exists, group_counts, message_counts, uplift
 
 router = APIRouter(prefix="/v1", tags=["campaigns"], responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(require())]
@@ -90,8 +90,7 @@ async def campaign_results(
     since, until = _utc(since), _utc(until)
     if since is not None and until is not None and until <= since:
         raise field_error(422, "until", "must be after since")
-    exists = await svc.pool.fetchval("SELECT 1 FROM campaigns WHERE id = $1", campaign_id)
-    if exists is None:
+    if not await campaign_exists(svc.pool, campaign_id):
         raise field_error(404, "campaign_id", f"no campaign {campaign_id!r}")
     totals, by_channel = await message_counts(svc.pool, campaign_id, since, until)
     groups = await group_counts(svc.pool, campaign_id, since, until, attribution_days)

@@ -7,15 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-import asyncpg
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
-from adapters.api.routes.offers import Strict
+from adapters.api.models import Strict
 from adapters.auth import Principal
 from adapters.db import tasks
+from adapters.db.types import Record
 
 router = APIRouter(prefix="/v1", tags=["call-center"], responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(require())]
@@ -56,7 +56,7 @@ class CancelIn(Strict):
     note: str | None = Field(None, max_length=2000)
 
 
-def _out(r: asyncpg.Record) -> TaskOut:
+def _out(r: Record) -> TaskOut:
     return TaskOut(**dict(r))
 
 

@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.delivery.relay import RelayConfig
 from geo_engine.decision.bandit import BanditConfig
 from geo_engine.decision.rules import DecisionConfig, Window
+from geo_engine.delivery.config import RelayConfig
 from geo_engine.models import PresenceConfig
 from geo_engine.profile.config import DEFAULT_SENSITIVE_URL_PATTERNS, ProfileConfig
 from geo_engine.profile.places import PlacesConfig

@@ -22,11 +22,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-
-import asyncpg
 
 from adapters.db import tasks
+from adapters.db.follow_ups import ALREADY_DECIDED, due_first_offers
+from adapters.db.tx import PgTransactions, conn_of
+from adapters.db.types import Pool, Record
 from adapters.delivery.gateways.base import pseudonym
 from adapters.services.decisions import DecisionService
 from geo_engine.decision.escalation import FirstOffer, follow_up
@@ -35,32 +35,11 @@ from geo_engine.decision.rules import WEEK_S, pressure_of
 
 log = logging.getLogger(__name__)
 
-_DUE = """
-SELECT o.id, o.customer_id, o.campaign_id, o.offer_id, o.channel,
-       extract(epoch FROM o.sent_at) AS sent_at, d.fence_id
-FROM outbox o
-JOIN campaigns c ON c.id = o.campaign_id
-JOIN decisions d ON d.id = o.decision_id
-WHERE o.status = 'sent' AND c.status = 'live'
-  AND jsonb_typeof(c.doc -> 'escalation') = 'object'
-  AND o.sent_at <= $1::timestamptz
-       - make_interval(secs => (c.doc -> 'escalation' ->> 'after_s')::float8)
-  AND o.sent_at > $1::timestamptz - interval '8 days'
-  AND d.trigger_kind <> 'followup'
-  AND NOT EXISTS (SELECT 1 FROM interactions i WHERE i.outbox_id = o.id)
-  AND NOT EXISTS (SELECT 1 FROM redemption_codes r
-                  WHERE r.outbox_id = o.id AND r.redeemed_at IS NOT NULL)
-  AND NOT EXISTS (SELECT 1 FROM decisions f WHERE f.trigger_kind = 'followup'
-                  AND f.customer_id = o.customer_id AND f.trigger_instance = 'esc:' || o.id)
-ORDER BY o.sent_at, o.id
-LIMIT $2
-"""
-
 
 class Escalator:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         decisions: DecisionService,
         *,
         batch_size: int = 200,
@@ -69,6 +48,7 @@ class Escalator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.pool = pool
+        self._transactions = PgTransactions(pool)
         self.decisions = decisions
         self.batch_size = batch_size
         self.interval_s = interval_s
@@ -81,7 +61,7 @@ class Escalator:
         at = self.clock() if now is None else now
         if self.reload_book:
             await self.decisions.reload()
-        rows = await self.pool.fetch(_DUE, datetime.fromtimestamp(at, UTC), self.batch_size)
+        rows = await due_first_offers(self.pool, at, self.batch_size)
         counts: dict[str, int] = {}
         for r in rows:
             reason = await self._one(r, at)
@@ -89,13 +69,13 @@ class Escalator:
                 counts[reason] = counts.get(reason, 0) + 1
         return counts
 
-    async def _one(self, r: asyncpg.Record, now: float) -> str | None:
+    async def _one(self, r: Record, now: float) -> str | None:
         svc = self.decisions
         book = svc.book
         campaign = book.campaigns.get(r["campaign_id"])
         if campaign is None:  # live in the table but not loadable: reported at reload
             return None
-        index = svc.runtime.index
+        index = svc.live.index
         # the fence of the first offer's trigger: where it was entered, or the store a search
         # or an abandoned cart was located at (migration 013)
         pos = None if r["fence_id"] is None else index.position(r["fence_id"])
@@ -119,8 +99,8 @@ class Escalator:
             else customer_of(profile)
         )
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                cid = first.customer_id
+            async with self._transactions.transaction() as tx:
+                conn, cid = conn_of(tx), first.customer_id
                 history = await svc.repo.history(conn, cid, now - WEEK_S)
                 history += await tasks.history(conn, cid, now - WEEK_S)
                 suppressed = await svc.repo.suppression_of(conn, cid)
@@ -136,7 +116,7 @@ class Escalator:
                 )
                 payload = svc.payload(d, book) if d.sends else None
                 await svc.repo.record(conn, d, None, payload)
-        except asyncpg.UniqueViolationError:  # another runner decided this follow-up first
+        except ALREADY_DECIDED:  # another runner decided this follow-up first
             return None
         except Exception:
             log.exception(

@@ -1,26 +1,10 @@
-"""When the relay may call a gateway again: the retry schedule (exponential backoff with
-jitter, never sooner than Retry-After) and the per-gateway rate limit."""
+"""The per-gateway rate limit: when the relay may call a gateway again. (The retry schedule,
+backoff with jitter and Retry-After, is the core's: geo_engine/delivery/retry.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from adapters.delivery.relay import RelayConfig
-
-
-def backoff_s(
-    attempt: int, cfg: RelayConfig, rng: random.Random, retry_after: float | None = None
-) -> float:
-    """Delay before the attempt after `attempt` (1-based)."""
-    d = min(cfg.backoff_max_s, cfg.backoff_base_s * 2.0 ** max(0, attempt - 1))
-    d *= 1.0 - cfg.jitter * rng.random()
-    if retry_after is not None:
-        d = max(d, retry_after)
-    return d
 
 
 class Pacer:

@@ -1,16 +1,10 @@
 """The outbox relay: claims due rows, sends them through the channel's gateway, records the
 result.
 
-- Claim: one short transaction, `SELECT ... FOR UPDATE SKIP LOCKED LIMIT n` marking the rows
-  `sending` with a lease and counting the attempt; concurrent relays skip each other's rows.
-  A relay that dies between the gateway's reply and its commit leaves a lapsed lease: the row is
-  claimed again and resent under the same idempotency key (the receiver's de-duplication key).
-- Record: guarded by the attempt number (a fencing token), so a relay whose lease lapsed cannot
-  overwrite the result of the one that reclaimed the row.
-- Retry: exponential backoff `base * 2^(attempt-1)` capped at `max`, with jitter, and never
-  sooner than the provider's Retry-After; after `max_attempts` the row is a dead letter.
-- Expiry: a row past `expires_at` is marked `expired` and counted, never sent; so is a retry
-  that could only happen after it.
+The claim is a lease (adapters/db/outbox.py): a relay that dies between the gateway's reply and
+its commit leaves a lapsed lease, and the row is claimed again and resent under the same
+idempotency key (the receiver's de-duplication key). What each answer makes of the row (sent,
+retried with backoff, dead, expired) is the core's rule (geo_engine/delivery/retry.py).
 """
 
 from __future__ import annotations
@@ -22,33 +16,26 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from prometheus_client import Counter
 
+from adapters.db import outbox
+from adapters.db.types import Pool, Record
 from adapters.delivery.gateways.base import Gateway, Message, Result
-from adapters.delivery.pacing import Pacer, backoff_s
+from adapters.delivery.pacing import Pacer
+from geo_engine.delivery.config import RelayConfig
+from geo_engine.delivery.retry import EXPIRED, Step, step_after
+
+# RelayConfig: built here by the demo, the bench and the tests, with the relay it configures
+__all__ = ["Relay", "RelayConfig", "RelayStats"]
 
 log = logging.getLogger(__name__)
 
 OUTCOMES = Counter("geo_outbox_total", "Outbox rows finished or retried, by outcome", ["outcome"])
-NOTIFY_CHANNEL = "geo_outbox"  # migration 012: NOTIFY after every statement inserting rows
 ATTEMPTS = Counter("geo_delivery_attempts_total", "Gateway attempts, by gateway", ["gateway"])
-
-
-@dataclass(frozen=True, slots=True)
-class RelayConfig:
-    batch_size: int = 100  # rows per claim
-    lease_s: float = 60.0  # a claimed row is reclaimable after this (the relay died)
-    max_attempts: int = 5  # then dead letter
-    backoff_base_s: float = 30.0
-    backoff_max_s: float = 3_600.0
-    jitter: float = 0.2  # the delay is drawn in [d * (1 - jitter), d]
-    poll_interval_s: float = 1.0  # idle wait between claims
-    concurrency: int = 16  # sends in flight per gateway and relay
-    rate_per_s: float = 0.0  # sends per second per gateway and relay (0 = unlimited)
+# the RelayStats field counting a row recorded with this status
+_STAT = {"sent": "sent", "pending": "retried", "dead": "dead", "expired": "expired"}
 
 
 @dataclass
@@ -65,57 +52,10 @@ class RelayStats:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
-def _dt(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
-# The pick is a MATERIALIZED CTE, not `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`:
-# the planner may rescan an IN-subquery (the inner side of a nested loop), and each rescan can
-# lock further rows, so a claim of n could take more than n (seen on the embedded PostgreSQL).
-_CLAIM = """
-WITH picked AS MATERIALIZED (
-    SELECT id FROM outbox
-    WHERE ((status = 'pending' AND coalesce(next_attempt_at, send_after) <= $1)
-           OR (status = 'sending' AND lease_until <= $1))
-      AND expires_at > $1
-    ORDER BY coalesce(next_attempt_at, send_after), id
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED)
-UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, lease_until = $2
-FROM picked WHERE o.id = picked.id
-RETURNING o.id, o.idempotency_key, o.customer_id, o.campaign_id, o.channel, o.payload,
-          o.attempts, o.expires_at
-"""
-
-_EXPIRE = """
-WITH picked AS MATERIALIZED (
-    SELECT id FROM outbox
-    WHERE (status = 'pending' OR (status = 'sending' AND lease_until <= $1))
-      AND expires_at <= $1
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED)
-UPDATE outbox o SET status = 'expired', lease_until = NULL, finished_at = $1,
-       last_error = 'expired'
-FROM picked WHERE o.id = picked.id
-RETURNING o.id, o.customer_id, o.attempts
-"""
-
-
-# Claimed rows whose customer withdrew the channel's consent, or objected to direct marketing,
-# after the decision (an SMS held for the sending window, a retry): an opt-out is honoured at
-# once, so they are never sent (../shared/PROTOCOLS.md, French rules).
-_WITHDRAWN = """
-SELECT DISTINCT u.id
-FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, customer_id, channel)
-JOIN customer_consents c ON c.customer_id = u.customer_id
- AND c.purpose IN (u.channel, 'direct_marketing') AND c.status IN ('denied', 'revoked')
-"""
-
-
 class Relay:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         gateways: Mapping[str, Gateway],  # channel -> gateway
         cfg: RelayConfig,
         *,
@@ -135,31 +75,9 @@ class Relay:
 
     async def run_once(self) -> RelayStats:
         """Expire what is past validity, claim one batch, send it, record each result."""
-        stats = RelayStats()
-        now = self.clock()
-        async with self.pool.acquire() as conn:
-            expired = await conn.fetch(_EXPIRE, _dt(now), self.cfg.batch_size)
-            if expired:
-                await conn.executemany(
-                    "INSERT INTO delivery_attempts (outbox_id, customer_id, attempt, gateway,"
-                    " outcome, error, ts) VALUES ($1, $2, $3, '-', 'expired', 'expired', $4)",
-                    [(r["id"], r["customer_id"], r["attempts"], _dt(now)) for r in expired],
-                )
-            stats.expired = len(expired)
-            rows = await conn.fetch(
-                _CLAIM, _dt(now), _dt(now + self.cfg.lease_s), self.cfg.batch_size
-            )
-            withdrawn: set[int] = set()
-            if rows:
-                found = await conn.fetch(
-                    _WITHDRAWN,
-                    [r["id"] for r in rows],
-                    [r["customer_id"] for r in rows],
-                    [r["channel"] for r in rows],
-                )
-                withdrawn = {r["id"] for r in found}
-        stats.claimed = len(rows)
-        await self._send_and_record([_message(r) for r in rows], stats, withdrawn)
+        claim = await outbox.claim(self.pool, self.clock(), self.cfg.lease_s, self.cfg.batch_size)
+        stats = RelayStats(claimed=len(claim.rows), expired=claim.expired)
+        await self._send_and_record([_message(r) for r in claim.rows], stats, claim.withdrawn)
         OUTCOMES.labels("expired").inc(stats.expired)
         self.totals.add(stats)
         return stats
@@ -229,28 +147,12 @@ class Relay:
         Polling still works without it."""
         while True:
             try:
-                async with self.pool.acquire() as conn:
-                    lost = asyncio.Event()
-
-                    def on_close(_conn: object, lost: asyncio.Event = lost) -> None:
-                        lost.set()
-
-                    conn.add_termination_listener(on_close)
-                    await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-                    try:
-                        await lost.wait()
-                    finally:
-                        conn.remove_termination_listener(on_close)
-                        if not conn.is_closed():
-                            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
+                await outbox.listen_until_lost(self.pool, self._wake.set)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("relay: outbox LISTEN lost, polling meanwhile", exc_info=True)
             await asyncio.sleep(self.cfg.poll_interval_s)
-
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
 
     async def aclose(self) -> None:
         for gw in {id(g): g for g in self.gateways.values()}.values():
@@ -261,7 +163,7 @@ class Relay:
         if gw is None:
             return "-", Result.dead(f"no_gateway_for_{m.channel}")
         if m.expires_at <= self.clock():
-            return gw.name, Result("dead", error="expired")
+            return gw.name, Result("dead", error=EXPIRED)
         async with self._sems[gw.name]:
             await self._pace[gw.name].wait()
             ATTEMPTS.labels(gw.name).inc()
@@ -272,74 +174,25 @@ class Relay:
                 return gw.name, Result.retry(f"exception: {type(exc).__name__}")
 
     def _plan(self, m: Message, gateway: str, res: Result, now: float) -> _Planned:
-        outcome: str = res.outcome
-        error = res.error
-        next_at: float | None = None
-        status: str
-        if res.outcome == "sent":
-            status = "sent"
-        elif res.error == "expired" or (res.outcome == "retry" and m.expires_at <= now):
-            status, outcome, error = "expired", "expired", "expired"
-        elif res.outcome == "retry" and m.attempt < self.cfg.max_attempts:
-            next_at = now + backoff_s(m.attempt, self.cfg, self.rng, res.retry_after_s)
-            if next_at >= m.expires_at:  # it could only arrive too late
-                status, outcome = "expired", "expired"
-                error = f"expired (last: {res.error})"
-            else:
-                status, outcome = "pending", "retry"
-        else:
-            status, outcome = "dead", "dead"
-        return _Planned(m, gateway, res, status, outcome, error, next_at)
+        step = step_after(
+            res.outcome,
+            res.error,
+            res.retry_after_s,
+            attempt=m.attempt,
+            expires_at=m.expires_at,
+            now=now,
+            cfg=self.cfg,
+            rng=self.rng,
+        )
+        return _Planned(m, gateway, res, step)
 
     async def _record(self, plans: list[_Planned], stats: RelayStats) -> None:
-        """One transaction for the batch (one commit, not one per row), each row guarded by
-        its attempt number."""
         if not plans:
             return
-        now = _dt(self.clock())
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "UPDATE outbox o SET status = u.status, lease_until = NULL,"
-                " last_error = u.error, provider_id = coalesce(u.provider_id, o.provider_id),"
-                " next_attempt_at = u.next_at,"
-                " sent_at = CASE WHEN u.status = 'sent' THEN $8 ELSE o.sent_at END,"
-                " finished_at = CASE WHEN u.status IN ('sent', 'expired', 'dead') THEN $8 END"
-                " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],"
-                "             $6::timestamptz[], $7::int[])"
-                "      AS u(id, attempt, status, error, provider_id, next_at, i)"
-                " WHERE o.id = u.id AND o.status = 'sending' AND o.attempts = u.attempt"
-                " RETURNING u.i",
-                [p.msg.id for p in plans],
-                [p.msg.attempt for p in plans],
-                [p.status for p in plans],
-                [p.error for p in plans],
-                [p.result.provider_id for p in plans],
-                [None if p.next_at is None else _dt(p.next_at) for p in plans],
-                list(range(len(plans))),
-                now,
-            )
-            done = [plans[r["i"]] for r in rows]
-            await conn.executemany(
-                "INSERT INTO delivery_attempts (outbox_id, customer_id, attempt, gateway,"
-                " outcome, http_status, error, ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                [
-                    (
-                        p.msg.id,
-                        p.msg.customer_id,
-                        p.msg.attempt,
-                        p.gateway,
-                        p.outcome,
-                        p.result.http_status,
-                        p.error,
-                        now,
-                    )
-                    for p in done
-                ],
-            )
+        done = await outbox.record(self.pool, [p.attempted() for p in plans], self.clock())
         stats.lost += len(plans) - len(done)
-        for p in done:
-            key = {"sent": "sent", "pending": "retried", "dead": "dead", "expired": "expired"}
-            k = key[p.status]
+        for i in done:
+            k = _STAT[plans[i].step.status]
             setattr(stats, k, getattr(stats, k) + 1)
             OUTCOMES.labels(k).inc()
 
@@ -349,13 +202,25 @@ class _Planned:
     msg: Message
     gateway: str
     result: Result
-    status: str  # the row's next status
-    outcome: str  # the attempt's, for delivery_attempts
-    error: str | None
-    next_at: float | None
+    step: Step
+
+    def attempted(self) -> outbox.Attempted:
+        m, res, step = self.msg, self.result, self.step
+        return outbox.Attempted(
+            m.id,
+            m.customer_id,
+            m.attempt,
+            self.gateway,
+            step.status,
+            step.outcome,
+            step.error,
+            res.provider_id,
+            res.http_status,
+            step.next_at,
+        )
 
 
-def _message(r: asyncpg.Record) -> Message:
+def _message(r: Record) -> Message:
     payload: Any = r["payload"]
     return Message(
         id=r["id"],

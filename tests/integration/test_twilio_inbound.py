@@ -1,7 +1,8 @@
 """Incoming SMS through the real app on PostgreSQL, signed as Twilio signs them: STOP / ARRÊT /
 START change the SMS consent at once (database, profile memory, the next decision); a replay
 changes nothing; other texts change nothing; an unknown number is acknowledged with empty TwiML,
-changes nothing and leaves no phone number in the logs. Keyword matching, case by case."""
+changes nothing and leaves no phone number in the logs. (Keyword matching, case by case:
+tests/unit/test_sms_keywords.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.delivery.inbound import classify, phone_hash
+from adapters.delivery.inbound import phone_hash
 from tests.integration.test_decisions import GRANTED, _setup, _walk_in
 from tests.integration.test_twilio_callbacks import (
     PHONE,
@@ -104,35 +105,3 @@ async def test_unknown_number_is_acknowledged_changes_nothing_and_is_not_logged(
     text = caplog.text + repr([rec.args for rec in caplog.records])
     assert stranger not in text and "698765432" not in text and "not a number" not in text
     assert phone_hash(stranger) in caplog.text  # pseudonymous trace of what happened
-
-
-@pytest.mark.parametrize(
-    ("body", "action", "keyword"),
-    [
-        ("STOP", "opt_out", "STOP"),
-        (" stop\n", "opt_out", "STOP"),
-        ("Stop.", "opt_out", "STOP"),
-        ("stopall", "opt_out", "STOPALL"),
-        ("Unsubscribe", "opt_out", "UNSUBSCRIBE"),
-        ("cancel", "opt_out", "CANCEL"),
-        ("END", "opt_out", "END"),
-        ("quit", "opt_out", "QUIT"),
-        ("ARRÊT", "opt_out", "ARRET"),
-        ("arrêt !", "opt_out", "ARRET"),
-        ("Stop SMS", "opt_out", "STOP SMS"),
-        ("DÉSABONNER", "opt_out", "DESABONNER"),
-        ("désinscription", "opt_out", "DESINSCRIPTION"),
-        ("Stop merci", "opt_out", "STOP"),  # the first word, as carriers match it
-        ("START", "opt_in", "START"),
-        ("Yes!", "opt_in", "YES"),
-        ("unstop", "opt_in", "UNSTOP"),
-        ("Start now", "none", None),  # an opt-in must be the whole message
-        ("yes but stop", "none", None),
-        ("Je veux stopper", "none", None),
-        ("stopper", "none", None),
-        ("", "none", None),
-        ("help", "help", "HELP"),
-    ],
-)
-def test_keywords(body: str, action: str, keyword: str | None) -> None:
-    assert classify(body) == (action, keyword)

@@ -8,9 +8,9 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-Outcome = Literal["sent", "retry", "dead"]
+from geo_engine.delivery.retry import Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,12 +230,17 @@ def backtest(
         try:
             assert svc.decisions is not None
             dec = svc.decisions
-            total = await count_events(dec, svc.pool, campaign_id, start, end)
+            total = await count_events(dec, svc.campaigns, campaign_id, start, end)
             cols = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn())
             with Progress(*cols, console=console, disable=as_json) as bar:
                 task = bar.add_task("replay", total=total)
                 return await run_backtest(
-                    dec, svc.pool, campaign_id, start, end, on_chunk=lambda n: bar.advance(task, n)
+                    dec,
+                    svc.campaigns,
+                    campaign_id,
+                    start,
+                    end,
+                    on_chunk=lambda n: bar.advance(task, n),
                 )
         finally:
             await svc.close()

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from adapters.api.limits import RateLimiter
 from adapters.auth import KeyRing
 from adapters.db.beacons import PgBeaconRepository, PgNfcTagRepository
 from adapters.db.campaigns import PgCampaignRepository
@@ -19,6 +18,7 @@ from adapters.db.fence_repo import PgFenceRepository
 from adapters.db.identities import PgIdentityDirectory
 from adapters.db.migrate import migrate
 from adapters.db.presence_store import PgPresenceStore
+from adapters.db.profile_store import PgProfileStore
 from adapters.db.tx import PgTransactions
 from adapters.delivery.customers import DeliveryDirectory
 from adapters.delivery.escalation import Escalator
@@ -32,6 +32,7 @@ from adapters.delivery.gateways.twilio import TwilioGateway
 from adapters.delivery.gateways.webhook import WebhookGateway
 from adapters.delivery.relay import Relay
 from adapters.privacy.retention import Retention, purge_forever
+from adapters.ratelimit import RateLimiter
 from adapters.services.bandit import BanditRefresher
 from adapters.services.consent import LocationConsentGate
 from adapters.services.decisions import DecisionService
@@ -60,6 +61,7 @@ class Services:
     runtime: PresenceRuntime  # GPS fixes and the sweep, through the unit of work
     profiles: ProfileService  # customer profiles and velocity (geo_engine/profile)
     decisions: DecisionService  # campaigns, offers, decisions (geo_engine/decision)
+    campaigns: PgCampaignRepository  # the campaign store (and the API's reads of it)
     reactions: Reactions  # what follows each change, in order (adapters/services/reactions.py)
     proximity: ProximityService  # beacon sightings and NFC taps
     identities: IdentityService  # identifier links and device merges
@@ -98,8 +100,10 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         device_links=await PgIdentityDirectory(pool).device_links(),
     )
     await live.start()
+    transactions = PgTransactions(pool)
     profiles = ProfileService(
-        pool,
+        PgProfileStore(pool),
+        transactions,
         settings.profile_config(),
         settings.places_config(),
         live,
@@ -108,8 +112,9 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         places_refresh_s=settings.places_refresh_interval_s,
     )
     await profiles.start()
+    campaigns = PgCampaignRepository(pool, redemption_valid_days=settings.redemption_valid_days)
     decisions = DecisionService(
-        PgCampaignRepository(pool, redemption_valid_days=settings.redemption_valid_days),
+        campaigns,
         profiles,
         live,
         settings.decision_config(),
@@ -121,7 +126,7 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     bandit = None
     if settings.decision_ranking == "bandit":  # learned propensities: outcomes read at start
         bandit = BanditRefresher(
-            pool,
+            campaigns,
             decisions,
             window_s=settings.decision_bandit_window_days * 86400.0,
             interval_s=settings.decision_bandit_refresh_s,
@@ -129,7 +134,7 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         await bandit.refresh()
     # what follows each change, in order, in its transaction (adapters/services/reactions.py)
     reactions = Reactions(profiles, decisions)
-    uow = PresenceUnitOfWork(live.engine, presence, PgTransactions(pool), reactions)
+    uow = PresenceUnitOfWork(live.engine, presence, transactions, reactions)
     # every location signal passes the consent gate before it is processed or stored
     gate = LocationConsentGate(profiles, require=settings.require_location_consent)
     runtime = PresenceRuntime(
@@ -167,7 +172,8 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         decisions=decisions,
         reactions=reactions,
         proximity=proximity,
-        identities=IdentityService(runtime),
+        identities=IdentityService(runtime, PgIdentityDirectory(pool)),
+        campaigns=campaigns,
     )
     svc.relay = build_relay(settings, pool, profiles)
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)

@@ -195,7 +195,7 @@ async def measure(url: str, runs: int) -> dict[str, Any]:
             times["before"].append(time.perf_counter() - t0)
             cpu["before"].append(time.process_time() - c0)
             t0, c0 = time.perf_counter(), time.process_time()
-            run = await bt.run_backtest(svc.decisions, svc.pool, "c1", SINCE, UNTIL)
+            run = await bt.run_backtest(svc.decisions, svc.campaigns, "c1", SINCE, UNTIL)
             times["after"].append(time.perf_counter() - t0)
             cpu["after"].append(time.process_time() - c0)
             results["after"] = run.as_dict()

@@ -31,7 +31,7 @@ def decision_service(svc: Services) -> DecisionService:
 
 
 def campaign_repo(svc: Services) -> PgCampaignRepository:
-    return decision_service(svc).repo
+    return svc.campaigns
 
 
 async def principal(

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.ratelimit import RateLimiter
-
-__all__ = ["BodySizeLimit", "BodyTooLarge", "RateLimiter"]
+__all__ = ["BodySizeLimit", "BodyTooLarge"]
 
 
 class BodyTooLarge(Exception):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
@@ -23,7 +23,6 @@ from adapters.db.tx import PgTx
 from geo_engine.decision.bandit import ArmKey, ArmStats
 from geo_engine.decision.decide import Decision, Usage
 from geo_engine.decision.ports import (
-    CampaignStore,
     DecisionExists,
     DueOffer,
     NewTask,
@@ -34,15 +33,6 @@ from geo_engine.decision.ports import (
 from geo_engine.decision.ports import Stored as Stored  # adapters/api/routes read it here
 from geo_engine.decision.rules import Sent
 from geo_engine.ports import Tx
-
-# What the construction sites of the backtest and the bandit still pass instead of the store
-# (adapters/composition.py, the backtest route, the CLI), until they build the port themselves.
-LegacyPool: TypeAlias = asyncpg.Pool
-
-
-def campaign_store_of(source: CampaignStore | LegacyPool) -> CampaignStore:
-    """The store itself, or the PostgreSQL store on a pool."""
-    return PgCampaignRepository(source) if isinstance(source, asyncpg.Pool) else source
 
 
 def _ts(t: float | None) -> datetime | None:

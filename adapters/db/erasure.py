@@ -7,9 +7,14 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from adapters.db.personal_tables import personal_tables, subject_filter, subject_ids
 from adapters.db.tx import conn_of
-from adapters.privacy.tables import personal_tables
 from geo_engine.ports import Tx
+
+
+async def subject_of(tx: Tx, customer_id: str) -> tuple[list[str], list[str]]:
+    """(customer ids, device ids) whose rows are the customer's: theirs and their devices'."""
+    return await subject_ids(conn_of(tx), customer_id)
 
 
 async def delete_subject(tx: Tx, customers: list[str], devices: list[str]) -> dict[str, int]:
@@ -23,14 +28,8 @@ async def delete_subject(tx: Tx, customers: list[str], devices: list[str]) -> di
     for _ in range(len(pending) + 1):
         failed: list[str] = []
         for table in pending:
-            conds, args = [], []
-            if table in tables.by_customer:
-                conds.append("customer_id = ANY($1::text[])")
-                args.append(customers)
-            if table in tables.by_device and devices:
-                conds.append(f"device_id = ANY(${len(args) + 1}::text[])")
-                args.append(devices)
-            sql = f'DELETE FROM "{table}" WHERE {" OR ".join(conds)}'  # names: info schema
+            where, args = subject_filter(tables, table, customers, devices)
+            sql = f'DELETE FROM "{table}" WHERE {where}'  # names: info schema
             try:
                 async with conn.transaction():  # a savepoint
                     status: str = await conn.execute(sql, *args)

@@ -13,7 +13,7 @@ from adapters.db.consents import record_consents
 from adapters.db.types import Pool
 from adapters.delivery.gateways.base import pseudonym
 from adapters.services.profiles import ProfileService
-from geo_engine.profile.attributes import Consent, ConsentPurpose, ConsentStatus, merge_consents
+from geo_engine.profile.attributes import Consent, ConsentPurpose, ConsentStatus
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,7 @@ class DeliveryDirectory:
         if prof is None:
             await record_consents(self.pool, customer_id, new)
             return
-        # under the profile lock, as the profile service's own writes: the table and its
-        # memory change in the same order
-        async with prof.lock:
-            await record_consents(prof.pool, customer_id, new)
-            merged = merge_consents(prof.state.consents.get(customer_id, {}), new)
-            prof.state.set_consents(customer_id, merged)
+        await prof.put_consents(customer_id, new)
 
     async def mark_phone_invalid(self, customer_id: str, phone: str, reason: str) -> None:
         await contacts.mark_phone_invalid(self.pool, customer_id, phone, reason)

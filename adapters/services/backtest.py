@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from adapters.db.campaign_reads import REPLAY as _EVENTS  # noqa: F401  (tests read the SQL)
-from adapters.db.campaigns import LegacyPool, campaign_store_of
 from adapters.services.decisions import DecisionService
 from geo_engine.decision.backtest import BacktestResult, Replay, retarget
 from geo_engine.decision.book import Book
@@ -119,20 +118,20 @@ async def _plan(dec: DecisionService, campaign_id: str, store: Catalogue | None 
 
 async def count_events(
     dec: DecisionService,
-    store: CampaignStore | LegacyPool,
+    store: CampaignStore,
     campaign_id: str,
     since: datetime,
     until: datetime,
 ) -> int:
     """How many stored events a backtest of the campaign reads (for a progress bar)."""
-    campaigns = campaign_store_of(store)
+    campaigns = store
     plan = await _plan(dec, campaign_id, campaigns)
     return await campaigns.replay_count(plan.query(since, until))
 
 
 async def run_backtest(
     dec: DecisionService,
-    store: CampaignStore | LegacyPool,
+    store: CampaignStore,
     campaign_id: str,
     since: datetime,
     until: datetime,
@@ -143,7 +142,7 @@ async def run_backtest(
 ) -> BacktestRun:
     """Replay `campaign_id` over [since, until) from `store` (the campaign store; a pool: the
     PostgreSQL one on it); `on_chunk(rows)` after each chunk read. Raises NoCampaign."""
-    campaigns = campaign_store_of(store)
+    campaigns = store
     plan = await _plan(dec, campaign_id, campaigns)
     suppressions = await campaigns.all_suppressions()
     replay = Replay(

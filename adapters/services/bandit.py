@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from adapters.db.campaigns import LegacyPool, campaign_store_of
 from adapters.services.decisions import DecisionService
 from geo_engine.decision.bandit import Snapshot
 from geo_engine.decision.ports import Outcomes
@@ -19,24 +18,24 @@ from geo_engine.decision.ports import Outcomes
 log = logging.getLogger(__name__)
 
 
-async def read_arms(store: Outcomes | LegacyPool, since: float, now: float) -> Snapshot:
+async def read_arms(store: Outcomes, since: float, now: float) -> Snapshot:
     """The arms' outcomes of offers delivered since `since` (unix seconds), from the campaign
     store (a pool: the PostgreSQL one on it, for the callers not yet given the port)."""
-    outcomes: Outcomes = campaign_store_of(store)
+    outcomes = store
     return Snapshot(await outcomes.arms(since), now)
 
 
 class BanditRefresher:
     def __init__(
         self,
-        store: Outcomes | LegacyPool,
+        store: Outcomes,
         decisions: DecisionService,
         *,
         window_s: float,
         interval_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store: Outcomes = campaign_store_of(store)  # a pool: as in read_arms
+        self.store = store
         self.decisions = decisions
         self.window_s = window_s
         self.interval_s = interval_s

@@ -13,11 +13,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import asyncpg
-
-from adapters.db import tasks
-from adapters.db.campaigns import PgCampaignRepository
-from adapters.db.tx import conn_of
 from adapters.services.live import LivePresence
 from adapters.services.profiles import PostedEvents, ProfileService
 from geo_engine.decision.bandit import Snapshot, draws_for
@@ -34,6 +29,7 @@ from geo_engine.decision.facts import (
 )
 from geo_engine.decision.models import CALL_CENTER, Campaign, Offer, parse_campaign, parse_offer
 from geo_engine.decision.payload import offer_payload
+from geo_engine.decision.ports import CampaignStore, NewTask
 from geo_engine.decision.presence_trigger import presence_trigger
 from geo_engine.decision.rules import WEEK_S, DecisionConfig, pressure_of, warm
 from geo_engine.decision.sms_mentions import SmsMentions
@@ -54,7 +50,7 @@ log = logging.getLogger(__name__)
 class DecisionService:
     def __init__(
         self,
-        repo: PgCampaignRepository,
+        repo: CampaignStore,
         profiles: ProfileService,
         live: LivePresence,
         cfg: DecisionConfig,
@@ -114,19 +110,16 @@ class DecisionService:
 
     # --- reactions (adapters/services/reactions.py), inside the change's transaction --------
     async def on_presence(self, tx: Tx, stored: list[tuple[int, PresenceEvent]]) -> None:
-        conn = conn_of(tx)
         for pid, ev in stored:
-            await self._one(conn, self.presence_trigger(pid, ev), pid)
+            await self._one(tx, self.presence_trigger(pid, ev), pid)
 
     async def on_crossings(self, tx: Tx, crossings: list[Crossing]) -> None:
-        conn = conn_of(tx)
         for c in crossings:
             trig = velocity_trigger(c.customer_id, c.figure, c.trend, c.as_of)
-            await self._one(conn, trig, None)
+            await self._one(tx, trig, None)
 
     async def on_events(self, tx: Tx, events: PostedEvents) -> None:
         """Posted behavioural events (POST /v1/events), in the transaction storing them."""
-        conn = conn_of(tx)
         book = self.book
         for event_id, e in events:
             name = str(e.type)
@@ -150,27 +143,27 @@ class DecisionService:
                 )
             inst = event_instance(name, e.ts, event_id)
             trig = event_trigger(e.customer_id, name, e.ts, inst, store, in_store=in_store)
-            await self._one(conn, trig, None)
+            await self._one(tx, trig, None)
 
     def presence_trigger(self, pid: int, ev: PresenceEvent) -> TriggerEvent:
         index = self.live.index
         pos = index.position(ev.geofence_id)
         return presence_trigger(pid, ev, None if pos is None else index.fences[pos])
 
-    async def _one(self, conn: asyncpg.Connection, ev: TriggerEvent, pid: int | None) -> None:
+    async def _one(self, tx: Tx, ev: TriggerEvent, pid: int | None) -> None:
         book = self.book
         if not book.candidates(ev):  # most events fire nothing: no query, no row
             return
         try:
-            async with conn.transaction():  # a savepoint: a failure here spares the presence
-                d = await self._decide(conn, book, ev)
+            async with tx.savepoint():  # a failure here spares the presence change
+                d = await self._decide(tx, book, ev)
                 call = d.sends and d.channel == CALL_CENTER
                 payload = self.payload(d, book) if d.sends and not call else None
-                did = await self.repo.record(conn, d, pid, payload)
+                did = await self.repo.record(tx, d, pid, payload)
                 if call:
-                    await self._task(conn, d, did, book)
+                    await self._task(tx, d, did, book)
                 for cid, reason in d.broken:
-                    await self.repo.disable(conn, cid, reason)
+                    await self.repo.disable(tx, cid, reason)
                     self.disabled.append((cid, reason))
                     log.error("campaign %s disabled: %s", cid, reason)
             if d.broken:
@@ -193,14 +186,14 @@ class DecisionService:
         facts.update(context_facts(ev, self.cfg.default_timezone))
         return customer, facts
 
-    async def _decide(self, conn: asyncpg.Connection, book: Book, ev: TriggerEvent) -> Decision:
+    async def _decide(self, tx: Tx, book: Book, ev: TriggerEvent) -> Decision:
         now = ev.ts
         customer, facts = self.subject(ev)
-        history = await self.repo.history(conn, ev.customer_id, now - WEEK_S)
+        history = await self.repo.history(tx, ev.customer_id, now - WEEK_S)
         if self.calls:
-            history += await tasks.history(conn, ev.customer_id, now - WEEK_S)
-        suppressed = await self.repo.suppression_of(conn, ev.customer_id)
-        usage = await self.repo.usage(conn, list(book.offers))
+            history += await self.repo.call_history(tx, ev.customer_id, now - WEEK_S)
+        suppressed = await self.repo.suppression_of(tx, ev.customer_id)
+        usage = await self.repo.usage(tx, list(book.offers))
         prop = None
         if book.arms is not None:  # ranking "bandit"; seeded by the trigger: a replay draws alike
             prop = draws_for(book.arms, self.cfg.bandit, ev.customer_id, ev.instance)
@@ -208,12 +201,12 @@ class DecisionService:
             ev, customer, facts, book, pressure_of(history, now), suppressed, self.cfg, usage, prop
         )
 
-    async def _task(self, conn: asyncpg.Connection, d: Decision, did: int, book: Book) -> None:
+    async def _task(self, tx: Tx, d: Decision, did: int, book: Book) -> None:
         """A call-center campaign won: its task, instead of an outbox row."""
         ev = d.trigger
         c = book.campaigns[d.campaign_id or ""]
         _, facts = self.subject(ev)
-        new = tasks.NewTask(
+        new = NewTask(
             d.customer_id,
             c.id,
             d.offer_id,
@@ -224,7 +217,7 @@ class DecisionService:
             ev.ts,
             ev.ts + self.call_due_s,
         )
-        await tasks.create(conn, new)
+        await self.repo.create_task(tx, new)
 
     def payload(self, d: Decision, book: Book) -> dict[str, Any]:
         """The rendered content of the offer `d` sends, with a fresh redemption code."""

@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from adapters.db.erasure import delete_subject
-from adapters.db.tx import conn_of
+from adapters.db.erasure import delete_subject, subject_of
 from adapters.privacy.metrics import ERASURES
-from adapters.privacy.tables import subject_ids
 from adapters.services.presence import PresenceRuntime
 from adapters.services.profiles import ProfileService
 from adapters.services.unit_of_work import NO_CHANGE, Change
@@ -45,7 +43,7 @@ async def erase_customer(
 
     async def delete(tx: Tx) -> None:
         nonlocal rows
-        found, owned = await subject_ids(conn_of(tx), customer_id)
+        found, owned = await subject_of(tx, customer_id)
         customers.extend(found)
         devices.extend(owned)
         rows = await delete_subject(tx, customers, devices)

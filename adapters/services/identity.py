@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adapters.db import identities as db
-from adapters.db.tx import conn_of
 from adapters.services.live import UNLINKED_PREFIX
 from adapters.services.presence import PresenceRuntime
 from adapters.services.unit_of_work import NO_CHANGE, Change, Stored
 from geo_engine.identity import merge_presence
-from geo_engine.ports import Tx
+from geo_engine.ports import IdentityDirectory, Tx
 from geo_engine.presence import PresenceEngine
 
 
@@ -34,8 +32,9 @@ class LinkResult:
 
 
 class IdentityService:
-    def __init__(self, runtime: PresenceRuntime) -> None:
+    def __init__(self, runtime: PresenceRuntime, directory: IdentityDirectory) -> None:
         self._runtime = runtime
+        self._directory = directory
 
     async def link(self, customer_id: str, pairs: Sequence[tuple[str, str]]) -> LinkResult:
         new: list[tuple[str, str]] = []
@@ -44,14 +43,13 @@ class IdentityService:
         moved = 0
 
         async def claim(tx: Tx) -> None:
-            conn = conn_of(tx)
-            current = await db.owners(conn, pairs)
+            current = await self._directory.owners(tx, pairs)
             for i, pair in enumerate(pairs):
                 owner = current.get(pair)
                 if owner is not None and owner != customer_id:
                     raise IdentityConflict(i, "already linked to another customer")
             new.extend(p for p in pairs if p not in current)
-            await db.insert_links(conn, customer_id, new)
+            await self._directory.insert_links(tx, customer_id, new)
 
         def merge(engine: PresenceEngine) -> Change:
             for t, device in new:
@@ -72,7 +70,7 @@ class IdentityService:
         async def reattribute(tx: Tx, _: Stored) -> None:
             nonlocal moved
             for source, visits in superseded:
-                moved += await db.reattribute(conn_of(tx), source, customer_id, visits)
+                moved += await self._directory.reattribute(tx, source, customer_id, visits)
 
         await self._runtime.uow.transact(merge, before=claim, after=reattribute)
         for t, v in new:
@@ -85,15 +83,14 @@ class IdentityService:
         (its past stays with the customer it was merged into)."""
 
         async def release(tx: Tx) -> None:
-            conn = conn_of(tx)
-            current = await db.owners(conn, pairs)
+            current = await self._directory.owners(tx, pairs)
             for i, pair in enumerate(pairs):
                 owner = current.get(pair)
                 if owner is None:
                     raise IdentityConflict(i, "not linked to any customer")
                 if owner != customer_id:
                     raise IdentityConflict(i, "linked to another customer")
-            await db.delete_links(conn, pairs)
+            await self._directory.delete_links(tx, pairs)
 
         # a unit of work with no presence change: serialised with the pings that read the links
         await self._runtime.uow.transact(lambda _: NO_CHANGE, before=release)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import numpy as np
 
-from adapters.db import places as db
+from geo_engine.ports import Transactions
 from geo_engine.profile.affinity import Decay
 from geo_engine.profile.attributes import ConsentPurpose, refuses
 from geo_engine.profile.places import (
@@ -24,6 +23,7 @@ from geo_engine.profile.places import (
     merge,
     observe,
 )
+from geo_engine.profile.ports import ProfileStore
 from geo_engine.profile.state import ProfileState
 
 # fixed reference of the place evidence's decay (2025-01-01): float64 holds 2^((t - ref)/h)
@@ -32,27 +32,31 @@ PLACES_REF = 1_735_689_600.0
 PLACES_LAG = timedelta(seconds=10)  # a fix committed by a slow transaction is not skipped
 
 
-async def refresh(pool: asyncpg.Pool, state: ProfileState, cfg: PlacesConfig, now: float) -> int:
+async def refresh(
+    store: ProfileStore,
+    transactions: Transactions,
+    state: ProfileState,
+    cfg: PlacesConfig,
+    now: float,
+) -> int:
     """Fold the raw fixes received since the last run into home/work evidence; returns how many
     customers' places were recomputed."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with transactions.transaction() as tx:
         until = datetime.fromtimestamp(now, UTC) - PLACES_LAG
-        after = await db.get_cursor(conn, "places") or datetime.fromtimestamp(0, UTC)
-        fixes = await db.fixes_between(conn, after, until)
-        await db.set_cursor(conn, "places", until)
+        fixes = await store.fixes_since(tx, "places", until)
         if not fixes:
             return 0
         refused = state.objecting | {
             c for c, cons in state.consents.items() if refuses(cons, ConsentPurpose.LOCATION)
         }
-        fixes = [f for f in fixes if f["customer_id"] not in refused]
-        cids = [f["customer_id"] for f in fixes]
+        fixes = [f for f in fixes if f.customer_id not in refused]
+        cids = [f.customer_id for f in fixes]
         col = np.asarray
         obs = observe(
-            col([f["ts"] for f in fixes], np.float64),
-            col([f["lat"] for f in fixes], np.float64),
-            col([f["lon"] for f in fixes], np.float64),
-            col([np.nan if f["accuracy_m"] is None else f["accuracy_m"] for f in fixes]),
+            col([f.ts for f in fixes], np.float64),
+            col([f.lat for f in fixes], np.float64),
+            col([f.lon for f in fixes], np.float64),
+            col([np.nan if f.accuracy_m is None else f.accuracy_m for f in fixes]),
             cfg,
         )
         rows = [
@@ -62,9 +66,9 @@ async def refresh(pool: asyncpg.Pool, state: ProfileState, cfg: PlacesConfig, no
             )
         ]
         customers = sorted({r[0] for r in rows})
-        evidence = await db.place_cells(conn, customers)
+        evidence = await store.place_cells(tx, customers)
         changed = merge(evidence, rows, Decay(cfg.half_life_days, PLACES_REF))
-        await db.upsert_place_cells(conn, {k: evidence[k] for k in changed})
+        await store.upsert_place_cells(tx, {k: evidence[k] for k in changed})
     apply(state, evidence, set(customers), cfg)
     return len(customers)
 

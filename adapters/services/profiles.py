@@ -20,15 +20,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-import asyncpg
-
 from adapters.codecs.events import EventRow, categories_of, url_of
-from adapters.db import profiles as db
-from adapters.db.tx import PgTx, conn_of
 from adapters.services import places
 from adapters.services.live import LivePresence
 from geo_engine.models import PresenceEvent
-from geo_engine.ports import Tx
+from geo_engine.ports import Transactions, Tx
 from geo_engine.profile.affinity import category_weight
 from geo_engine.profile.attributes import (
     Attributes,
@@ -39,6 +35,7 @@ from geo_engine.profile.attributes import (
 from geo_engine.profile.config import DAY_S, ProfileConfig
 from geo_engine.profile.events import BehaviouralEvent, EventType, kpis_of
 from geo_engine.profile.places import PlacesConfig
+from geo_engine.profile.ports import EventRecord, OrderRecord, ProfileStore
 from geo_engine.profile.profile import CustomerProfile, build_profile
 from geo_engine.profile.rfm import RfmFigures
 from geo_engine.profile.state import Crossing, Plan, ProfileState
@@ -80,7 +77,8 @@ class Resolved:
 class ProfileService:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        store: ProfileStore,
+        transactions: Transactions,
         cfg: ProfileConfig,
         places: PlacesConfig,
         live: LivePresence,
@@ -90,7 +88,8 @@ class ProfileService:
         places_refresh_s: float = 600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.pool = pool
+        self.store = store
+        self.transactions = transactions
         self.cfg = cfg
         self.places_cfg = places
         self.live = live
@@ -106,15 +105,13 @@ class ProfileService:
         now = self.clock()
         st = self.state
         horizon = 10 * max(self.cfg.category_half_life_days, self.cfg.channel_half_life_days)
-        async with self.pool.acquire() as conn:
-            data = await db.load(
-                conn,
-                counts_since=now - self.cfg.ring_days * DAY_S,
-                affinity_since=now - horizon * DAY_S,
-                ref=st.channel_decay.ref,
-                channel_half_life_s=st.channel_decay.half_life_s,
-                category_half_life_s=st.category_decay.half_life_s,
-            )
+        data = await self.store.load(
+            counts_since=now - self.cfg.ring_days * DAY_S,
+            affinity_since=now - horizon * DAY_S,
+            ref=st.channel_decay.ref,
+            channel_half_life_s=st.channel_decay.half_life_s,
+            category_half_life_s=st.category_decay.half_life_s,
+        )
         assert st.channel_decay.ref == st.category_decay.ref
         st.load_counts(data.counts, now)
         st.load_trends(data.trends)
@@ -153,18 +150,18 @@ class ProfileService:
                 keep.append(r)
         if not keep:
             return out
-        async with self.lock, self.pool.acquire() as conn:
+        async with self.lock:
             now = self.clock()
-            async with conn.transaction():
-                stored = await self._store(conn, keep, out)
+            async with self.transactions.transaction() as tx:
+                stored = await self._store(tx, keep, out)
                 plan = self.state.plan([e for _, e in stored], now)
                 kinds = (EventType.PURCHASE, EventType.PURCHASE_CANCEL)
                 buyers = sorted({r.customer_id for r, _ in stored if r.row.type in kinds})
-                rfm = await db.rfm_of(conn, buyers)
-                crossings = await self._write_trends(conn, plan)
+                rfm = await self.store.rfm_of(tx, buyers)
+                crossings = await self._write_trends(tx, plan)
                 posted = [(r.row.event.event_id, e) for r, e in stored]
                 if posted or crossings:
-                    await react(PgTx(conn), posted, crossings)
+                    await react(tx, posted, crossings)
             self._apply(plan, rfm)
             self.refresh_scores(now)
         out.accepted = len(stored)
@@ -173,27 +170,27 @@ class ProfileService:
         return out
 
     async def _store(
-        self, conn: asyncpg.Connection, rows: list[Resolved], out: EventsResult
+        self, tx: Tx, rows: list[Resolved], out: EventsResult
     ) -> list[tuple[Resolved, BehaviouralEvent]]:
         cfg = self.cfg
         purchases = [r for r in rows if r.row.type is EventType.PURCHASE]
-        orders: dict[tuple[str, str], db.OrderRecord] = {}
+        orders: dict[tuple[str, str], OrderRecord] = {}
         for r in purchases:
             p = r.row.props
             key = (r.customer_id, p.order_id)
             if key in orders:
                 continue
             base = cfg.to_base(p.amount, p.currency)
-            orders[key] = db.OrderRecord(
+            orders[key] = OrderRecord(
                 r.customer_id, p.order_id, r.row.ts, p.amount, p.currency, base
             )
-        new_orders = await db.insert_orders(conn, list(orders.values()))
+        new_orders = await self.store.insert_orders(tx, list(orders.values()))
         cancel_at: dict[tuple[str, str], float] = {}
         for r in rows:
             if r.row.type is EventType.PURCHASE_CANCEL:
                 cancel_at.setdefault((r.customer_id, r.row.props.order_id), r.row.ts)
-        cancelled, before = await db.cancel_orders(
-            conn, [(c, o, t) for (c, o), t in cancel_at.items()]
+        cancelled, before = await self.store.cancel_orders(
+            tx, [(c, o, t) for (c, o), t in cancel_at.items()]
         )
         ok: list[Resolved] = []
         used: set[tuple[str, str, str]] = set()
@@ -218,7 +215,7 @@ class ProfileService:
             ok.append(r)
         events = [self._event(r) for r in ok]
         records = [self._record(r, e) for r, e in zip(ok, events, strict=True)]
-        inserted = await db.insert_events(conn, records)
+        inserted = await self.store.insert_events(tx, records)
         new_ids = {eid for _, eid, _ in inserted if eid is not None}
         stored: list[tuple[Resolved, BehaviouralEvent]] = []
         undo_orders: list[tuple[str, str]] = []
@@ -234,9 +231,9 @@ class ProfileService:
                 continue
             stored.append((r, e))
         if undo_orders:  # an event id reused for another order: that order is not recorded
-            await db.delete_orders(conn, undo_orders)
+            await self.store.delete_orders(tx, undo_orders)
         if undo_cancels:
-            await db.uncancel_orders(conn, undo_cancels)
+            await self.store.uncancel_orders(tx, undo_cancels)
         return stored
 
     def _event(self, r: Resolved) -> BehaviouralEvent:
@@ -244,13 +241,13 @@ class ProfileService:
             r.customer_id, r.row.type, r.row.ts, r.row.channel, categories_of(r.row), url_of(r.row)
         )
 
-    def _record(self, r: Resolved, e: BehaviouralEvent) -> db.EventRecord:
+    def _record(self, r: Resolved, e: BehaviouralEvent) -> EventRecord:
         cats: dict[str, float] | None = None
         if e.categories:
             cats = {}
             for c, mult in e.categories:
                 cats[c] = cats.get(c, 0.0) + category_weight(e) * mult
-        return db.EventRecord(
+        return EventRecord(
             customer_id=r.customer_id,
             type=str(e.type),
             channel=str(e.channel),
@@ -261,13 +258,13 @@ class ProfileService:
             event_id=r.row.event.event_id,
         )
 
-    async def _write_trends(self, conn: asyncpg.Connection, plan: Plan) -> list[Crossing]:
+    async def _write_trends(self, tx: Tx, plan: Plan) -> list[Crossing]:
         """Store the plan's velocity trends and crossings; return the crossings."""
         t = plan.trends
         if t is None:
             return []
-        await db.upsert_trends(conn, t.rows(self.state.ids))
-        await db.insert_signals(conn, t.crossings)
+        await self.store.upsert_trends(tx, t.rows(self.state.ids))
+        await self.store.insert_signals(tx, t.crossings)
         return t.crossings
 
     def _apply(self, plan: Plan, rfm: dict[str, RfmFigures | None]) -> None:
@@ -293,11 +290,10 @@ class ProfileService:
                 events.append((pid, visit))
         if not events:
             return []
-        conn = conn_of(tx)
         async with self.lock:
             by_id = {pid: ev for pid, ev in stored}
             records = [
-                db.EventRecord(
+                EventRecord(
                     customer_id=e.customer_id,
                     type=str(e.type),
                     channel=str(e.channel),
@@ -309,10 +305,10 @@ class ProfileService:
                 )
                 for pid, e in events
             ]
-            inserted = {p for _, _, p in await db.insert_events(conn, records)}
+            inserted = {p for _, _, p in await self.store.insert_events(tx, records)}
             new = [e for pid, e in events if pid in inserted]
             plan = self.state.plan(new, self.clock())
-            crossings = await self._write_trends(conn, plan)
+            crossings = await self._write_trends(tx, plan)
             self.state.apply(plan)
         return crossings
 
@@ -323,15 +319,27 @@ class ProfileService:
         attrs: Attributes,
         consents: dict[ConsentPurpose, Consent],
     ) -> tuple[Attributes, dict[ConsentPurpose, Consent]]:
-        async with self.lock, self.pool.acquire() as conn:
-            async with conn.transaction():
-                at = await db.put_attributes(conn, customer_id, attrs)
-                await db.put_consents(conn, customer_id, consents)
+        async with self.lock:
+            async with self.transactions.transaction() as tx:
+                at = await self.store.put_attributes(tx, customer_id, attrs)
+                await self.store.put_consents(tx, customer_id, consents)
             stored = replace(attrs, updated_at=at)
             merged = merge_consents(self.state.consents.get(customer_id, {}), consents)
             self.state.set_attributes(customer_id, stored)
             self.state.set_consents(customer_id, merged)
         return stored, merged
+
+    async def put_consents(
+        self, customer_id: str, consents: dict[ConsentPurpose, Consent]
+    ) -> dict[ConsentPurpose, Consent]:
+        """Log the statements and merge them, the latest `at` winning per purpose; memory
+        follows the commit at once (the location gate reads it)."""
+        async with self.lock:
+            async with self.transactions.transaction() as tx:
+                await self.store.put_consents(tx, customer_id, consents)
+            merged = merge_consents(self.state.consents.get(customer_id, {}), consents)
+            self.state.set_consents(customer_id, merged)
+        return merged
 
     # --- background: velocity sweep, RFM base, places ---------------------------------------
     async def sweep(self, react: CrossingReaction, now: float | None = None) -> list[Crossing]:
@@ -340,10 +348,10 @@ class ProfileService:
             clock = self.clock() if now is None else now
             update = await asyncio.to_thread(self.state.sweep, clock)
             if update.slots.size:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    crossings = await self._write_trends(conn, Plan.of_trends(update))
+                async with self.transactions.transaction() as tx:
+                    crossings = await self._write_trends(tx, Plan.of_trends(update))
                     if crossings:
-                        await react(PgTx(conn), crossings)
+                        await react(tx, crossings)
                 self.state.apply_trends(update)
         return update.crossings
 
@@ -364,7 +372,11 @@ class ProfileService:
         """Fold the raw fixes received since the last run into home/work evidence. Returns how
         many customers' places were recomputed."""
         return await places.refresh(
-            self.pool, self.state, self.places_cfg, self.clock() if now is None else now
+            self.store,
+            self.transactions,
+            self.state,
+            self.places_cfg,
+            self.clock() if now is None else now,
         )
 
     async def run_forever(self, react: CrossingReaction, tick_s: float = 30.0) -> None:

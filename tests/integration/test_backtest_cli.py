@@ -101,13 +101,13 @@ async def test_streamed_in_chunks_same_result_and_progress(open_client) -> None:
     since, until = datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
     seen: list[int] = []
     one = await run_backtest(
-        svc.decisions, svc.pool, "ev1", since, until, chunk=1, on_chunk=seen.append
+        svc.decisions, svc.campaigns, "ev1", since, until, chunk=1, on_chunk=seen.append
     )
-    whole = await run_backtest(svc.decisions, svc.pool, "ev1", since, until)
+    whole = await run_backtest(svc.decisions, svc.campaigns, "ev1", since, until)
     assert seen == [1] * one.events_read and one.events_read == 5  # 3 presence + 2 searches
     assert one.result == whole.result
     # only alice's search fires (she is inside the store); bob's came before he entered
     assert (one.result.events, one.result.offers) == (1, 1)
     assert one.result.by_store == {"opera": 1}
-    presence_only = await run_backtest(svc.decisions, svc.pool, "c1", since, until, chunk=2)
+    presence_only = await run_backtest(svc.decisions, svc.campaigns, "c1", since, until, chunk=2)
     assert presence_only.events_read == 3  # a presence campaign reads no behavioural event

@@ -81,20 +81,20 @@ async def test_counts_the_campaigns_crossings_of_the_range(open_client) -> None:
     days = Counter(datetime.fromtimestamp(x.as_of, paris).date().isoformat() for x in fired[:3])
     assert b["by_day"] == dict(sorted(days.items())) and len(days) == 3
     # the progress bar's count is the rows read, and every row reaches `on_chunk`
-    assert await count_events(svc.decisions, svc.pool, "v1", _dt(since), _dt(until)) == 4
+    assert await count_events(svc.decisions, svc.campaigns, "v1", _dt(since), _dt(until)) == 4
     seen: list[int] = []
     one = await run_backtest(
-        svc.decisions, svc.pool, "v1", _dt(since), _dt(until), chunk=1, on_chunk=seen.append
+        svc.decisions, svc.campaigns, "v1", _dt(since), _dt(until), chunk=1, on_chunk=seen.append
     )
     assert seen == [1, 1, 1, 1] and one.events_read == 4
-    whole = await run_backtest(svc.decisions, svc.pool, "v1", _dt(since), _dt(until))
+    whole = await run_backtest(svc.decisions, svc.campaigns, "v1", _dt(since), _dt(until))
     assert one.result == whole.result
     # rising visits: only alice's rising crossing; a presence campaign reads no crossing
     doc = campaign("v2", triggers=[{**FALLING_VISITS[0], "direction": "rising"}], conditions=None)
     assert (await c.post("/v1/campaigns", json={**doc, "start": NOW - 30 * DAY})).status_code == 201
-    assert await count_events(svc.decisions, svc.pool, "v2", _dt(since), _dt(until)) == 1
+    assert await count_events(svc.decisions, svc.campaigns, "v2", _dt(since), _dt(until)) == 1
     assert (await c.post("/v1/campaigns", json=campaign("p1"))).status_code == 201
-    assert await count_events(svc.decisions, svc.pool, "p1", _dt(since), _dt(until)) == 0
+    assert await count_events(svc.decisions, svc.campaigns, "p1", _dt(since), _dt(until)) == 0
     assert await svc.pool.fetchval("SELECT count(*) FROM decisions") == 0  # nothing written
 
 
@@ -136,7 +136,7 @@ async def test_a_crossing_is_decided_as_live_decided_it(open_client) -> None:  #
         want = velocity_trigger("hal", figure, "falling", row["as_of"].timestamp())
         d = next(d for d in live if d["trigger_instance"] == want.instance)
         trace = next(x for x in d["traces"] if x["campaign_id"] == cid)
-        run = await run_backtest(svc.decisions, svc.pool, cid, since, until)
+        run = await run_backtest(svc.decisions, svc.campaigns, cid, since, until)
         res = run.result
         assert (run.events_read, res.events) == (1, 1)
         assert res.by_outcome == {d["outcome"]: 1}
@@ -176,9 +176,9 @@ async def test_presence_and_velocity_are_read_in_time_order(open_client) -> None
     ]
     assert [r["ts"] for r in rows] == sorted(r["ts"] for r in rows)
     seen: list[int] = []
-    run = await run_backtest(svc.decisions, svc.pool, "c1", since, until, on_chunk=seen.append)
+    run = await run_backtest(svc.decisions, svc.campaigns, "c1", since, until, on_chunk=seen.append)
     assert run.events_read == sum(seen) == 4
-    assert await count_events(svc.decisions, svc.pool, "c1", since, until) == 4
+    assert await count_events(svc.decisions, svc.campaigns, "c1", since, until) == 4
     res = run.result
     assert (res.events, res.offers) == (4, 2)
     assert res.by_reason == {"chosen": 2, "cooldown": 2}

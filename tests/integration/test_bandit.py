@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from adapters.db.campaigns import PgCampaignRepository
 from adapters.services.bandit import read_arms
 from geo_engine.decision.bandit import ArmStats
 from tests.conftest import ADMIN_KEY
@@ -102,7 +103,7 @@ async def test_the_refresher_counts_delivered_outcomes_per_arm_in_the_window(
     await outcomes(clean_pool, "o1", 7, redeemed=7, age=40 * DAY)  # before the window
     await outcomes(clean_pool, "o1", 6, status="pending")  # never delivered: not a miss
     await outcomes(clean_pool, "o1", 2, status="dead")
-    snap = await read_arms(clean_pool, NOW - 30 * 86400, NOW)
+    snap = await read_arms(PgCampaignRepository(clean_pool), NOW - 30 * 86400, NOW)
     assert dict(snap.arms) == {
         ("c1", "o1"): ArmStats(sent=30, redeemed=3, clicked=5),
         ("c1", "o2"): ArmStats(sent=10, redeemed=0, clicked=2),
@@ -176,7 +177,9 @@ async def test_serve_refreshes_the_snapshot_it_decides_with(
         assert svc.decisions is not None
         before = svc.decisions.arms
         assert dict(before.arms) == {}
-        refresher = BanditRefresher(clean_pool, svc.decisions, window_s=86400 * 30, interval_s=0.05)
+        refresher = BanditRefresher(
+            svc.campaigns, svc.decisions, window_s=86400 * 30, interval_s=0.05
+        )
         task = asyncio.create_task(refresher.run_forever())
         await outcomes(clean_pool, "o1", 5, redeemed=2)
         for _ in range(100):

@@ -228,7 +228,12 @@ async def backtest_campaign(campaign_id: str, body: BacktestIn, svc: Svc, _: Adm
         raise field_error(422, "until", "must be after since")
     try:
         run = await run_backtest(
-            decision_service(svc), svc.pool, campaign_id, since, until, max_events=body.max_events
+            decision_service(svc),
+            svc.campaigns,
+            campaign_id,
+            since,
+            until,
+            max_events=body.max_events,
         )
     except NoCampaign:
         raise ApiError(404, f"no campaign {campaign_id!r}") from None

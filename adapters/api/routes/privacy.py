@@ -14,10 +14,9 @@ from adapters.api.errors import ERROR_RESPONSES, ApiError
 from adapters.api.models import ConsentIn, CustomerId
 from adapters.auth import Principal, Role
 from adapters.db.audit import entries_after
-from adapters.db.consents import record_consents
 from adapters.privacy.export import export_customer
 from adapters.services.erasure import erase_customer
-from geo_engine.profile.attributes import Consent, ConsentPurpose, merge_consents
+from geo_engine.profile.attributes import Consent, ConsentPurpose
 
 router = APIRouter(prefix="/v1", tags=["privacy"], responses=ERROR_RESPONSES)
 Writer = Annotated[Principal, Depends(require(Role.INGEST))]
@@ -47,12 +46,7 @@ async def put_consents(
     Takes effect at once: the location gate reads the profile service's memory. An unlinked
     device's app records its own opt-in here as `device:<device_id>`."""
     new = {p: Consent(c.status, c.at.timestamp(), c.source) for p, c in body.items()}
-    prof = svc.profiles
-    # held across the write and the memory update, so memory equals storage
-    async with prof.lock:
-        await record_consents(prof.pool, customer_id, new)
-        merged = merge_consents(prof.state.consents.get(customer_id, {}), new)
-        prof.state.set_consents(customer_id, merged)
+    merged = await svc.profiles.put_consents(customer_id, new)
     return ConsentsOut(
         customer_id=customer_id,
         consents={

@@ -160,7 +160,10 @@ def relay(
         try:
             assert svc.relay is not None and svc.decisions is not None
             esc = Escalator(
-                svc.pool, svc.decisions, interval_s=s.escalation_interval_s, reload_book=True
+                svc.decisions,
+                svc.transactions,
+                interval_s=s.escalation_interval_s,
+                reload_book=True,
             )
             if once:
                 # follow-ups first: one that is due now goes out in the same run

@@ -62,6 +62,7 @@ class Services:
     profiles: ProfileService  # customer profiles and velocity (geo_engine/profile)
     decisions: DecisionService  # campaigns, offers, decisions (geo_engine/decision)
     campaigns: PgCampaignRepository  # the campaign store (and the API's reads of it)
+    transactions: PgTransactions  # what a job opens to write through the ports
     reactions: Reactions  # what follows each change, in order (adapters/services/reactions.py)
     proximity: ProximityService  # beacon sightings and NFC taps
     identities: IdentityService  # identifier links and device merges
@@ -174,6 +175,7 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         proximity=proximity,
         identities=IdentityService(runtime, PgIdentityDirectory(pool)),
         campaigns=campaigns,
+        transactions=transactions,
     )
     svc.relay = build_relay(settings, pool, profiles)
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
@@ -187,7 +189,9 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         if settings.relay_enabled:
             svc.tasks.append(asyncio.create_task(svc.relay.run_forever()))
             # follow-ups of offers that got no reaction: with the relay that sends them
-            escalator = Escalator(pool, decisions, interval_s=settings.escalation_interval_s)
+            escalator = Escalator(
+                decisions, transactions, interval_s=settings.escalation_interval_s
+            )
             svc.tasks.append(asyncio.create_task(escalator.run_forever()))
     return svc
 

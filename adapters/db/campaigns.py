@@ -2,10 +2,7 @@
 suppression lists, decisions, outbox rows and call-center tasks. JSON columns go through the
 pool's json/jsonb codec (adapters/db/connect.py): dicts in, dicts out.
 
-The services pass the port's `Tx` (adapters/db/tx.py) to the methods that take one. A bare
-connection is still accepted there, for the callers not yet moved to the Transactions port
-(escalation.py); that path keeps its old behaviour (a second follow-up raises asyncpg's
-UniqueViolationError rather than DecisionExists).
+The services pass the port's `Tx` (adapters/db/tx.py) to the methods that take one.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import asyncpg
 from adapters.db import campaign_reads as reads
 from adapters.db import decision_log as log
 from adapters.db import tasks
-from adapters.db.tx import PgTx
+from adapters.db.tx import conn_of
 from geo_engine.decision.bandit import ArmKey, ArmStats
 from geo_engine.decision.decide import Decision, Usage
 from geo_engine.decision.ports import (
@@ -37,14 +34,6 @@ from geo_engine.ports import Tx
 
 def _ts(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, UTC)
-
-
-def _conn(tx: Tx | asyncpg.Connection) -> asyncpg.Connection:
-    if isinstance(tx, PgTx):
-        return tx.conn
-    if isinstance(tx, asyncpg.Connection):  # a pooled connection's proxy passes too
-        return tx
-    raise TypeError(f"a PostgreSQL store was handed a {type(tx).__name__}")
 
 
 def _row(r: asyncpg.Record) -> Stored:
@@ -128,8 +117,8 @@ class PgCampaignRepository:
         n = await self.pool.fetchval("DELETE FROM campaigns WHERE id = $1 RETURNING 1", cid)
         return bool(n == 1)
 
-    async def disable(self, tx: Tx | asyncpg.Connection, cid: str, reason: str) -> None:
-        await _conn(tx).execute(
+    async def disable(self, tx: Tx, cid: str, reason: str) -> None:
+        await conn_of(tx).execute(
             "UPDATE campaigns SET status = 'disabled', disabled_reason = $2,"
             " doc = jsonb_set(doc, '{status}', '\"disabled\"'), updated_at = now()"
             " WHERE id = $1",
@@ -147,17 +136,15 @@ class PgCampaignRepository:
         )
         return len(r)
 
-    async def suppression_of(self, tx: Tx | asyncpg.Connection, customer_id: str) -> frozenset[str]:
-        rows = await _conn(tx).fetch(
+    async def suppression_of(self, tx: Tx, customer_id: str) -> frozenset[str]:
+        rows = await conn_of(tx).fetch(
             "SELECT list_name FROM suppression_entries WHERE customer_id = $1", customer_id
         )
         return frozenset(r[0] for r in rows)
 
     # --- pressure and usage -----------------------------------------------------------------
-    async def history(
-        self, tx: Tx | asyncpg.Connection, customer_id: str, since: float
-    ) -> list[Sent]:
-        rows = await _conn(tx).fetch(
+    async def history(self, tx: Tx, customer_id: str, since: float) -> list[Sent]:
+        rows = await conn_of(tx).fetch(
             "SELECT extract(epoch FROM send_after) AS ts, channel, campaign_id FROM outbox"
             " WHERE customer_id = $1 AND send_after >= $2 AND status <> 'expired'",
             customer_id,
@@ -166,12 +153,10 @@ class PgCampaignRepository:
         return [Sent(float(r["ts"]), r["channel"], r["campaign_id"]) for r in rows]
 
     async def call_history(self, tx: Tx, customer_id: str, since: float) -> list[Sent]:
-        return await tasks.history(_conn(tx), customer_id, since)
+        return await tasks.history(conn_of(tx), customer_id, since)
 
-    async def usage(
-        self, tx: Tx | asyncpg.Connection, offer_ids: Sequence[str]
-    ) -> dict[str, Usage]:
-        rows = await _conn(tx).fetch(
+    async def usage(self, tx: Tx, offer_ids: Sequence[str]) -> dict[str, Usage]:
+        rows = await conn_of(tx).fetch(
             "SELECT offer_id, count(*) AS n, sum((payload->>'value')::float8) AS v FROM outbox"
             " WHERE offer_id = ANY($1::text[]) GROUP BY offer_id",
             list(offer_ids),
@@ -181,23 +166,21 @@ class PgCampaignRepository:
     # --- decisions and outbox ---------------------------------------------------------------
     async def record(
         self,
-        tx: Tx | asyncpg.Connection,
+        tx: Tx,
         d: Decision,
         presence_event_id: int | None,
         payload: dict[str, Any] | None,
     ) -> int:
         days = self.redemption_valid_days
-        if not isinstance(tx, PgTx):  # the old callers: their exceptions as they were
-            return await log.record(_conn(tx), d, presence_event_id, payload, valid_days=days)
         try:
-            return await log.record(tx.conn, d, presence_event_id, payload, valid_days=days)
+            return await log.record(conn_of(tx), d, presence_event_id, payload, valid_days=days)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != "decisions_followup_once":
                 raise
             raise DecisionExists(d.trigger.instance) from exc
 
     async def create_task(self, tx: Tx, task: NewTask) -> int | None:
-        return await tasks.create(_conn(tx), task)
+        return await tasks.create(conn_of(tx), task)
 
     async def recorded(self, customer_id: str) -> list[Recorded]:
         return await log.recorded(self.pool, customer_id)

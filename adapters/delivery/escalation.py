@@ -23,15 +23,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from adapters.db import tasks
-from adapters.db.follow_ups import ALREADY_DECIDED, due_first_offers
-from adapters.db.tx import PgTransactions, conn_of
-from adapters.db.types import Pool, Record
 from adapters.delivery.gateways.base import pseudonym
 from adapters.services.decisions import DecisionService
 from geo_engine.decision.escalation import FirstOffer, follow_up
 from geo_engine.decision.facts import Customer, customer_of
+from geo_engine.decision.ports import DecisionExists, DueOffer
 from geo_engine.decision.rules import WEEK_S, pressure_of
+from geo_engine.ports import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +37,15 @@ log = logging.getLogger(__name__)
 class Escalator:
     def __init__(
         self,
-        pool: Pool,
         decisions: DecisionService,
+        transactions: Transactions,
         *,
         batch_size: int = 200,
         interval_s: float = 60.0,
         reload_book: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.pool = pool
-        self._transactions = PgTransactions(pool)
+        self._transactions = transactions
         self.decisions = decisions
         self.batch_size = batch_size
         self.interval_s = interval_s
@@ -61,7 +58,7 @@ class Escalator:
         at = self.clock() if now is None else now
         if self.reload_book:
             await self.decisions.reload()
-        rows = await due_first_offers(self.pool, at, self.batch_size)
+        rows = await self.decisions.repo.due_follow_ups(at, self.batch_size)
         counts: dict[str, int] = {}
         for r in rows:
             reason = await self._one(r, at)
@@ -69,24 +66,24 @@ class Escalator:
                 counts[reason] = counts.get(reason, 0) + 1
         return counts
 
-    async def _one(self, r: Record, now: float) -> str | None:
+    async def _one(self, r: DueOffer, now: float) -> str | None:
         svc = self.decisions
         book = svc.book
-        campaign = book.campaigns.get(r["campaign_id"])
+        campaign = book.campaigns.get(r.campaign_id)
         if campaign is None:  # live in the table but not loadable: reported at reload
             return None
         index = svc.live.index
         # the fence of the first offer's trigger: where it was entered, or the store a search
         # or an abandoned cart was located at (migration 013)
-        pos = None if r["fence_id"] is None else index.position(r["fence_id"])
+        pos = None if r.fence_id is None else index.position(r.fence_id)
         fence = None if pos is None else index.fences[pos]
         first = FirstOffer(
-            r["id"],
-            r["customer_id"],
-            r["campaign_id"],
-            r["offer_id"],
-            r["channel"],
-            float(r["sent_at"]),
+            r.outbox_id,
+            r.customer_id,
+            r.campaign_id,
+            r.offer_id,
+            r.channel,
+            r.sent_at,
             fence_id=None if fence is None else fence.id,
             fence_name=None if fence is None else fence.name,
             store_id=None if fence is None else fence.store_id,
@@ -100,10 +97,10 @@ class Escalator:
         )
         try:
             async with self._transactions.transaction() as tx:
-                conn, cid = conn_of(tx), first.customer_id
-                history = await svc.repo.history(conn, cid, now - WEEK_S)
-                history += await tasks.history(conn, cid, now - WEEK_S)
-                suppressed = await svc.repo.suppression_of(conn, cid)
+                cid = first.customer_id
+                history = await svc.repo.history(tx, cid, now - WEEK_S)
+                history += await svc.repo.call_history(tx, cid, now - WEEK_S)
+                suppressed = await svc.repo.suppression_of(tx, cid)
                 d, reason = follow_up(
                     first,
                     campaign,
@@ -115,12 +112,12 @@ class Escalator:
                     now,
                 )
                 payload = svc.payload(d, book) if d.sends else None
-                await svc.repo.record(conn, d, None, payload)
-        except ALREADY_DECIDED:  # another runner decided this follow-up first
+                await svc.repo.record(tx, d, None, payload)
+        except DecisionExists:  # another runner decided this follow-up first
             return None
         except Exception:
             log.exception(
-                "follow-up of outbox %s failed (%s)", r["id"], pseudonym(r["customer_id"])
+                "follow-up of outbox %s failed (%s)", r.outbox_id, pseudonym(r.customer_id)
             )
             return None
         return reason

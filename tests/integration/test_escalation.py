@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from adapters.composition import Services
+from adapters.db.tx import PgTransactions
 from adapters.delivery.escalation import Escalator
 from tests.helpers import LAT0, LON0, offset, ping, square_feature
 from tests.integration.test_campaigns_api import campaign, offer
@@ -71,7 +72,7 @@ async def test_no_reaction_gets_one_sms_follow_up(open_client) -> None:  # type:
     r = await c.post("/v1/redemptions", json={"code": code, "store_id": "opera"})
     assert r.status_code == 201, r.text
     assert svc.decisions is not None
-    esc = Escalator(svc.pool, svc.decisions)
+    esc = Escalator(svc.decisions, PgTransactions(svc.pool))
     assert await esc.run_once(time.time() + 600) == {}  # not due yet
     later = time.time() + 3700
     assert await esc.run_once(later) == {"chosen": 1}
@@ -104,7 +105,7 @@ async def test_follow_up_stopped_by_consent_is_recorded_once(open_client) -> Non
     r = await c.put("/v1/customers/alice", json={"consents": {"sms": revoked}})
     assert r.status_code == 200, r.text
     assert svc.decisions is not None
-    esc = Escalator(svc.pool, svc.decisions)
+    esc = Escalator(svc.decisions, PgTransactions(svc.pool))
     assert await esc.run_once(time.time() + 3700) == {"no_consent": 1}
     got = await _followups(svc)
     assert [(d["outcome"], d["o_channel"], d["trigger_instance"]) for d in got] == [
@@ -119,7 +120,7 @@ async def test_racing_runners_make_one_follow_up(open_client) -> None:  # type: 
     await _setup(c, who)
     await _walk_in_and_send(c, svc, *who)
     assert svc.decisions is not None
-    runners = [Escalator(svc.pool, svc.decisions) for _ in range(4)]
+    runners = [Escalator(svc.decisions, PgTransactions(svc.pool)) for _ in range(4)]
     at = time.time() + 3700
     results = await asyncio.gather(*(r.run_once(at) for r in runners))
     assert sum(r.get("chosen", 0) for r in results) == len(who)
@@ -188,7 +189,9 @@ async def test_follow_up_of_a_search_in_store_keeps_the_store(open_client) -> No
     (first,) = r.json()["decisions"]
     assert (first["trigger_kind"], first["fence_id"]) == ("event", "opera")
     assert svc.decisions is not None
-    assert await Escalator(svc.pool, svc.decisions).run_once(now + 3700) == {"chosen": 1}
+    assert await Escalator(svc.decisions, PgTransactions(svc.pool)).run_once(now + 3700) == {
+        "chosen": 1
+    }
     sms = await svc.pool.fetchval("SELECT payload->'sms'->>'text' FROM outbox WHERE channel='sms'")
     assert sms.startswith("Vu moins cher ? Opéra Store s'aligne"), sms
     (f,) = await _followups(svc)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-NO_LOCATION_CONSENT = "no_location_consent"  # no statement on record (and prior consent needed)
-LOCATION_REFUSED = "location_consent_refused"  # denied or revoked
-
 DROPPED = Counter(
     "geo_location_dropped_total",
     "Location signals neither processed nor stored for lack of location consent",

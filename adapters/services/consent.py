@@ -1,19 +1,20 @@
 """The location consent gate: a fix, beacon sighting or NFC tap of a customer without `location`
-consent is neither processed nor stored; it is counted per reason and reported per row.
-
-The CNIL requires *prior* consent for marketing use of location (its 2018 orders against
-store-visit SDKs), so with `require_location_consent` (the default) a customer with no consent
-record is refused. Unlinked `device:<id>` customers are treated like any other id: the app
-records its own opt-in as `PUT /v1/customers/device:<id>/consents`; until it does, their fixes
-are dropped. A denial or a revocation is always honoured, even with the requirement off.
-The read is from the profile service's memory (no database round trip on the hot path).
+consent is neither processed nor stored; it is counted per reason and reported per row. The rule
+is geo_engine/profile/consent.py; the statements are read from the profile service's memory (no
+database round trip on the hot path). Unlinked `device:<id>` customers are like any other id:
+the app records its own opt-in as `PUT /v1/customers/device:<id>/consents`.
 """
 
 from __future__ import annotations
 
-from adapters.privacy.metrics import LOCATION_REFUSED, NO_LOCATION_CONSENT
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from adapters.services.profiles import ProfileService
-from geo_engine.profile.attributes import ConsentPurpose, ConsentStatus
+from geo_engine.profile.attributes import Consent, ConsentPurpose
+from geo_engine.profile.consent import location_refusal
+
+_NONE: Mapping[ConsentPurpose, Consent] = MappingProxyType({})
 
 
 class LocationConsentGate:
@@ -23,9 +24,5 @@ class LocationConsentGate:
 
     def reason(self, customer_id: str) -> str | None:
         """None when the customer's location may be processed; else why not."""
-        c = self.profiles.state.consents.get(customer_id, {}).get(ConsentPurpose.LOCATION)
-        if c is None:
-            return NO_LOCATION_CONSENT if self.require else None
-        if c.status is ConsentStatus.GRANTED:
-            return None
-        return LOCATION_REFUSED
+        consents = self.profiles.state.consents.get(customer_id, _NONE)
+        return location_refusal(consents, require=self.require)

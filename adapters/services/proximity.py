@@ -31,12 +31,13 @@ from adapters.db.beacons import (
     record_tap,
 )
 from adapters.db.tx import conn_of
-from adapters.privacy.metrics import DROPPED, LOCATION_REFUSED, NO_LOCATION_CONSENT
+from adapters.privacy.metrics import DROPPED
 from adapters.services.presence import PresenceRuntime
 from adapters.services.unit_of_work import Change, Stored
 from geo_engine.models import SOURCE_BEACON, SOURCE_NFC, PresenceEvent
 from geo_engine.ports import Tx
 from geo_engine.presence import PresenceEngine
+from geo_engine.profile.consent import REFUSALS
 from geo_engine.proximity import (
     Proximity,
     RangingConfig,
@@ -79,7 +80,7 @@ def evidence_fences(index: FenceIndex, fence_id: str) -> list[str] | None:
 # -- beacon sightings -----------------------------------------------------------------------------
 
 
-CONSENT_REASONS = (NO_LOCATION_CONSENT, LOCATION_REFUSED)
+CONSENT_REASONS = REFUSALS
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ SOURCE_NFC = "nfc"
 PROXIMITY_SOURCES = frozenset({SOURCE_BEACON, SOURCE_NFC})
 
 
-class EventType(StrEnum):
+class PresenceEventType(StrEnum):
     ENTER = "enter"
     DWELL = "dwell"
     EXIT = "exit"
@@ -51,7 +51,7 @@ class FenceObservation:
 
 @dataclass(frozen=True, slots=True)
 class PresenceEvent:
-    type: EventType
+    type: PresenceEventType
     customer_id: str
     geofence_id: str
     ts: float

@@ -99,12 +99,12 @@ from operator import attrgetter
 from geo_engine.models import (
     PROXIMITY_SOURCES,
     CustomerCursor,
-    EventType,
     FenceObservation,
     FenceState,
     Fix,
     FixFlag,
     PresenceEvent,
+    PresenceEventType,
 )
 from geo_engine.presence_results import (
     DUPLICATE_RESULT,
@@ -127,7 +127,7 @@ __all__ = ["Changes", "FixResult", "PresenceEngine"]
 _fix_order = attrgetter("ts", "geofence_id")
 _sweep_order = attrgetter("ts", "customer_id", "geofence_id")
 
-ENTER, DWELL, EXIT = EventType.ENTER, EventType.DWELL, EventType.EXIT
+ENTER, DWELL, EXIT = PresenceEventType.ENTER, PresenceEventType.DWELL, PresenceEventType.EXIT
 
 
 class PresenceEngine(PresenceState):

@@ -7,7 +7,13 @@ depend on when sweep runs.
 
 from __future__ import annotations
 
-from geo_engine.models import SOURCE_GPS, EventType, FenceState, PresenceConfig, PresenceEvent
+from geo_engine.models import (
+    SOURCE_GPS,
+    FenceState,
+    PresenceConfig,
+    PresenceEvent,
+    PresenceEventType,
+)
 
 INF = float("inf")
 NEG_INF = float("-inf")
@@ -99,11 +105,15 @@ def elapse(
     if dwell_at > now and exit_at > now:
         return st
     if dwell_at <= now:
-        events.append(PresenceEvent(EventType.DWELL, cid, fid, max(dwell_at, floor), st.source))
+        events.append(
+            PresenceEvent(PresenceEventType.DWELL, cid, fid, max(dwell_at, floor), st.source)
+        )
         st = refreshed(st, st.last_inside_at, st.outside_since, True, st.gps_confirmed)
     if exit_at <= now:
         src = exit_source(st, reason)
-        events.append(PresenceEvent(EventType.EXIT, cid, fid, max(exit_at, floor), src, reason))
+        events.append(
+            PresenceEvent(PresenceEventType.EXIT, cid, fid, max(exit_at, floor), src, reason)
+        )
         del states[fid]
         return None
     states[fid] = st

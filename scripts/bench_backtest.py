@@ -43,7 +43,7 @@ from adapters.settings import Settings  # noqa: E402
 from geo_engine.decision.backtest import Replay  # noqa: E402
 from geo_engine.decision.facts import TriggerEvent  # noqa: E402
 from geo_engine.decision.triggers import event_instance, event_trigger, locate, needs_of  # noqa: E402
-from geo_engine.models import EventType, FenceState, PresenceEvent  # noqa: E402
+from geo_engine.models import FenceState, PresenceEvent, PresenceEventType  # noqa: E402
 from tests.helpers import LAT0, LON0, offset, square_feature  # noqa: E402
 
 KEY = "bench-admin-key-0123456789"
@@ -166,9 +166,11 @@ async def reference(svc: Services) -> dict[str, Any]:
             for r in rows:
                 ts, cid = float(r["ts"]), r["customer_id"]
                 if r["k"] == 0:
-                    ev = PresenceEvent(EventType(r["type"]), cid, r["ref"], ts, r["source"], None)
+                    ev = PresenceEvent(
+                        PresenceEventType(r["type"]), cid, r["ref"], ts, r["source"], None
+                    )
                     here = inside.setdefault(cid, {})
-                    if ev.type is EventType.EXIT:
+                    if ev.type is PresenceEventType.EXIT:
                         here.pop(ev.geofence_id, None)
                     elif ev.geofence_id not in here:
                         here[ev.geofence_id] = FenceState(entered_at=ts, last_inside_at=ts)

@@ -13,7 +13,7 @@ import phonenumbers
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from geo_engine.models import PresenceEvent
+from geo_engine.models import PresenceEvent, PresenceEventType
 from geo_engine.profile.attributes import ConsentStatus
 
 # --- common building blocks -------------------------------------------------------------------
@@ -34,7 +34,7 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/]
 
 class PresenceEventOut(BaseModel):
     id: int
-    type: Literal["enter", "dwell", "exit"]
+    type: PresenceEventType
     customer_id: str
     geofence_id: str
     ts: datetime
@@ -45,7 +45,7 @@ class PresenceEventOut(BaseModel):
 def event_out(event_id: int, e: PresenceEvent) -> PresenceEventOut:
     return PresenceEventOut(
         id=event_id,
-        type=e.type.value,
+        type=e.type,
         customer_id=e.customer_id,
         geofence_id=e.geofence_id,
         ts=datetime.fromtimestamp(e.ts, UTC),

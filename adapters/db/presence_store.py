@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from adapters.db.tx import conn_of
-from geo_engine.models import CustomerCursor, EventType, FenceState, PresenceEvent
+from geo_engine.models import CustomerCursor, FenceState, PresenceEvent, PresenceEventType
 from geo_engine.ports import EventQuery, PresenceCommit, RawFix, StoredEvent, Tx
 
 _UPSERT_CURSORS = """
@@ -188,7 +188,7 @@ class PgPresenceStore:
             StoredEvent(
                 r["id"],
                 PresenceEvent(
-                    type=EventType(r["type"]),
+                    type=PresenceEventType(r["type"]),
                     customer_id=r["customer_id"],
                     geofence_id=r["geofence_id"],
                     ts=r["ts"].timestamp(),

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 from adapters.memory.stores import MemoryPresenceStore
 from adapters.memory.tx import journal_of
-from geo_engine.models import CustomerCursor, EventType, FenceState
+from geo_engine.models import CustomerCursor, FenceState, PresenceEventType
 from geo_engine.ports import RawFix, StoredEvent, Tx
 
-_OPENING = (EventType.ENTER, EventType.DWELL)  # the events a superseded visit loses
+_OPENING = (PresenceEventType.ENTER, PresenceEventType.DWELL)  # the events a superseded visit loses
 
 
 class MemoryIdentityDirectory:

@@ -49,7 +49,7 @@ from geo_engine.decision.triggers import (
     needs_of,
     velocity_trigger,
 )
-from geo_engine.models import EventType, FenceState, PresenceEvent
+from geo_engine.models import FenceState, PresenceEvent, PresenceEventType
 
 CHUNK = 20_000  # rows per chunk of the replay
 
@@ -224,7 +224,7 @@ class _Stream:
 
 
 _Row = tuple[int, int, str, Any, str, float, Any]
-_TYPES = {str(t): t for t in EventType}
+_TYPES = {str(t): t for t in PresenceEventType}
 _UNSEEN = TriggerEvent("presence", "", "", 0.0, "")  # a key not met yet
 _EMPTY: dict[str, FenceState] = {}
 _NONE: frozenset[str] = frozenset()

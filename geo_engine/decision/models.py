@@ -11,11 +11,12 @@ from geo_engine.decision import templates
 from geo_engine.decision.conditions import FIGURES, Predicate, compile_condition
 from geo_engine.decision.errors import InvalidDefinition
 from geo_engine.decision.gsm7 import SmsLength, sms_length
+from geo_engine.models import PresenceEventType
 from geo_engine.profile.events import POSTED_TYPES
 
 CHANNELS = ("push", "sms")  # message channels an offer can be sent on
 STATUSES = ("draft", "live", "paused", "disabled")  # disabled: set by the engine on errors
-PRESENCE_EVENTS = ("enter", "dwell", "exit")
+PRESENCE_EVENTS = tuple(str(t) for t in PresenceEventType)
 TREND_DIRECTIONS = ("rising", "falling")
 FENCE_KINDS = ("store", "zone", "competitor")
 SOURCES = ("gps", "beacon", "nfc")

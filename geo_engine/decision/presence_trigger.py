@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from geo_engine.decision.facts import TriggerEvent
-from geo_engine.models import EventType, PresenceEvent
+from geo_engine.models import PresenceEvent, PresenceEventType
 from geofences.model import FenceKind, Geofence
 
 
@@ -11,7 +11,11 @@ def in_store(event: PresenceEvent, fence: Geofence | None) -> bool:
     """The customer is in the store: an enter or dwell of a store fence (an exit is leaving).
     Zones are departments inside a store, but their store fence carries the visit: a beacon or
     tap in a zone is evidence for the store too, so its store fence has its own event."""
-    return fence is not None and fence.kind is FenceKind.STORE and event.type is not EventType.EXIT
+    return (
+        fence is not None
+        and fence.kind is FenceKind.STORE
+        and event.type is not PresenceEventType.EXIT
+    )
 
 
 def presence_trigger(pid: int, event: PresenceEvent, fence: Geofence | None) -> TriggerEvent:

@@ -5,8 +5,7 @@ confirmed it."""
 
 from __future__ import annotations
 
-from geo_engine.models import EventType as PresenceType
-from geo_engine.models import PresenceEvent
+from geo_engine.models import PresenceEvent, PresenceEventType
 from geo_engine.profile.events import BehaviouralEvent, Channel, EventType
 from geofences.model import FenceKind
 
@@ -15,7 +14,7 @@ _VISITS = {FenceKind.STORE: EventType.STORE_VISIT, FenceKind.COMPETITOR: EventTy
 
 def visit_of(event: PresenceEvent, kind: FenceKind) -> BehaviouralEvent | None:
     """The visit a presence event in a fence of `kind` counts as, if any."""
-    if event.type is not PresenceType.DWELL:
+    if event.type is not PresenceEventType.DWELL:
         return None
     visit = _VISITS.get(kind)
     if visit is None:

@@ -34,7 +34,7 @@ from geo_engine.decision.ports import (
     ReplayQuery,
 )
 from geo_engine.decision.rules import Sent
-from geo_engine.models import EventType, PresenceEvent
+from geo_engine.models import PresenceEvent, PresenceEventType
 from geo_engine.ports import PresenceCommit, PresenceStore, Transactions
 from geo_engine.profile.ports import EventRecord, ProfileStore
 from geo_engine.profile.velocity import Crossing
@@ -378,10 +378,10 @@ async def test_follow_ups_are_due_for_offers_left_without_reaction(world: World)
 async def _seed_replay(w: World) -> None:
     async with w.transactions.transaction() as tx:
         events = [
-            PresenceEvent(EventType.ENTER, "alice", "f1", T + 10, "gps"),
-            PresenceEvent(EventType.EXIT, "alice", "f1", T + 30, "gps"),
-            PresenceEvent(EventType.ENTER, "bob", "f2", T + 20, "beacon"),
-            PresenceEvent(EventType.ENTER, "bob", "f2", T + 99, "gps"),  # after `until`
+            PresenceEvent(PresenceEventType.ENTER, "alice", "f1", T + 10, "gps"),
+            PresenceEvent(PresenceEventType.EXIT, "alice", "f1", T + 30, "gps"),
+            PresenceEvent(PresenceEventType.ENTER, "bob", "f2", T + 20, "beacon"),
+            PresenceEvent(PresenceEventType.ENTER, "bob", "f2", T + 99, "gps"),  # after `until`
         ]
         await w.presence.write(tx, PresenceCommit(events=events))
         await w.profiles.insert_events(

@@ -18,7 +18,7 @@ from adapters.memory.identities import MemoryIdentityDirectory
 from adapters.memory.profiles import MemoryProfileStore
 from adapters.memory.stores import MemoryPresenceStore
 from adapters.memory.tx import MemoryTransactions
-from geo_engine.models import CustomerCursor, EventType, FenceState, PresenceEvent
+from geo_engine.models import CustomerCursor, FenceState, PresenceEvent, PresenceEventType
 from geo_engine.ports import (
     EventQuery,
     IdentityDirectory,
@@ -132,7 +132,7 @@ async def test_a_failed_transaction_or_savepoint_links_nothing(world: World) -> 
 
 
 # --- merging a device's history -----------------------------------------------------------------
-def _ev(t: EventType, who: str, fence: str, ts: float) -> PresenceEvent:
+def _ev(t: PresenceEventType, who: str, fence: str, ts: float) -> PresenceEvent:
     return PresenceEvent(t, who, fence, ts)
 
 
@@ -140,14 +140,14 @@ async def _seed_history(w: World) -> None:
     """The device walked into f1 and f2 on its own; alice (another of her devices) into f1
     after it: her open visit of f1 is superseded by the device's, which came first."""
     events = [
-        _ev(EventType.ENTER, DEVICE, "f1", T),
-        _ev(EventType.ENTER, "alice", "f3", T + 5),
-        _ev(EventType.ENTER, DEVICE, "f2", T + 10),
-        _ev(EventType.EXIT, "alice", "f3", T + 50),
-        _ev(EventType.ENTER, "alice", "f1", T + 100),
-        _ev(EventType.DWELL, DEVICE, "f1", T + 300),
-        _ev(EventType.DWELL, "alice", "f1", T + 400),
-        _ev(EventType.ENTER, "bob", "f1", T + 400),
+        _ev(PresenceEventType.ENTER, DEVICE, "f1", T),
+        _ev(PresenceEventType.ENTER, "alice", "f3", T + 5),
+        _ev(PresenceEventType.ENTER, DEVICE, "f2", T + 10),
+        _ev(PresenceEventType.EXIT, "alice", "f3", T + 50),
+        _ev(PresenceEventType.ENTER, "alice", "f1", T + 100),
+        _ev(PresenceEventType.DWELL, DEVICE, "f1", T + 300),
+        _ev(PresenceEventType.DWELL, "alice", "f1", T + 400),
+        _ev(PresenceEventType.ENTER, "bob", "f1", T + 400),
     ]
     fixes = [
         RawFix(DEVICE, "d1", T, 48.86, 2.36, 10.0, None, None, False, None),

@@ -12,7 +12,7 @@ from adapters.db.presence_store import PgPresenceStore
 from adapters.db.tx import PgTransactions
 from adapters.memory.stores import MemoryFenceRepository, MemoryPresenceStore
 from adapters.memory.tx import MemoryTransactions
-from geo_engine.models import CustomerCursor, EventType, FenceState, PresenceEvent
+from geo_engine.models import CustomerCursor, FenceState, PresenceEvent, PresenceEventType
 from geo_engine.ports import EventQuery, PresenceCommit, PresenceStore, RawFix, Transactions
 from geofences.validation import fence_from_feature
 from tests.helpers import LAT0, LON0, circle_feature, square_feature
@@ -61,7 +61,7 @@ async def test_a_write_in_a_failed_transaction_leaves_nothing(stores: tuple) -> 
                 PresenceCommit(
                     cursors={"c": CustomerCursor(T + 5, LAT0, LON0)},
                     states={("c", "f1"): None, ("c", "f2"): FenceState(T + 5, T + 5)},
-                    events=[_ev(EventType.EXIT, "c", "f1", T + 5)],
+                    events=[_ev(PresenceEventType.EXIT, "c", "f1", T + 5)],
                 ),
             )
             raise Boom
@@ -70,7 +70,7 @@ async def test_a_write_in_a_failed_transaction_leaves_nothing(stores: tuple) -> 
     assert await presence.events(EventQuery()) == []
 
 
-def _ev(t: EventType, cid: str, fid: str, ts: float) -> PresenceEvent:
+def _ev(t: PresenceEventType, cid: str, fid: str, ts: float) -> PresenceEvent:
     return PresenceEvent(type=t, customer_id=cid, geofence_id=fid, ts=ts)
 
 
@@ -105,7 +105,10 @@ async def test_presence_commit_then_load_round_trips(stores: tuple) -> None:  # 
         PresenceCommit(
             cursors={"c1": cur, "c2": signal_only},
             states={("c1", "f1"): st, ("c1", "f2"): FenceState(T, T), ("c2", "z1"): held},
-            events=[_ev(EventType.ENTER, "c1", "f1", T), _ev(EventType.ENTER, "c1", "f2", T)],
+            events=[
+                _ev(PresenceEventType.ENTER, "c1", "f1", T),
+                _ev(PresenceEventType.ENTER, "c1", "f2", T),
+            ],
             raw_fixes=[RawFix("c1", "d1", T, LAT0, LON0, 5.0, None, None, False, None)],
         )
     )
@@ -122,14 +125,18 @@ async def test_presence_commit_then_load_round_trips(stores: tuple) -> None:  # 
 async def test_event_queries_filter_and_page_in_id_order(stores: tuple) -> None:  # type: ignore[type-arg]
     presence, _ = stores
     evs = [
-        _ev(EventType.ENTER, "a", "f1", T),
-        _ev(EventType.ENTER, "b", "f1", T + 1),
-        _ev(EventType.DWELL, "a", "f1", T + 300),
-        _ev(EventType.EXIT, "a", "f1", T + 400),
+        _ev(PresenceEventType.ENTER, "a", "f1", T),
+        _ev(PresenceEventType.ENTER, "b", "f1", T + 1),
+        _ev(PresenceEventType.DWELL, "a", "f1", T + 300),
+        _ev(PresenceEventType.EXIT, "a", "f1", T + 400),
     ]
     ids = await presence.commit(PresenceCommit(events=evs))
     a = await presence.events(EventQuery(customer_id="a"))
-    assert [se.event.type for se in a] == [EventType.ENTER, EventType.DWELL, EventType.EXIT]
+    assert [se.event.type for se in a] == [
+        PresenceEventType.ENTER,
+        PresenceEventType.DWELL,
+        PresenceEventType.EXIT,
+    ]
     assert [se.event for se in a] == [evs[0], evs[2], evs[3]]
     page = await presence.events(EventQuery(after_id=ids[1], limit=1))
     assert [se.id for se in page] == [ids[2]]

@@ -9,13 +9,13 @@ import pytest
 
 from geo_engine.models import (
     CustomerCursor,
-    EventType,
     FenceObservation,
     FenceState,
     Fix,
     FixFlag,
     PresenceConfig,
     PresenceEvent,
+    PresenceEventType,
 )
 from geo_engine.presence import PresenceEngine
 
@@ -24,7 +24,7 @@ M_PER_DEG_LAT = 111_195.08
 CFG = PresenceConfig()  # enter 0.5*acc, max enter acc 100, unknown 30, buffer 25, timeout 180,
 # dwell 300, stale 4 h, 70 m/s, re-anchor after 3
 
-E, D, X = EventType.ENTER, EventType.DWELL, EventType.EXIT
+E, D, X = PresenceEventType.ENTER, PresenceEventType.DWELL, PresenceEventType.EXIT
 
 
 def fix(
@@ -41,7 +41,9 @@ def ob(depth: float, fence: str = "f1") -> list[FenceObservation]:
     return [FenceObservation(fence, depth)]
 
 
-def kinds(events: Iterable[PresenceEvent]) -> list[tuple[EventType, str, float, str | None]]:
+def kinds(
+    events: Iterable[PresenceEvent],
+) -> list[tuple[PresenceEventType, str, float, str | None]]:
     return [(e.type, e.geofence_id, e.ts, e.reason) for e in events]
 
 

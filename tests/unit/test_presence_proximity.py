@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from geo_engine.models import (
     CustomerCursor,
-    EventType,
     FenceObservation,
     FenceState,
     Fix,
     FixFlag,
     PresenceEvent,
+    PresenceEventType,
 )
 from geo_engine.presence import PresenceEngine
 from tests.unit.test_presence_properties import (
@@ -35,7 +35,7 @@ from tests.unit.test_presence_properties import (
     streams,
 )
 
-E, D, X = EventType.ENTER, EventType.DWELL, EventType.EXIT
+E, D, X = PresenceEventType.ENTER, PresenceEventType.DWELL, PresenceEventType.EXIT
 BEACON_HOLD, NFC_HOLD = 90.0, 1200.0
 
 
@@ -51,7 +51,9 @@ def beacon(e: PresenceEngine, ts: float, *fences: str, cid: str = "c1") -> list[
     return e.apply_proximity(cid, fences or ("zone",), ts, "beacon", BEACON_HOLD).events
 
 
-def kinds(events: Iterable[PresenceEvent]) -> list[tuple[EventType, str, float, str, str | None]]:
+def kinds(
+    events: Iterable[PresenceEvent],
+) -> list[tuple[PresenceEventType, str, float, str, str | None]]:
     return [(e.type, e.geofence_id, e.ts, e.source, e.reason) for e in events]
 
 

@@ -18,7 +18,7 @@ from geo_engine.decision.bandit import ArmStats
 from geo_engine.decision.decide import Decision
 from geo_engine.decision.facts import TriggerEvent
 from geo_engine.decision.rules import DecisionConfig
-from geo_engine.models import EventType, PresenceEvent
+from geo_engine.models import PresenceEvent, PresenceEventType
 from geo_engine.ports import PresenceCommit
 from geo_engine.profile.attributes import Consent, ConsentPurpose, ConsentStatus
 from geo_engine.profile.config import ProfileConfig
@@ -54,12 +54,12 @@ async def _world() -> tuple[DecisionService, MemoryCampaignStore, MemoryPresence
 async def test_a_backtest_replays_the_memory_stores() -> None:
     dec, store, presence = await _world()
     walks = [
-        PresenceEvent(EventType.ENTER, "alice", "opera", TUE_11),
-        PresenceEvent(EventType.ENTER, "bob", "opera", TUE_11 + 60),
-        PresenceEvent(EventType.EXIT, "alice", "opera", TUE_11 + 600),
-        PresenceEvent(EventType.ENTER, "alice", "opera", TUE_11 + 3600),  # in the cooldown
-        PresenceEvent(EventType.ENTER, "carol", "opera", TUE_11 + 7200),  # a bad payer
-        PresenceEvent(EventType.ENTER, "dan", "opera", TUE_11 + 2 * 86400),  # after `until`
+        PresenceEvent(PresenceEventType.ENTER, "alice", "opera", TUE_11),
+        PresenceEvent(PresenceEventType.ENTER, "bob", "opera", TUE_11 + 60),
+        PresenceEvent(PresenceEventType.EXIT, "alice", "opera", TUE_11 + 600),
+        PresenceEvent(PresenceEventType.ENTER, "alice", "opera", TUE_11 + 3600),  # in the cooldown
+        PresenceEvent(PresenceEventType.ENTER, "carol", "opera", TUE_11 + 7200),  # a bad payer
+        PresenceEvent(PresenceEventType.ENTER, "dan", "opera", TUE_11 + 2 * 86400),  # after `until`
     ]
     async with MemoryTransactions().transaction() as tx:
         await presence.write(tx, PresenceCommit(events=walks))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
@@ -15,6 +15,7 @@ from adapters.api.errors import ERROR_RESPONSES, field_error
 from adapters.api.models import PresenceEventOut, event_out
 from adapters.auth import Principal, Role
 from adapters.codecs.pings import parse_ts
+from geo_engine.models import PresenceEventType
 from geo_engine.ports import EventQuery
 
 router = APIRouter(prefix="/v1", tags=["presence"], responses=ERROR_RESPONSES)
@@ -95,7 +96,7 @@ async def presence_events(
     customer_id: Annotated[str | None, Query(max_length=200)] = None,
     geofence_id: Annotated[str | None, Query(max_length=128)] = None,
     since: Annotated[str | None, Query(description="ISO 8601 with offset, or unix seconds")] = None,
-    type: Literal["enter", "dwell", "exit"] | None = None,
+    type: PresenceEventType | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> EventPage:

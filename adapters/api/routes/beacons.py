@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
-from adapters.api.models import PresenceEventOut, event_out
+from adapters.api.models import PresenceEventOut, RowRejected, event_out
 from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
 from adapters.codecs.pings import BatchError
@@ -233,13 +233,7 @@ class SightingBatchDoc(BaseModel):
     sightings: list[SightingDoc]
 
 
-class RowRejected(BaseModel):
-    index: int
-    field: str
-    reason: str
-
-
-class RowIgnored(BaseModel):
+class SightingIgnored(BaseModel):
     index: int
     reason: str = Field(description="unknown_beacon, too_far, late: accepted, no evidence")
 
@@ -247,7 +241,7 @@ class RowIgnored(BaseModel):
 class SightingBatchResult(BaseModel):
     accepted: int = Field(description="Rows that passed validation (ignored ones included)")
     rejected: list[RowRejected]
-    ignored: list[RowIgnored]
+    ignored: list[SightingIgnored]
     events: list[PresenceEventOut]
 
 
@@ -276,6 +270,6 @@ async def post_sightings(request: Request, svc: Svc, _: Ingest) -> SightingBatch
         rejected=[RowRejected(index=e.index, field=e.field, reason=e.reason) for e in errors],
         ignored=[]
         if outcome is None
-        else [RowIgnored(index=i, reason=r) for i, r in outcome.ignored],
+        else [SightingIgnored(index=i, reason=r) for i, r in outcome.ignored],
         events=[] if outcome is None else [event_out(i, e) for i, e in outcome.events],
     )

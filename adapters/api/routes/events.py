@@ -20,8 +20,8 @@ from adapters.codecs.events import EventRow, decode_events
 from adapters.codecs.pings import BatchError
 from adapters.db.identities import PgIdentityDirectory
 from adapters.db.velocity_signals import signals_after
-from adapters.services.presence import UNLINKED_PREFIX
 from adapters.services.behaviour_events import Rejected, Resolved
+from adapters.services.presence import UNLINKED_PREFIX
 from geo_engine.profile.events import POSTED_TYPES, Channel
 from geo_engine.profile.state import Crossing
 

@@ -37,7 +37,8 @@ from adapters.db.connect import create_pool, embedded_url
 from adapters.db.migrate import migrate
 from adapters.delivery.customers import DeliveryDirectory
 from adapters.delivery.gateways.webhook import WebhookGateway
-from adapters.delivery.relay import Relay, RelayConfig
+from adapters.delivery.relay import Relay
+from geo_engine.delivery.config import RelayConfig
 
 SECRET = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA=="
 

@@ -9,21 +9,16 @@ from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from adapters.db import webhook_endpoints
-from adapters.db.outbox_admin import OutboxDetail, list_outbox, outbox_detail, redrive
 from adapters.db.types import Pool
 from adapters.db.webhook_endpoints import enable_endpoint, endpoint_id
 
-# the API routes (adapters/api/routes/outbox.py, webhooks.py) reach these through here
+# the webhook routes (adapters/api/routes/webhooks.py) reach these through here
 __all__ = [
     "Endpoint",
-    "OutboxDetail",
     "enable_endpoint",
     "endpoint_id",
     "list_endpoints",
-    "list_outbox",
-    "outbox_detail",
     "redact_url",
-    "redrive",
 ]
 
 

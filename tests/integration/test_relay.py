@@ -19,7 +19,8 @@ from adapters.db.connect import create_pool
 from adapters.delivery.customers import DeliveryDirectory
 from adapters.delivery.gateways.base import Message, Result
 from adapters.delivery.gateways.fcm import FcmGateway
-from adapters.delivery.relay import Relay, RelayConfig
+from adapters.delivery.relay import Relay
+from geo_engine.delivery.config import RelayConfig
 from geo_engine.delivery.retry import backoff_s
 
 T0 = time.time()

@@ -16,7 +16,8 @@ from adapters.delivery.customers import DeliveryDirectory
 from adapters.delivery.gateways.base import pseudonym
 from adapters.delivery.gateways.log_sink import LogSink
 from adapters.delivery.gateways.twilio import TwilioGateway, e164
-from adapters.delivery.relay import Relay, RelayConfig
+from adapters.delivery.relay import Relay
+from geo_engine.delivery.config import RelayConfig
 from tests.integration.test_relay import Clock, add_rows, row
 
 SID = "AC0123456789abcdef0123456789abcdef"

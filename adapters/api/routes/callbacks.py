@@ -20,8 +20,9 @@ from adapters.api.deps import Svc
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
 from adapters.delivery.customers import DeliveryDirectory
 from adapters.delivery.inbound import InboundSms
-from adapters.delivery.status import RANK, DeliveryStatuses
+from adapters.delivery.status import DeliveryStatuses
 from adapters.delivery.twilio_signature import is_valid
+from geo_engine.delivery.status import RANK
 
 router = APIRouter(prefix="/v1/callbacks/twilio", tags=["delivery"], responses=ERROR_RESPONSES)
 

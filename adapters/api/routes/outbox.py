@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
 from adapters.auth import Principal
-from adapters.delivery.outbox_admin import list_outbox, outbox_detail, redrive
+from adapters.db.outbox_admin import list_outbox, outbox_detail, redrive
 
 router = APIRouter(prefix="/v1", tags=["delivery"], responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(require())]

@@ -128,18 +128,23 @@ class ProfileService:
             return out
         async with self.lock:
             now = self.clock()
-            async with self.transactions.transaction() as tx:
-                stored = await store_events(
-                    self.store, tx, keep, out, self.cfg, self.state.sensitive
-                )
-                plan = self.state.plan([e for _, e in stored], now)
-                kinds = (EventType.PURCHASE, EventType.PURCHASE_CANCEL)
-                buyers = sorted({r.customer_id for r, _ in stored if r.row.type in kinds})
-                rfm = await self.store.rfm_of(tx, buyers)
-                crossings = await self._write_trends(tx, plan)
-                posted = [(r.row.event.event_id, e) for r, e in stored]
-                if posted or crossings:
-                    await react(tx, posted, crossings)
+            known = len(self.state)
+            try:
+                async with self.transactions.transaction() as tx:
+                    stored = await store_events(
+                        self.store, tx, keep, out, self.cfg, self.state.sensitive
+                    )
+                    plan = self.state.plan([e for _, e in stored], now)
+                    kinds = (EventType.PURCHASE, EventType.PURCHASE_CANCEL)
+                    buyers = sorted({r.customer_id for r, _ in stored if r.row.type in kinds})
+                    rfm = await self.store.rfm_of(tx, buyers)
+                    crossings = await self._write_trends(tx, plan)
+                    posted = [(r.row.event.event_id, e) for r, e in stored]
+                    if posted or crossings:
+                        await react(tx, posted, crossings)
+            except BaseException:
+                self.state.truncate(known)  # plan() gave the batch's new customers a slot
+                raise
             self._apply(plan, rfm)
             self.refresh_scores(now)
         out.accepted = len(stored)

@@ -103,6 +103,13 @@ class ProfileState:
             self.ids.append(customer_id)
         return s
 
+    def truncate(self, n: int) -> None:
+        """Forget the slots made after the first `n` by a plan never applied: a plan writes no
+        row, so they are free again (a rolled-back ingest leaves no empty profile behind)."""
+        for cid in self.ids[n:]:
+            del self.slots[cid]
+        del self.ids[n:]
+
     def _reserve(self, n: int) -> None:
         cap = self.ring.capacity
         self.ring.reserve(n)

@@ -275,11 +275,6 @@ async def test_put_consents_merges_latest_wins() -> None:
     assert "erin" not in svc.profiles.state.objecting
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="production bug: ProfileState.plan gives a new customer a slot before the "
-    "transaction commits, and a rolled-back ingest never takes it back (see the report)",
-)
 async def test_a_failing_reaction_leaves_no_profile_for_a_new_customer() -> None:
     svc = await _world()
     assert svc.profiles.profile("zed") is None

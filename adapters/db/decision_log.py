@@ -12,6 +12,7 @@ import asyncpg
 from adapters.db.outcomes import issue_code
 from geo_engine.decision.decide import Decision
 from geo_engine.decision.ports import Recorded
+from geo_engine.decision.trace import explained
 
 
 def _ts(t: float | None) -> datetime | None:
@@ -28,26 +29,7 @@ async def record(
 ) -> int:
     """Insert the decision, and its outbox row and redemption code when it sends: the port's
     `record` (geo_engine/decision/ports.py)."""
-    traces = [
-        {
-            "campaign_id": t.campaign_id,
-            "offer_id": t.offer_id,
-            "score": t.score,
-            "result": t.result,
-            "steps": list(t.steps),
-        }
-        for t in d.traces
-    ]
-    traces += [
-        {
-            "campaign_id": c,
-            "offer_id": None,
-            "score": 0.0,
-            "result": "outranked",
-            "steps": ["not_evaluated"],
-        }
-        for c in d.not_evaluated
-    ]
+    traces = explained(d.traces, d.not_evaluated)
     ev = d.trigger
     did: int = await conn.fetchval(
         "INSERT INTO decisions (customer_id, trigger_kind, trigger_name, trigger_instance,"
@@ -107,7 +89,7 @@ async def record(
 async def recorded(pool: asyncpg.Pool, customer_id: str) -> list[Recorded]:
     rows = await pool.fetch(
         "SELECT d.id, d.trigger_instance, d.outcome, d.campaign_id, d.offer_id, d.channel,"
-        " o.id AS outbox_id, o.payload, r.code FROM decisions d"
+        " o.id AS outbox_id, o.payload, r.code, d.traces FROM decisions d"
         " LEFT JOIN outbox o ON o.decision_id = d.id"
         " LEFT JOIN redemption_codes r ON r.outbox_id = o.id"
         " WHERE d.customer_id = $1 ORDER BY d.id",
@@ -124,6 +106,7 @@ async def recorded(pool: asyncpg.Pool, customer_id: str) -> list[Recorded]:
             r["outbox_id"],
             r["payload"],
             r["code"],
+            tuple(r["traces"] or ()),
         )
         for r in rows
     ]

@@ -23,6 +23,7 @@ class DecisionRow:
     offer_id: str | None
     channel: str | None
     fence_id: str | None
+    traces: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)

@@ -37,6 +37,7 @@ from geo_engine.decision.ports import (
     Stored,
 )
 from geo_engine.decision.rules import Sent
+from geo_engine.decision.trace import explained
 from geo_engine.ports import Tx
 
 
@@ -166,6 +167,7 @@ class MemoryCampaignStore:
             d.offer_id,
             d.channel,
             ev.fence_id,
+            tuple(explained(d.traces, d.not_evaluated)),
         )
         undo: list[Callable[[], object]] = [lambda: self.decisions.pop(did)]
         if d.sends and payload is not None:
@@ -243,6 +245,7 @@ class MemoryCampaignStore:
                     None if o is None else o.id,
                     None if o is None else copy.deepcopy(o.payload),
                     None if o is None else code_of.get(o.id),
+                    copy.deepcopy(r.traces),
                 )
             )
         return out

@@ -64,6 +64,8 @@ class Recorded:
     outbox_id: int | None = None
     payload: Mapping[str, Any] | None = None  # as the relay will send it (code included)
     code: str | None = None
+    # why each campaign considered did or did not win (geo_engine/decision/trace.py `explained`)
+    traces: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 
 class Trace(NamedTuple):
@@ -14,3 +15,29 @@ class Trace(NamedTuple):
     score: float  # expected value: offer value x propensity
     result: str  # chosen | holdout | control | the rule that stopped it | outranked
     steps: tuple[str, ...]
+
+
+def explained(traces: Iterable[Trace], not_evaluated: Iterable[str]) -> list[dict[str, Any]]:
+    """A decision's explanation as stored and served: one entry per campaign considered, those
+    never evaluated (a better one had already won) as `outranked`."""
+    out = [
+        {
+            "campaign_id": t.campaign_id,
+            "offer_id": t.offer_id,
+            "score": t.score,
+            "result": t.result,
+            "steps": list(t.steps),
+        }
+        for t in traces
+    ]
+    out += [
+        {
+            "campaign_id": c,
+            "offer_id": None,
+            "score": 0.0,
+            "result": "outranked",
+            "steps": ["not_evaluated"],
+        }
+        for c in not_evaluated
+    ]
+    return out

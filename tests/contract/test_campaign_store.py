@@ -192,6 +192,22 @@ async def test_a_disabled_campaign_leaves_the_live_ones_until_saved_again(world:
 
 
 # --- the decision log --------------------------------------------------------------------------
+async def test_a_decision_keeps_its_explanation(world: World) -> None:
+    from geo_engine.decision.trace import Trace
+
+    chosen = Trace("c1", "o1", 6.25, "chosen", ("consent:sms", "cooldown:no"))
+    stopped = Trace("c2", "o2", 3.0, "quiet_hours", ("consent:sms",))
+    d = decision("pe:9")._replace(traces=(chosen, stopped), not_evaluated=("c3",))
+    await record(world, d, "EXPL1234")
+    (got,) = await world.store.recorded("alice")
+    assert [(t["campaign_id"], t["result"], t["steps"]) for t in got.traces] == [
+        ("c1", "chosen", ["consent:sms", "cooldown:no"]),
+        ("c2", "quiet_hours", ["consent:sms"]),
+        ("c3", "outranked", ["not_evaluated"]),
+    ]
+    assert got.traces[0]["score"] == 6.25 and got.traces[2]["offer_id"] is None
+
+
 async def test_a_decision_is_recorded_with_its_outbox_row_and_code(world: World) -> None:
     s = world.store
     did = await record(world, decision("pe:1"), "ABCD1234")

@@ -33,21 +33,6 @@ LOCATION, PUSH, SMS = ConsentPurpose.LOCATION, ConsentPurpose.PUSH, ConsentPurpo
 CODE = re.compile(f"^[{ALPHABET}]{{{CODE_LENGTH}}}$")
 
 
-class Decided(MemoryCampaignStore):
-    """The memory store, keeping every decision handed to `record` (the memory `Recorded` has
-    no traces) before recording it as usual."""
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.decided: list[Decision] = []
-
-    async def record(
-        self, tx: Tx, d: Decision, presence_event_id: int | None, payload: dict[str, Any] | None
-    ) -> int:
-        self.decided.append(d)
-        return await super().record(tx, d, presence_event_id, payload)
-
-
 class RecordFails(MemoryCampaignStore):
     """The memory store, whose `record` fails after writing the decision and its outbox row."""
 
@@ -59,7 +44,7 @@ class RecordFails(MemoryCampaignStore):
 
 
 async def _world(
-    campaign_type: type[MemoryCampaignStore] = Decided,
+    campaign_type: type[MemoryCampaignStore] = MemoryCampaignStore,
     campaigns: tuple[dict[str, Any], ...] = (campaign_doc(),),
     offers: tuple[dict[str, Any], ...] = (offer_doc(),),
     **overrides: Any,
@@ -81,9 +66,12 @@ async def _walk_in(svc: MemoryServices, who: str = "alice", t: float = T) -> int
     return pid
 
 
-def _decided(svc: MemoryServices) -> list[Decision]:
-    assert isinstance(svc.campaigns, Decided)
-    return svc.campaigns.decided
+async def _results(svc: MemoryServices, who: str) -> list[list[tuple[str, str]]]:
+    """Per recorded decision of `who`, (campaign, result) of each campaign considered."""
+    return [
+        [(t["campaign_id"], t["result"]) for t in r.traces]
+        for r in await svc.campaigns.recorded(who)
+    ]
 
 
 async def test_entering_a_store_with_consent_decides_and_records_the_offer() -> None:
@@ -107,8 +95,7 @@ async def test_entering_a_store_with_consent_decides_and_records_the_offer() -> 
     }
     row = svc.campaigns.outbox[rec.outbox_id]
     assert (row.customer_id, row.send_after, row.status) == ("alice", T, "pending")
-    (d,) = _decided(svc)
-    assert d.traces[0].result == "chosen"
+    assert await _results(svc, "alice") == [[("c1", "chosen")]]
 
 
 async def test_sms_renders_the_first_name_and_the_opt_out() -> None:
@@ -150,7 +137,7 @@ async def test_the_same_trigger_replayed_under_the_default_cooldown() -> None:
     async with svc.transactions.transaction() as tx:
         await svc.decisions.on_presence(tx, [(enter.id, enter.event)])
     assert [r.outcome for r in await svc.campaigns.recorded("alice")] == ["send", "none"]
-    assert _decided(svc)[1].traces[0].result == "cooldown"
+    assert (await _results(svc, "alice"))[1] == [("c1", "cooldown")]
     assert len(svc.campaigns.outbox) == 1
 
 
@@ -160,8 +147,7 @@ async def test_a_customer_without_consent_gets_a_no_consent_trace() -> None:
     pid = await _walk_in(svc, "bob")
     (rec,) = await svc.campaigns.recorded("bob")
     assert (rec.trigger_instance, rec.outcome, rec.outbox_id) == (f"pe:{pid}", "none", None)
-    (d,) = _decided(svc)
-    assert [(t.campaign_id, t.result) for t in d.traces] == [("c1", "no_consent")]
+    assert await _results(svc, "bob") == [[("c1", "no_consent")]]
     assert svc.campaigns.outbox == {}
 
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from adapters.db.campaign_reads import REPLAY as _EVENTS  # noqa: F401  (tests read the SQL)
 from adapters.services.decisions import DecisionService
 from geo_engine.decision.backtest import BacktestResult, Replay, retarget
 from geo_engine.decision.book import Book

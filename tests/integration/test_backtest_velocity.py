@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from adapters.db.profiles import insert_signals
-from adapters.services.backtest import _EVENTS, count_events, run_backtest
+from adapters.db.campaign_reads import REPLAY
+from adapters.services.backtest import count_events, run_backtest
 from geo_engine.decision.triggers import velocity_trigger
 from geo_engine.profile.velocity import Crossing
 from tests.integration.test_campaigns_api import campaign, offer
@@ -167,7 +168,7 @@ async def test_presence_and_velocity_are_read_in_time_order(open_client) -> None
     )
     since, until = _dt(T0 - 3600), _dt(T0 + 3600)
     async with svc.pool.acquire() as conn:
-        rows = await conn.fetch(_EVENTS, since, until, True, [], ["store_visit:falling"], 100)
+        rows = await conn.fetch(REPLAY, since, until, True, [], ["store_visit:falling"], 100)
     assert [(r["k"], r["customer_id"]) for r in rows] == [
         (2, "alice"),
         (0, "alice"),

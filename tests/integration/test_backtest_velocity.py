@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from adapters.db.profiles import insert_signals
 from adapters.db.campaign_reads import REPLAY
+from adapters.db.profiles import insert_signals
 from adapters.services.backtest import count_events, run_backtest
 from geo_engine.decision.triggers import velocity_trigger
 from geo_engine.profile.velocity import Crossing

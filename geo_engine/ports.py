@@ -71,8 +71,10 @@ class Transactions(Protocol):
 
 class PresenceStore(Protocol):
     async def load(
-        self,
-    ) -> tuple[list[tuple[str, CustomerCursor]], list[tuple[str, str, FenceState]]]: ...
+        self, customer_ids: Sequence[str] | None = None
+    ) -> tuple[list[tuple[str, CustomerCursor]], list[tuple[str, str, FenceState]]]:
+        """Cursors and fence states as stored: everyone's (at start), or these customers'."""
+        ...
 
     async def write(self, tx: Tx, batch: PresenceCommit) -> list[int]:
         """Store `batch` in `tx`; return the ids given to `batch.events`, in order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,7 +11,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.db.errors import UNSTORABLE
+from adapters.db.errors import UNAVAILABLE, UNSTORABLE
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = 1  # a terminated backend is replaced at once; a restart takes seconds
 
 
 class FieldError(BaseModel):
@@ -84,6 +88,15 @@ def install(app: FastAPI) -> None:
 
     for unstorable in (*UNSTORABLE, UnicodeEncodeError, OverflowError):
         app.add_exception_handler(unstorable, _unstorable)
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)  # the type: no data
+        reason = "the database is unreachable; nothing was stored: retry"
+        body = _body(reason, [FieldError(field="database", reason="unavailable")])
+        return JSONResponse(body, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -56,6 +56,8 @@ ORDER BY u.n
 RETURNING id
 """
 
+_THEIRS = " WHERE customer_id = ANY($1::text[])"
+
 _RAW_COLUMNS = (
     "customer_id",
     "device_id",
@@ -80,11 +82,12 @@ class PgPresenceStore:
         self._store_raw = store_raw_fixes
 
     async def load(
-        self,
+        self, customer_ids: Sequence[str] | None = None
     ) -> tuple[list[tuple[str, CustomerCursor]], list[tuple[str, str, FenceState]]]:
-        async with self._pool.acquire() as conn:
-            cur_rows = await conn.fetch("SELECT * FROM customer_cursors")
-            st_rows = await conn.fetch("SELECT * FROM presence_state")
+        where, args = ("", []) if customer_ids is None else (_THEIRS, [list(customer_ids)])
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            cur_rows = await conn.fetch("SELECT * FROM customer_cursors" + where, *args)
+            st_rows = await conn.fetch("SELECT * FROM presence_state" + where, *args)
         cursors = [
             (
                 r["customer_id"],

@@ -19,10 +19,17 @@ class MemoryPresenceStore:
         self.raw_fixes: list[RawFix] = []
 
     async def load(
-        self,
+        self, customer_ids: Sequence[str] | None = None
     ) -> tuple[list[tuple[str, CustomerCursor]], list[tuple[str, str, FenceState]]]:
-        cursors = [(k, copy.copy(v)) for k, v in self.cursors.items()]
-        states = [(c, f, copy.copy(s)) for (c, f), s in self.states.items()]
+        wanted = None if customer_ids is None else set(customer_ids)
+        cursors = [
+            (k, copy.copy(v)) for k, v in self.cursors.items() if wanted is None or k in wanted
+        ]
+        states = [
+            (c, f, copy.copy(s))
+            for (c, f), s in self.states.items()
+            if wanted is None or c in wanted
+        ]
         return cursors, states
 
     async def write(self, tx: Tx, batch: PresenceCommit) -> list[int]:

@@ -4,8 +4,14 @@
 
 and if anything after `begin` fails (the apply, the write, a reaction, the storage commit
 itself) memory is rolled back to what it was and the error raised: memory always equals what is
-stored. GPS batches, the dwell/exit sweep, beacon sightings, NFC taps, identity links and
-erasure all come through `transact`; nothing else calls the engine's begin/commit/rollback or
+stored. One case needs more: the connection lost while COMMIT was on its way. PostgreSQL may
+have committed, and the rollback would then leave memory behind storage (a client retrying the
+batch would enter the customer twice). So after a failure that followed the write, the customers
+it touched are read back from storage; if storage cannot be read either, they stay marked and
+the next change reads them back first (and fails, 503, while it cannot).
+
+GPS batches, the dwell/exit sweep, beacon sightings, NFC taps, identity links and erasure all
+come through `transact`; nothing else calls the engine's begin/commit/rollback or
 the store's write (tests/unit/test_layers.py checks it).
 
 The reactions (adapters/services/reactions.py) run inside the same storage transaction as the
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 
 from adapters import metrics
 from adapters.services.reactions import Reactions
-from geo_engine.models import PresenceEvent
+from geo_engine.models import FenceState, PresenceEvent
 from geo_engine.ports import PresenceCommit, PresenceStore, RawFix, Transactions, Tx
 from geo_engine.presence import PresenceEngine
 
@@ -55,6 +61,8 @@ class PresenceUnitOfWork:
         self.reactions = reactions
         # one change at a time: memory moves with commits (one owner per partition, DESIGN.md)
         self.lock = asyncio.Lock()
+        # customers whose stored state may differ from memory (a commit of unknown outcome)
+        self._unsure: set[str] = set()
 
     async def transact(
         self,
@@ -78,6 +86,9 @@ class PresenceUnitOfWork:
         profiles from what is now stored)."""
         async with self.lock, hold or contextlib.nullcontext():
             engine = self.engine
+            if self._unsure:
+                await self._reread()
+            touched: set[str] = set()
             engine.begin()
             try:
                 async with self.transactions.transaction() as tx:
@@ -85,6 +96,7 @@ class PresenceUnitOfWork:
                         await before(tx)
                     change = apply(engine)
                     delta = engine.commit()  # rollback() below still undoes it
+                    touched = {*delta.cursors, *(cid for cid, _ in delta.states)}
                     stored: Stored = []
                     if change.events or change.raw_fixes or delta.cursors or delta.states:
                         ids = await self.store.write(
@@ -103,6 +115,10 @@ class PresenceUnitOfWork:
                         await self.reactions.after_presence(tx, stored)
             except BaseException:
                 engine.rollback()
+                if touched:  # written: the storage commit may have happened all the same
+                    self._unsure |= touched
+                    with contextlib.suppress(Exception):  # the error raised is the first one
+                        await self._reread()
                 raise
             if settled is not None:
                 await settled()
@@ -110,3 +126,16 @@ class PresenceUnitOfWork:
             metrics.EVENTS.labels(str(e.type), e.source).inc()
         metrics.CUSTOMERS_INSIDE.set(engine.customers_inside())
         return stored
+
+    async def _reread(self) -> None:
+        """Set the unsure customers' memory to what storage holds (outside any transaction:
+        applied directly, as at start)."""
+        ids = sorted(self._unsure)
+        cursors, states = await self.store.load(ids)
+        cursor_of = dict(cursors)
+        states_of: dict[str, dict[str, FenceState]] = {}
+        for cid, fid, st in states:
+            states_of.setdefault(cid, {})[fid] = st
+        for cid in ids:
+            self.engine.replace_customer(cid, cursor_of.get(cid), states_of.get(cid, {}))
+        self._unsure.clear()

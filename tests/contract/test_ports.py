@@ -117,6 +117,9 @@ async def test_presence_commit_then_load_round_trips(stores: tuple) -> None:  # 
     cursors, states = await presence.load()
     assert sorted(cursors) == [("c1", cur), ("c2", signal_only)]
     assert sorted(states) == [("c1", "f1", st), ("c2", "z1", held)]
+    # one customer's, as the unit of work re-reads them after a commit of unknown outcome
+    assert await presence.load(["c2", "nobody"]) == ([("c2", signal_only)], [("c2", "z1", held)])
+    assert await presence.load([]) == ([], [])
     assert await presence.presence_of("c2") == [("z1", held)]
     assert await presence.presence_of("c1") == [("f1", st)]
     assert await presence.presence_of("nobody") == []

@@ -10,6 +10,7 @@ lease, recording each attempt's result, and the NOTIFY channel that wakes relays
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -182,9 +183,12 @@ async def listen_until_lost(pool: asyncpg.Pool, on_notify: Callable[[], None]) -
         try:
             await lost.wait()
         finally:
-            conn.remove_termination_listener(on_close)
-            if not conn.is_closed():
-                await conn.remove_listener(NOTIFY_CHANNEL, notified)
+            # a terminated connection may already be released by the pool: then there is
+            # nothing left to unregister (asyncpg raises InterfaceError on the released proxy)
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.remove_termination_listener(on_close)
+                if not conn.is_closed():
+                    await conn.remove_listener(NOTIFY_CHANNEL, notified)
 
 
 async def wake_relays(conn: asyncpg.Connection) -> None:

@@ -63,3 +63,32 @@ async def test_a_fast_reply_is_recorded_while_a_slow_one_is_pending(clean_pool) 
     stats = await round_
     assert (stats.claimed, stats.sent) == (2, 2)
     assert (await row(clean_pool, slow))["status"] == "sent"
+
+
+async def test_the_listener_comes_back_after_its_backend_is_terminated(clean_pool) -> None:  # type: ignore[no-untyped-def]
+    gw = Fake(Result.sent("SM1"))
+    relay = Relay(clean_pool, {"sms": gw}, cfg(poll_interval_s=0.2))
+    task = asyncio.create_task(relay.run_forever())
+    try:
+        await asyncio.sleep(0.3)
+        killed = await clean_pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND query LIKE 'LISTEN%'"
+        )
+        assert killed == 1
+        t0 = time.monotonic()
+        while not await clean_pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        ):
+            assert time.monotonic() - t0 < 10.0, "the relay did not LISTEN again"
+            await asyncio.sleep(0.05)
+        (oid,) = await add_rows(clean_pool, send_after=time.time() - 1)
+        while (await row(clean_pool, oid))["status"] != "sent":
+            assert time.monotonic() - t0 < 10.0, "the relay stopped sending"
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        results = await asyncio.gather(task, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)  # the loop never died

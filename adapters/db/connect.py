@@ -28,7 +28,9 @@ def embedded_url(data_dir: Path) -> str:
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
             from pgserver import get_server  # type: ignore[attr-defined]
 
-            _servers[pgdir] = get_server(pgdir, cleanup_mode=None)
+            # "stop": the last engine process using the server stops it at exit (pgserver
+            # counts the processes in the data directory); the data stays on disk
+            _servers[pgdir] = get_server(pgdir, cleanup_mode="stop")
         log.info("embedded PostgreSQL at %s", pgdir)
     uri: str = _servers[pgdir].get_uri()
     return uri

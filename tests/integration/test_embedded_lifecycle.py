@@ -1,0 +1,79 @@
+"""Anything the engine starts it also stops: `geo-engine serve` on the embedded PostgreSQL,
+stopped with Ctrl-C (SIGINT), leaves no PostgreSQL running; the data stays for the next start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.conftest import ADMIN_KEY
+from tests.server import free_port, start_server
+
+
+def _postmaster(data_dir: Path) -> psutil.Process | None:
+    pid_file = data_dir / "pg" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    pid = int(pid_file.read_text().split()[0])
+    return psutil.Process(pid) if psutil.pid_exists(pid) else None
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_ctrl_c_stops_the_embedded_postgresql_and_keeps_its_data() -> None:
+    # not pytest's tmp_path: its parents are closed to the user pgserver runs PostgreSQL as
+    with tempfile.TemporaryDirectory(prefix="geo-engine-lifecycle-") as tmp:
+        _serve_twice(Path(tmp))
+
+
+def _serve_twice(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    os.environ.pop("DATABASE_URL", None)
+    try:
+        port = free_port()
+        proc = start_server(None, port, tmp_path, timeout_s=120)
+        try:
+            postmaster = _postmaster(tmp_path)
+            assert postmaster is not None and postmaster.is_running()
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/v1/api-keys",
+                json={"name": "app", "role": "ingest"},
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            )
+            assert r.status_code == 201, r.text
+        finally:
+            _stop(proc)
+        assert proc.returncode is not None
+        postmaster.wait(timeout=30)  # gone, not merely idle
+        assert not postmaster.is_running()
+        # the next start finds what the last one stored
+        proc = start_server(None, port, tmp_path, timeout_s=120)
+        try:
+            keys = httpx.get(
+                f"http://127.0.0.1:{port}/v1/api-keys",
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            ).json()
+            assert [k["name"] for k in keys] == ["app"]
+        finally:
+            _stop(proc)
+        deadline = time.time() + 30
+        while _postmaster(tmp_path) is not None and time.time() < deadline:
+            time.sleep(0.2)
+        assert _postmaster(tmp_path) is None
+    finally:
+        os.environ.clear()
+        os.environ.update(env)

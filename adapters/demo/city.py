@@ -24,6 +24,7 @@ TIMEZONE = "Europe/Paris"
 OPENING_HOURS = {d: [["09:30", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}
 OPEN_S, CLOSE_S = 9.5 * 3600, 20 * 3600
 CLEAR_M = 42.0  # street fixes stay this far from any fence: 1.5 x the worst outdoor accuracy
+TILL_W, TILL_D = 8.0, 4.0  # the tills' zone by the door: too small for GPS, an NFC tag's place
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,11 @@ class City:
     sidewalks: list[Floats | None] = field(init=False, repr=False)  # [[x0, y0], [x1, y1]]
 
     def __post_init__(self) -> None:
-        self.tree = shapely.STRtree([f.shape for f in self.fences])
-        self.fence_store = np.array([f.store for f in self.fences], dtype=np.int64)
+        # street geometry (pushes, sidewalks) deals with stores and departments: the tills'
+        # zone lies inside them and would only change which fence a point inside counts for
+        outer = [f for f in self.fences if f.kind != "zone" or f.department]
+        self.tree = shapely.STRtree([f.shape for f in outer])
+        self.fence_store = np.array([f.store for f in outer], dtype=np.int64)
         self.rooms = [s.shape.buffer(-0.4 * s.half_depth) for s in self.stores]
         shapely.prepare(self.rooms)
         self.sidewalks = [self._sidewalk(s) for s in self.stores]
@@ -295,6 +299,15 @@ def _zones(sid: str, idx: int, brand: Brand, rect: tuple[float, ...]) -> tuple[F
     return tuple(zones)
 
 
+def _till(sid: str, idx: int, rect: tuple[float, ...], front: tuple[float, float]) -> Fence:
+    """The tills, by the door, 2 m inside the shop front: a zone of their own, so that a tap
+    on the till's NFC tag is an event there even when GPS or a beacon already has the store."""
+    cx, cy, _w, d, bearing = rect
+    depth = d / 2 - 2.0 - TILL_D / 2
+    x, y = cx + front[0] * depth, cy + front[1] * depth
+    return Fence(f"{sid}-T", "zone", "Caisses", idx, _rect(x, y, TILL_W, TILL_D, bearing))
+
+
 def build_city(seed: int) -> City:
     """Stores of each brand along the shopping streets, at least 170 m apart."""
     rng = np.random.default_rng([seed, 1])
@@ -330,6 +343,7 @@ def build_city(seed: int) -> City:
                 fences.append(Fence(sid, "competitor", label, idx, shape, radius_m=half))
             else:
                 zones = _zones(sid, idx, brand, (cx, cy, w, d, deg))
+                zones = (*zones, _till(sid, idx, (cx, cy, w, d, deg), front))
                 shape = _rect(cx, cy, w, d, deg)
                 store = Store(sid, brand, label, area, cx, cy, deg, shape, front, half, zones=zones)
                 fences.append(Fence(sid, "store", label, idx, shape))

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import httpx
 import numpy as np
 
+from adapters.db.demo import Pool
 from adapters.delivery.gateways.base import Message, Result
 from adapters.delivery.gateways.log_sink import LogSink
 from adapters.delivery.relay import Relay, RelayConfig, RelayStats
@@ -70,7 +70,7 @@ class PhoneSink(LogSink):
 class Delivery:
     """The outbox relay on the simulated clock, run every DRAIN_EVERY_S of it."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.now = 0.0
         self.last = -math.inf
         self.sink = PhoneSink(self)

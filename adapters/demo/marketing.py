@@ -54,7 +54,8 @@ def cid(i: int) -> str:
     return f"c{i:06d}"
 
 
-async def _gather(jobs: Iterable[Any]) -> None:
+async def send_all(jobs: Iterable[Any]) -> None:
+    """Await the requests, CONCURRENCY at a time; the first that fails raises."""
     sem = asyncio.Semaphore(CONCURRENCY)
 
     async def one(job: Any) -> None:
@@ -113,13 +114,13 @@ async def setup(
             "consents": consents,
         }
 
-    await _gather(
+    await send_all(
         client.put(f"/v1/customers/{cid(i)}", json=profile(i), headers=ingest)
         for i in range(customers)
     )
     a.objecting = {int(i) for i in np.flatnonzero(obj)}
     stop = {"direct_marketing": said("denied", "web")}
-    await _gather(
+    await send_all(
         client.put(f"/v1/customers/{cid(i)}/consents", json=stop, headers=ingest)
         for i in sorted(a.objecting)
     )
@@ -139,8 +140,8 @@ async def setup(
 
 
 def offers(city: City, origin: float) -> list[dict[str, Any]]:
-    """Per-brand welcome and department offers (scoped to the brand's stores), a price-match
-    for competitor visitors, a lunch-time flash sale: SMS text and push content."""
+    """Per-brand welcome, department and loyalty offers (scoped to the brand's stores), a
+    price-match for competitor visitors, a lunch-time flash sale: SMS text and push content."""
     span = {"valid_from": origin - 7 * 86400, "valid_until": origin + 30 * 86400}
     stores: dict[str, list[str]] = {}
     for s in city.stores:
@@ -163,6 +164,14 @@ def offers(city: City, origin: float) -> list[dict[str, Any]]:
                                  "body": "{store_name} : code {code}, valable aujourd'hui.",
                                  "deep_link": f"app://dept/{code.lower()}"}},
             "value": 12.0, "category": "department", "budget": 1_000_000.0, **span,
+        })  # fmt: skip
+        out.append({
+            "id": f"merci-{code.lower()}", "name": f"Loyalty thank-you {code}", "store_ids": ids,
+            "content": {"push": {"title": "Merci {first_name} !",
+                                 "body": "Votre carte est bien enregistrée : -10% sur votre"
+                                         " prochain passage avec {code}.",
+                                 "deep_link": f"app://loyalty/{code.lower()}"}},
+            "value": 8.0, "category": "loyalty", **span,
         })  # fmt: skip
     out.append({
         "id": "price-match", "name": "Price match", "value": 15.0, "category": "comeback",
@@ -206,6 +215,12 @@ def campaigns(origin: float) -> list[dict[str, Any]]:
         {"id": "department", "name": "Department offer on zone dwell", "priority": 2, **span,
          "triggers": [{**dwell, "fence_kinds": ["zone"], "sources": ["gps", "beacon"]}],
          "offer_ids": ["dept-hs", "dept-ml"], "channels": ["push", "sms"],
+         "suppression_lists": ["bad_payers"]},
+        {"id": "nfc-thanks", "name": "Loyalty thank-you on an NFC tap (till, shelf)",
+         "priority": 2, **span,
+         "triggers": [{"type": "presence", "event": "enter", "fence_kinds": ["zone"],
+                       "sources": ["nfc"]}],
+         "offer_ids": ["merci-hs", "merci-ml"], "channels": ["push"], "cooldown_s": 86400.0,
          "suppression_lists": ["bad_payers"]},
         {"id": "re-engage", "name": "Re-engagement on competitor dwell", "priority": 3, **span,
          "triggers": [{**dwell, "fence_kinds": ["competitor"]}],

@@ -5,9 +5,11 @@ FastAPI app (auth, msgspec decoding, validation, the fence index, the presence e
 PostgreSQL commit), and the demo drives `runtime.sweep(now=...)`, the outbox relay, the
 event triggers' presence reads and the profile's velocity windows with the simulated clock, which
 a server in another process would not allow. Only TCP and HTTP/1.1 parsing are left out (scripts/
-benchmarks measure those over real sockets). The app's past weeks, posted at the start of the
-day: history.py; its events during the day: app_events.py; after it, opens, clicks,
-redemptions, purchases and each campaign's results: loop.py; the scorecard: summary.py.
+benchmarks measure those over real sockets). The stores' beacons and NFC tags: radio.py; what
+the phones hear and tap: phones.py; pings, sightings and taps in one upload stream: stream.py,
+send.py. The app's past weeks, posted at the start of the day: history.py; its events during the
+day: app_events.py; after it, opens, clicks, redemptions, purchases and each campaign's
+results: loop.py; the scorecard: summary.py, detection.py (visits per signal).
 """
 
 from __future__ import annotations
@@ -17,21 +19,16 @@ import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import httpx
-import msgspec
 from pydantic import SecretStr
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adapters.composition import Services
 from adapters.demo import marketing as mkt
 from adapters.demo import readback
 from adapters.demo import simulate as sim
@@ -39,9 +36,13 @@ from adapters.demo.app_events import app_events
 from adapters.demo.city import TIMEZONE, build_city
 from adapters.demo.history import history, post_history
 from adapters.demo.loop import Delivery, close_loop
+from adapters.demo.phones import simulate_signals
+from adapters.demo.radio import install, register
 from adapters.demo.report import write_report
+from adapters.demo.send import send_day
 from adapters.demo.stop_replies import INBOUND_URL, StopReplies, honoured, sms_after_stop
-from adapters.demo.summary import DemoSummary, Event, Sent, print_summary, score, summary_tables
+from adapters.demo.stream import flushed
+from adapters.demo.summary import DemoSummary, print_summary, score, summary_tables
 from adapters.settings import Settings
 
 BATCH = 500  # pings per request, as a phone fleet's gateway would upload them
@@ -61,16 +62,12 @@ async def fresh_database(settings: Settings, name: str = DEMO_DATABASE) -> str:
     so every run starts empty and the engine's own database is never touched."""
     from adapters.db.connect import resolve_url
     from adapters.db.connect import with_database as on
+    from adapters.db.demo import recreate_database
 
     server = await asyncio.to_thread(resolve_url, settings.database_url, settings.data_dir)
     if urlsplit(server).path.strip("/") == name:
         server = on(server, "postgres")
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    await recreate_database(server, name)
     return on(server, name)
 
 
@@ -118,6 +115,9 @@ async def run_demo_async(
     with console.status(f"Building Paris and simulating {customers:,} customers…"):
         city = build_city(seed)
         fleet = sim.simulate_day(city, customers, seed)
+        radio = install(city, seed)
+        signals = simulate_signals(city, fleet, radio, seed)
+        fleet = flushed(fleet, signals)  # the phones' uploads, signals among them
     sim_s = time.perf_counter() - started
     admin = "demo-admin-" + secrets.token_urlsafe(16)
     stops = StopReplies("demo-twilio-" + secrets.token_urlsafe(16), seed)
@@ -138,6 +138,8 @@ async def run_demo_async(
             r = await client.post("/v1/geofences/import", json=fences, headers=auth)
             key = {"name": "demo phone fleet", "role": "ingest"}
             r.raise_for_status()
+            with console.status("Beacons and NFC tags in the stores through the API…"):
+                await register(client, auth, radio)
             r = await client.post("/v1/api-keys", json=key, headers=auth)
             phones = {"Authorization": f"Bearer {r.raise_for_status().json()['key']}"}
             with console.status("Profiles, consents, offers and campaigns through the API…"):
@@ -161,13 +163,17 @@ async def run_demo_async(
                 await delivery.tick(now, last)
                 await stops.reply(client, phones, delivery.sink.inbox, delivery.now)
 
-            sent = await _send(client, phones, svc, fleet, origin, progress, console, on_time)
+            sent = await send_day(
+                client, phones, svc, city, fleet, signals, radio, origin, BATCH, progress,
+                console, on_time,
+            )  # fmt: skip
             listed = await _list_events(client, auth)
             with console.status("Reading the decisions back through the API…"):
                 who = {e.customer_id for e in sent.events}
                 who |= {row["customer_id"] for _, row in feed.rows}  # event-triggered ones
                 who |= {mkt.cid(c) for c in past.users}  # velocity-triggered ones
-                marketing = await readback.read_back(client, auth, audience, who)
+                sources = {e.id: e.source for e in sent.events}
+                marketing = await readback.read_back(client, auth, audience, who, sources)
             with console.status("Opens, clicks, redemptions, purchases; campaign results…"):
                 stores = {o["id"]: o.get("store_ids", []) for o in mkt.offers(city, origin)}
                 loop = await close_loop(
@@ -178,6 +184,8 @@ async def run_demo_async(
     finally:
         await svc.close()
     summary = score(city, fleet, sent, listed, day, audience.located)
+    summary.signals.beacons, summary.signals.tags = len(radio.beacons), len(radio.tags)
+    summary.signals.ranging = len(signals.ranging)
     summary.marketing, summary.loop = marketing, loop
     loop.app_events = feed.posted
     loop.stop_replies, loop.stop_refused, loop.stops_honoured = (
@@ -190,63 +198,6 @@ async def run_demo_async(
     summary.report = write_report(out, city, fleet, sent, summary, summary_tables(summary))
     print_summary(summary, console)
     return summary
-
-
-async def _send(
-    client: httpx.AsyncClient,
-    headers: dict[str, str],
-    svc: Services,
-    fleet: sim.Fleet,
-    origin: float,
-    progress: bool,
-    console: Console,
-    on_time: Callable[[float, bool], Awaitable[None]],
-) -> Sent:
-    """Send the rows in upload order, 500 a request, one request at a time (so the run is
-    deterministic); before each, sweep at the simulated time of its first upload, then
-    `on_time`: the app's events due by then are posted, the outbox relay runs."""
-    n, tz = len(fleet.ts), ZoneInfo(TIMEZONE)
-    upload = (fleet.upload + origin).tolist()
-    sent = Sent(ignored=[""] * n)
-    cols = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>7,.0f} pings/s"),
-        TimeElapsedColumn(),
-    )
-    headers = {**headers, "content-type": "application/json"}
-
-    async def sweep(now: float) -> None:
-        sent.sweeps += 1
-        for eid, e in await svc.runtime.sweep(now=now):
-            sent.events.append(Event(eid, str(e.type), e.customer_id, e.geofence_id, e.ts - origin))
-        await on_time(now, False)
-
-    t0 = time.perf_counter()
-    with Progress(*cols, console=console, disable=not progress) as bar:
-        task = bar.add_task("simulated 06:00", total=n, rate=0.0)
-        for start, stop, rows in sim.wire_batches(fleet, origin, BATCH):
-            await sweep(upload[start])
-            body = msgspec.json.encode({"pings": rows})
-            r = await client.post("/v1/pings", content=body, headers=headers)
-            answer = msgspec.json.decode(r.raise_for_status().content)
-            sent.accepted += answer["accepted"]
-            sent.rejected += len(answer["rejected"])
-            for e in answer["ignored"]:
-                sent.ignored[start + e["index"]] = e["reason"]
-            for e in answer["events"]:
-                ts = datetime.fromisoformat(e["ts"]).timestamp() - origin
-                sent.events.append(
-                    Event(e["id"], e["type"], e["customer_id"], e["geofence_id"], ts)
-                )
-            clock = f"simulated {datetime.fromtimestamp(upload[stop - 1], tz):%H:%M}"
-            rate = stop / (time.perf_counter() - t0)
-            bar.update(task, completed=stop, description=clock, rate=rate)
-        await sweep(origin + sim.DAY_END + 3600)
-        await on_time(origin + sim.DAY_END + 3600, True)
-    sent.wall_s = time.perf_counter() - t0
-    return sent
 
 
 async def _list_events(client: httpx.AsyncClient, headers: dict[str, str]) -> Counter[str]:

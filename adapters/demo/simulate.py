@@ -11,8 +11,7 @@ a few malformed rows. Times are seconds after local midnight of the simulated da
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +43,15 @@ class Visit:
     t_out: float
 
 
+@dataclass(frozen=True)
+class Track:
+    """Where a visitor stood in the store (true positions, for the beacons they hear): spot k
+    from `t[k]` on, until the next one or the visit's end."""
+
+    t: Floats
+    xy: Floats  # (n, 2) planar metres
+
+
 @dataclass
 class Fleet:
     """Rows in upload order (what the phones send), and the ground truth."""
@@ -65,6 +73,7 @@ class Fleet:
     visits: list[Visit]
     walkpasts: list[Visit]
     fixes: int  # distinct fixes taken (before drops and copies)
+    tracks: list[Track] = field(default_factory=list)  # per visit, same order as `visits`
 
 
 class _Day:
@@ -80,6 +89,7 @@ class _Day:
         self.meta: list[tuple[int, int, int, int]] = []  # (rows, phase, accuracy kind, exempt)
         self.visits: list[Visit] = []
         self.walkpasts: list[Visit] = []
+        self.tracks: list[Track] = []
 
     def _emit(self, cols: tuple[Any, ...], phase: int, acc: int, exempt: int = -1) -> None:
         """Record fixes: cols = (t, x, y, speed, heading), arrays or scalars after t."""
@@ -180,6 +190,9 @@ class _Day:
         starts = np.cumsum(self.rng.uniform(120, 480, int(duration / 120) + 1)) - 120
         t = self._times(duration, 40, 90)
         at = spots[np.searchsorted(starts, t - t_in) % len(spots)]
+        moves = starts[starts < duration]  # drawn from nothing: the fixes stay the same
+        where = spots[np.arange(len(moves) + 1) % len(spots)]
+        self.tracks.append(Track(t_in + np.r_[0.0, moves], where))
         x, y = at.T + self.rng.normal(0, 2.0, (2, len(t)))
         entry = t < t_in + 60
         self._emit((t[entry], x[entry], y[entry], 0.0, NAN), STORE, ENTRY, store)
@@ -284,6 +297,7 @@ def simulate_day(city: City, customers: int, seed: int) -> Fleet:
     meta: list[tuple[int, int, int, int, int]] = []
     visits: list[Visit] = []
     walkpasts: list[Visit] = []
+    tracks: list[Track] = []
     for c in range(customers):
         day = _Day(rng, city, c, homes[c])
         _live(day, rng, city, works[c] if has_work[c] else None)
@@ -297,6 +311,7 @@ def simulate_day(city: City, customers: int, seed: int) -> Fleet:
             meta.append((n, c, ph, k, ex))
         visits += day.visits
         walkpasts += day.walkpasts
+        tracks += day.tracks
     t, x, y, speed, heading = (np.concatenate(k) for k in zip(*cols, strict=True))
     n_rows = [m[0] for m in meta]
     cust, phase, kind, exempt = (np.repeat([m[i] for m in meta], n_rows) for i in range(1, 5))
@@ -346,35 +361,5 @@ def simulate_day(city: City, customers: int, seed: int) -> Fleet:
         lon=np.round(lon[idx], 7), acc=acc[idx], speed=np.round(speed[idx], 2),
         heading=np.round(heading[idx], 1), mock=phase[idx] == SPOOF_MOCK, phase=phase[idx],
         bad=bad, resent=resent, true_x=x[idx], true_y=y[idx], visits=visits,
-        walkpasts=walkpasts, fixes=fixes,
+        walkpasts=walkpasts, fixes=fixes, tracks=tracks,
     )  # fmt: skip
-
-
-def wire_batches(fleet: Fleet, origin: float, size: int) -> Iterator[tuple[int, int, list[Row]]]:
-    """(start, stop, rows) in upload order, as the phones send them (JSON-ready dicts)."""
-    n = len(fleet.ts)
-    ids = [f"c{c:06d}" for c in range(int(fleet.customer.max()) + 1 if n else 0)]
-    cust = fleet.customer.tolist()
-    ts = (fleet.ts + origin).astype(np.int64)
-    ts_wire = np.where(fleet.bad, ts * 1000, ts).tolist()  # a buggy client sends milliseconds
-    lat, lon, acc = fleet.lat.tolist(), fleet.lon.tolist(), fleet.acc.tolist()
-    speed, heading, mock = fleet.speed.tolist(), fleet.heading.tolist(), fleet.mock.tolist()
-    for start in range(0, n, size):
-        stop = min(start + size, n)
-        rows = []
-        for i in range(start, stop):
-            row: Row = {
-                "customer_id": ids[cust[i]],
-                "lat": lat[i],
-                "lon": lon[i],
-                "accuracy_m": acc[i],
-                "ts": ts_wire[i],
-            }
-            if speed[i] == speed[i]:  # NaN: the phone does not send it
-                row["speed_mps"] = speed[i]
-            if heading[i] == heading[i]:
-                row["heading"] = heading[i]
-            if mock[i]:
-                row["mock"] = True
-            rows.append(row)
-        yield start, stop, rows

@@ -13,8 +13,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from adapters.demo import detection, readback
 from adapters.demo import loop as lp
-from adapters.demo import readback
 from adapters.demo import simulate as sim
 from adapters.demo.city import City
 
@@ -28,6 +28,7 @@ class Event:
     customer_id: str
     fence_id: str
     ts: float  # seconds after local midnight of the simulated day
+    source: str = "gps"  # the evidence: gps, beacon, nfc
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Sent:
     events: list[Event] = field(default_factory=list)
     sweeps: int = 0
     wall_s: float = 0.0
+    signals: detection.SignalStats = field(default_factory=detection.SignalStats)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class DemoSummary:
     report: Path | None = None
     marketing: readback.Marketing | None = None
     loop: lp.Loop | None = None
+    signals: detection.SignalStats = field(default_factory=detection.SignalStats)
 
     def total(self, what: str) -> int:
         return sum(n for (_, w), n in self.visits.items() if w == what)
@@ -94,7 +97,8 @@ def score(
     located: set[int] | None = None,
 ) -> DemoSummary:
     """Hold the engine's events against the ground truth of the simulated day: the truth of
-    the customers who may be located (`located`; None: all), the others' pings are dropped."""
+    the customers who may be located (`located`; None: all), the others' pings are dropped.
+    Per visit, which signals saw it: detection.py."""
     seen = (
         np.ones(len(fleet.ts), bool) if located is None else np.isin(fleet.customer, list(located))
     )
@@ -114,6 +118,7 @@ def score(
     got: dict[str, Counter[int]] = {k: Counter() for k in ("enter", "dwell", "exit")}
     inside: set[tuple[str, str]] = set()
     tally: Counter[tuple[str, str]] = Counter()
+    saw: defaultdict[int, set[str]] = defaultdict(set)  # visit -> the signals that saw it
     errors = walk_hits = spoof_hits = unplanned = 0
     for e in sorted(sent.events, key=lambda e: (e.ts, e.id)):
         key, c, s = (e.customer_id, e.fence_id), int(e.customer_id[1:]), store_of[e.fence_id]
@@ -131,6 +136,8 @@ def score(
         match = [i for i, v in visits[c] if v.store == s and v.t_in - 300 <= e.ts <= v.t_out + late]
         if match and main:
             got[e.type][match[0]] += 1
+            if (signal := detection.evidence(e.type, e.source)) is not None:
+                saw[match[0]].add(signal)
         elif not match and e.type == "enter":
             if any(w.t_in - 120 <= e.ts <= w.t_out + 300 for w in walks[c]):
                 walk_hits += 1
@@ -138,6 +145,10 @@ def score(
                 spoof_hits += 1
             else:
                 unplanned += 1
+    stores = {st.id: k for k, st in enumerate(city.stores)}
+    detection.add_heard(saw, visits, stores, sent.signals.heard)
+    sent.signals.sources = Counter((e.type, e.source) for e in sent.events)
+    tally.update(detection.tally(brand, fleet_visits, saw))
     by_store: Counter[tuple[str, str]] = Counter()
     for i, v in enumerate(fleet_visits):
         b, sid, n = brand[v.store], city.stores[v.store].id, got["enter"][i]
@@ -156,7 +167,7 @@ def score(
         visits=tally, by_store=by_store, malformed=int(fleet.bad.sum()),
         mock_rows=int((fleet.mock & seen).sum()), walkpasts=sum(map(len, walks.values())),
         walkpast_triggers=walk_hits, spoof_rows=int(spoof.sum()), spoof_triggers=spoof_hits,
-        unplanned=unplanned, sequence_errors=errors,
+        unplanned=unplanned, sequence_errors=errors, signals=sent.signals,
         showcase=min((c for c in good if walks[c]), default=min(good, default=0)),
     )  # fmt: skip
 
@@ -199,6 +210,7 @@ def summary_tables(s: DemoSummary) -> Tables:
         (f"Demo day {s.day:%A %d %B %Y}, Paris", ["", ""], run),
         ("Presence events (by fence kind)", ["type", *kinds, "read back via API"], events),
         ("Store visits (planned = ground truth)", head, visits),
+        *detection.tables(s.signals, s.visits, s.customers),
         ("Checks", ["", "", ""], checks),
         *(readback.tables(s.marketing, s.ignored) if s.marketing else []),
         *(lp.tables(s.loop, s.marketing.audience.campaigns) if s.loop and s.marketing else []),

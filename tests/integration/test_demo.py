@@ -14,8 +14,12 @@ import asyncpg
 import numpy as np
 import pytest
 from rich.console import Console
+from shapely import Point
 
+from adapters.demo import stream
 from adapters.demo.city import CLEAR_M, build_city, to_xy
+from adapters.demo.phones import PATH_LOSS_N, SENSITIVITY_DBM, simulate_signals
+from adapters.demo.radio import POWER_1M, install
 from adapters.demo.simulate import (
     APPROACH,
     DAY_END,
@@ -66,6 +70,96 @@ def test_day_is_deterministic_and_street_fixes_keep_clear_of_fences() -> None:
     assert (f1.phase == APPROACH).any() and len(f1.visits) > 10 and len(f1.walkpasts) > 10
 
 
+def test_beacons_and_tags_sit_in_their_stores_and_walk_pasts_are_out_of_range() -> None:
+    city = build_city(3)
+    radio = install(city, 3)
+    assert radio.beacons == install(city, 3).beacons
+    fences = {f.id: f for f in city.fences}
+    ours = {i for i, s in enumerate(city.stores) if s.brand.kind == "store"}
+    assert {b.store for b in radio.beacons} == ours == {t.store for t in radio.tags}
+    for b in radio.beacons:
+        assert fences[b.zone].department and fences[b.zone].shape.contains(Point(b.x, b.y))
+    for t in radio.tags:
+        assert fences[t.fence].shape.contains(Point(t.x, t.y)), t.id
+    assert sum(t.placement == "till" for t in radio.tags) == len(ours)
+    assert len({(b.uuid, b.major, b.minor) for b in radio.beacons}) == len(radio.beacons)
+    # from the far sidewalk, even the strongest beacon is on average below what a phone hears
+    fleet = simulate_day(city, 60, 3)
+    walk = fleet.phase == WALKPAST
+    bxy = np.array([(b.x, b.y) for b in radio.beacons])
+    d = np.hypot(
+        fleet.true_x[walk, None] - bxy[None, :, 0], fleet.true_y[walk, None] - bxy[None, :, 1]
+    )
+    assert walk.any() and d.min() >= CLEAR_M
+    assert POWER_1M[1] - 10 * PATH_LOSS_N * np.log10(d.min()) < SENSITIVITY_DBM
+
+
+def test_signals_are_heard_in_visits_and_sent_in_time_order_with_the_pings() -> None:
+    city = build_city(3)
+    radio = install(city, 3)
+    fleet = simulate_day(city, 150, 3)
+    sig = simulate_signals(city, fleet, radio, 3)
+    again = simulate_signals(city, fleet, radio, 3)
+    for name in ("sight_customer", "sight_ts", "sight_beacon", "sight_rssi", "tap_ts", "tap_tag"):
+        assert np.array_equal(getattr(sig, name), getattr(again, name)), name
+    assert 0.5 < len(sig.ranging) / 150 < 0.8  # not every phone ranges
+    assert len(sig.sight_ts) > 100 and len(sig.tap_ts) > 5
+    assert set(sig.sight_customer.tolist()) <= sig.ranging
+    # every sighting and tap during a visit to one of our stores, at that store
+    visits = {}
+    for v in fleet.visits:
+        visits.setdefault(v.customer, []).append(v)
+    heard = [radio.beacons[i].store for i in sig.sight_beacon]
+    tapped = [radio.tags[i].store for i in sig.tap_tag]
+    for c, t, s in [
+        *zip(sig.sight_customer, sig.sight_ts, heard, strict=True),
+        *zip(sig.tap_customer, sig.tap_ts, tapped, strict=True),
+    ]:
+        assert any(v.store == s and v.t_in <= t <= v.t_out + 1 for v in visits[int(c)])
+        assert city.stores[s].brand.kind == "store"
+    # the phones' queue: a signal goes up 1 s after it is taken, with every fix taken before
+    sent = stream.flushed(fleet, sig)
+    assert (np.diff(sent.upload) >= 0).all() and (sent.upload >= sent.ts).all()
+    assert sorted(zip(sent.customer.tolist(), sent.ts.tolist(), strict=True)) == sorted(
+        zip(fleet.customer.tolist(), fleet.ts.tolist(), strict=True)
+    )
+    assert sent.upload.sum() < fleet.upload.sum()  # brought forward, never held back
+    fresh = ~sent.resent
+    for c, t in zip(sig.sight_customer.tolist(), sig.sight_ts.tolist(), strict=True):
+        before = fresh & (sent.customer == c) & (sent.ts <= t)
+        assert (sent.upload[before] <= t + stream.SIGNAL_DELAY_S).all()
+    # per customer, the stream posts pings, sightings and taps in time order (resent copies
+    # aside: the engine calls them duplicate or late); with short slices, a customer's pings
+    # after their signals may wait for the next slice
+    for size in (500, 40):
+        order: dict[int, list[tuple[float, int]]] = {}
+        posted = 0
+        for _start, stop, steps in stream.upload_slices(sent, sig, size, 60.0):
+            posted = stop
+            for step in steps:
+                who, when = {
+                    stream.PINGS: (sent.customer, sent.ts),
+                    stream.SIGHTINGS: (sig.sight_customer, sig.sight_ts),
+                    stream.TAPS: (sig.tap_customer, sig.tap_ts),
+                }[step.kind]
+                assert step.kind != stream.PINGS or all(i < stop for i in step.rows)
+                for i in sorted(step.rows, key=lambda i: when[i]):
+                    if step.kind != stream.PINGS or not sent.resent[i]:
+                        order.setdefault(int(who[i]), []).append((float(when[i]), step.kind))
+        assert posted == len(sent.ts)
+        kinds = Counter(kind for seq in order.values() for _, kind in seq)
+        assert kinds == {
+            stream.PINGS: int((~sent.resent).sum()),
+            stream.SIGHTINGS: len(sig.sight_ts),
+            stream.TAPS: len(sig.tap_ts),
+        }
+        for seq in order.values():
+            signals = [k for k, (_, kind) in enumerate(seq) if kind != stream.PINGS]
+            for k in signals:
+                assert all(t <= seq[k][0] for t, _ in seq[:k]), seq[k]
+                assert all(t >= seq[k][0] for t, _ in seq[k + 1 :]), seq[k]
+
+
 @pytest.mark.slow
 async def test_a_small_demo_day_end_to_end(
     clean_pool: asyncpg.Pool,
@@ -103,6 +197,26 @@ async def test_a_small_demo_day_end_to_end(
         assert s.events[("enter", kind)] == s.events[("exit", kind)]
     planned, detected = s.total("planned"), s.total("detected")
     assert planned > 50 and detected >= 0.75 * planned
+    # beacons in the departments and NFC tags at the tills were heard and tapped, in time
+    # order with the pings (nothing late), and took part in presence
+    radio = s.signals
+    sig = radio.outcomes
+    assert radio.beacons > 100 and radio.tags > 30
+    assert 0.5 * s.customers < radio.ranging < 0.8 * s.customers
+    assert sig[("beacon", "used")] > 0 and sig[("beacon", "too_far")] > 0
+    assert sig[("nfc", "used")] > 0
+    assert sig[("beacon", "late")] == 0 and sig[("nfc", "late")] == 0
+    assert not {o for _, o in sig} & {"rejected", "unknown_beacon"}
+    assert all(radio.sources[("enter", src)] > 0 for src in ("gps", "beacon", "nfc"))
+    # visits detected per signal, per brand: each signal saw some, together the most
+    for brand in ("Maison Lumière", "Hexa Sport"):
+        per = {src: s.visits[(brand, src)] for src in ("gps", "beacon", "nfc")}
+        combined = s.visits[(brand, "detected")]
+        assert all(per.values()) and combined >= max(per.values()), (brand, per)
+        assert combined <= s.visits[(brand, "planned")]
+    assert s.visits[("PrixBas", "beacon")] == s.visits[("PrixBas", "nfc")] == 0
+    assert s.visits[("PrixBas", "detected")] == s.visits[("PrixBas", "gps")]
+    assert s.total("detected") >= s.total("gps") and s.total("detected") >= 0.9 * planned
     assert s.total("exit") == detected
     assert 0.5 * detected <= s.total("dwell") <= detected
     assert s.total("pairs") >= detected
@@ -121,6 +235,10 @@ async def test_a_small_demo_day_end_to_end(
     assert o["holdout"] + o["control"] > 0
     assert m.stopped["no_consent"] > 0 and sum(m.by_campaign.values()) > 0
     assert set(c for c, _ in m.by_campaign) <= set(a.campaigns)
+    # offers per trigger source: every presence decision references an event the demo saw
+    assert m.by_source[("gps", "decisions")] > 0 and m.by_source[("gps", "offers")] > 0
+    assert not any(src not in ("gps", "beacon", "nfc") for src, _ in m.by_source)
+    assert all(src == "nfc" for (src, k), n in m.by_source.items() if k == "nfc-thanks" and n)
     # the loop closed: the relay sent the offers to the log sink on the simulated clock (held
     # SMS go out when the window opens, or stay pending), the app reported opens and clicks, the
     # tills redeemed codes, purchases were posted; the results endpoint counts the same
@@ -173,6 +291,7 @@ async def test_a_small_demo_day_end_to_end(
     assert '<svg id="map"' in page and '<svg id="zoom"' in page
     assert page.count('<svg class="chart"') == 4
     assert "Offers by campaign and channel" in page and "Conversions and uplift" in page
+    assert "Visits detected per signal" in page and "Offers fired per trigger source" in page
     assert page.count("<polygon") > 200  # fences and H3 heat cells
     assert not re.search(r"(src|href)=\"https?:", page) and "<script" not in page
     assert "Checks" in printed.getvalue() and str(out.resolve()) in printed.getvalue()

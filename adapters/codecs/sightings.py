@@ -10,7 +10,8 @@ from typing import Annotated
 import msgspec
 
 from adapters.codecs.pings import Ident, RowError, batch_rows, parse_ts, split_error
-from adapters.db.beacons import (
+from geo_engine.proximity import Proximity
+from geo_engine.proximity_ports import (
     EDDYSTONE_UID,
     IBEACON,
     canonical_hex,
@@ -18,14 +19,13 @@ from adapters.db.beacons import (
     eddystone_identity,
     ibeacon_identity,
 )
-from geo_engine.proximity import Proximity
 
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
     index: int  # the row in the request
     customer_id: str
-    identity: str  # canonical beacon identity (adapters.db.beacons)
+    identity: str  # canonical beacon identity (geo_engine/proximity_ports.py)
     rssi: float | None  # dBm; None: unknown (then `proximity` must say)
     ts: float
     tx_power: float | None = None  # as advertised: iBeacon 1 m power, Eddystone 0 m power

@@ -1,80 +1,18 @@
-"""Registries of BLE beacons and NFC tags on PostgreSQL, and the canonical beacon identities
-sightings are matched on."""
+"""The proximity registries (geo_engine/proximity_ports.py) on PostgreSQL: BLE beacons, NFC
+tags, the SUN counter guard and the taps. Same contract as memory
+(tests/contract/test_proximity_registry.py)."""
 
 from __future__ import annotations
 
-import re
 import uuid as uuidlib
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-IBEACON = "ibeacon"
-EDDYSTONE_UID = "eddystone_uid"
-_HEX = re.compile(r"^[0-9a-f]*$")
-
-
-class Conflict(Exception):
-    """An id or a beacon identity is taken."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-
-
-def canonical_uuid(value: str) -> str:
-    """A proximity UUID in its canonical form (lower case, dashed). ValueError if not one."""
-    try:
-        return str(uuidlib.UUID(hex=value.strip()))
-    except ValueError:
-        raise ValueError("not a UUID (32 hex digits, dashes optional)") from None
-
-
-def canonical_hex(value: str, n_bytes: int) -> str:
-    """`n_bytes` bytes as lower-case hex, from hex with an optional 0x. ValueError if not."""
-    v = value.strip().lower()
-    v = v.removeprefix("0x")
-    if len(v) != 2 * n_bytes or not _HEX.match(v):
-        raise ValueError(f"must be {n_bytes} bytes as {2 * n_bytes} hex digits")
-    return v
-
-
-def ibeacon_identity(uuid: str, major: int, minor: int) -> str:
-    return f"{IBEACON}:{uuid}:{major}:{minor}"
-
-
-def eddystone_identity(namespace: str, instance: str) -> str:
-    return f"{EDDYSTONE_UID}:{namespace}:{instance}"
-
-
-@dataclass(frozen=True, slots=True)
-class Beacon:
-    id: str
-    kind: str  # ibeacon | eddystone_uid
-    geofence_id: str  # the zone it is placed in
-    uuid: str | None = None
-    major: int | None = None
-    minor: int | None = None
-    namespace: str | None = None
-    instance: str | None = None
-    measured_power: int | None = None  # RSSI at 1 m, dBm
-    placement: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    store_id: str | None = None  # the fence's store (read from the fence, never stored)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    @property
-    def identity(self) -> str:
-        if self.kind == IBEACON:
-            assert self.uuid is not None and self.major is not None and self.minor is not None
-            return ibeacon_identity(self.uuid, self.major, self.minor)
-        assert self.namespace is not None and self.instance is not None
-        return eddystone_identity(self.namespace, self.instance)
-
+from adapters.db.tx import conn_of
+from geo_engine.ports import Tx
+from geo_engine.proximity_ports import Beacon, Conflict, NfcTag, NfcTap, UnknownTag
 
 _BEACON_SELECT = """
 SELECT b.*, g.store_id FROM beacons b JOIN geofences g ON g.id = b.geofence_id
@@ -127,6 +65,11 @@ def _conflict(exc: asyncpg.UniqueViolationError, what: str) -> Conflict:
     return Conflict("id", f"{what} exists: use PUT to replace it")
 
 
+def _no_fence(fence_id: str) -> Conflict:
+    # the routes check the fence first: this is one deleted in between
+    return Conflict("geofence_id", f"no geofence {fence_id!r}")
+
+
 class PgBeaconRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -148,7 +91,7 @@ class PgBeaconRepository:
             )
         return [_beacon(r) for r in rows]
 
-    async def by_identity(self, identities: list[str]) -> dict[str, Beacon]:
+    async def by_identity(self, identities: Sequence[str]) -> dict[str, Beacon]:
         if not identities:
             return {}
         async with self._pool.acquire() as conn:
@@ -167,6 +110,8 @@ class PgBeaconRepository:
                 )
         except asyncpg.UniqueViolationError as exc:
             raise _conflict(exc, f"beacon {b.id!r}") from None
+        except asyncpg.ForeignKeyViolationError:
+            raise _no_fence(b.geofence_id) from None
 
     async def put(self, b: Beacon) -> bool:
         """Create or replace; True when created."""
@@ -186,26 +131,14 @@ class PgBeaconRepository:
                 )
         except asyncpg.UniqueViolationError as exc:
             raise _conflict(exc, f"beacon {b.id!r}") from None
+        except asyncpg.ForeignKeyViolationError:
+            raise _no_fence(b.geofence_id) from None
         return created
 
     async def delete(self, beacon_id: str) -> bool:
         async with self._pool.acquire() as conn:
             status: str = await conn.execute("DELETE FROM beacons WHERE id = $1", beacon_id)
         return status.endswith(" 1")
-
-
-@dataclass(frozen=True, slots=True)
-class NfcTag:
-    id: str
-    geofence_id: str  # a store fence, or a zone fence (its store is implied)
-    uid: str | None = None  # 7-byte UID hex a SUN message must carry, when set
-    sun_file_key: bytes | None = None  # K_SDMFileRead: verifies the SUN CMAC
-    sun_meta_key: bytes | None = None  # K_SDMMetaRead: decrypts PICCData
-    last_counter: int | None = None
-    placement: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    store_id: str | None = None  # the fence's store (read from the fence)
-    created_at: datetime | None = None
 
 
 _TAG_SELECT = "SELECT t.*, g.store_id FROM nfc_tags t JOIN geofences g ON g.id = t.geofence_id"
@@ -259,45 +192,70 @@ class PgNfcTagRepository:
                 )
         except asyncpg.UniqueViolationError:
             raise Conflict("id", f"NFC tag {t.id!r} exists: delete it first") from None
+        except asyncpg.ForeignKeyViolationError:
+            raise _no_fence(t.geofence_id) from None
 
     async def delete(self, tag_id: str) -> bool:
         async with self._pool.acquire() as conn:
             status: str = await conn.execute("DELETE FROM nfc_tags WHERE id = $1", tag_id)
         return status.endswith(" 1")
 
+    async def advance_counter(self, tx: Tx, tag_id: str, counter: int) -> bool:
+        # the row lock makes a concurrent tap with the same counter wait for this transaction,
+        # then find the counter no longer below its own
+        status: str = await conn_of(tx).execute(
+            "UPDATE nfc_tags SET last_counter = $2 WHERE id = $1"
+            " AND (last_counter IS NULL OR last_counter < $2)",
+            tag_id,
+            counter,
+        )
+        return status.endswith(" 1")
 
-async def advance_counter(conn: asyncpg.Connection, tag_id: str, counter: int) -> bool:
-    """Raise the tag's SUN counter to `counter` if it is greater (in the caller's transaction).
-    False: a replay (or a concurrent tap with a counter as high)."""
-    status: str = await conn.execute(
-        "UPDATE nfc_tags SET last_counter = $2 WHERE id = $1"
-        " AND (last_counter IS NULL OR last_counter < $2)",
-        tag_id,
-        counter,
-    )
-    return status.endswith(" 1")
+    async def record_tap(
+        self,
+        tx: Tx,
+        *,
+        tag_id: str,
+        customer_id: str,
+        device_id: str | None,
+        ts: float,
+        counter: int | None,
+        verified: bool,
+        flag: str | None,
+    ) -> int:
+        try:
+            tap_id: int = await conn_of(tx).fetchval(
+                "INSERT INTO nfc_taps (tag_id, customer_id, device_id, ts, counter, verified,"
+                " flag) VALUES ($1, $2, $3, to_timestamp($4), $5, $6, $7) RETURNING id",
+                tag_id,
+                customer_id,
+                device_id,
+                ts,
+                counter,
+                verified,
+                flag,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise UnknownTag(tag_id) from None
+        return tap_id
 
-
-async def record_tap(
-    conn: asyncpg.Connection,
-    *,
-    tag_id: str,
-    customer_id: str,
-    device_id: str | None,
-    ts: float,
-    counter: int | None,
-    verified: bool,
-    flag: str | None,
-) -> int:
-    tap_id: int = await conn.fetchval(
-        "INSERT INTO nfc_taps (tag_id, customer_id, device_id, ts, counter, verified, flag)"
-        " VALUES ($1, $2, $3, to_timestamp($4), $5, $6, $7) RETURNING id",
-        tag_id,
-        customer_id,
-        device_id,
-        ts,
-        counter,
-        verified,
-        flag,
-    )
-    return tap_id
+    async def taps(self, tag_id: str) -> list[NfcTap]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, tag_id, customer_id, device_id, ts, counter, verified, flag"
+                " FROM nfc_taps WHERE tag_id = $1 ORDER BY id",
+                tag_id,
+            )
+        return [
+            NfcTap(
+                id=r["id"],
+                tag_id=r["tag_id"],
+                customer_id=r["customer_id"],
+                device_id=r["device_id"],
+                ts=r["ts"].timestamp(),
+                counter=r["counter"],
+                verified=r["verified"],
+                flag=r["flag"],
+            )
+            for r in rows
+        ]

@@ -21,16 +21,6 @@ from prometheus_client import Counter
 
 from adapters.codecs.nfc_sun import SunMessage, TapRefused, verify_sun
 from adapters.codecs.sightings import Sighting
-from adapters.db.beacons import (
-    EDDYSTONE_UID,
-    PgBeaconRepository,
-    PgNfcTagRepository,
-    advance_counter,
-    canonical_uuid,
-    ibeacon_identity,
-    record_tap,
-)
-from adapters.db.tx import conn_of
 from adapters.privacy.metrics import DROPPED
 from adapters.services.presence import PresenceRuntime
 from adapters.services.unit_of_work import Change, Stored
@@ -44,6 +34,14 @@ from geo_engine.proximity import (
     class_near_enough,
     power_1m_from_eddystone,
     range_beacon,
+)
+from geo_engine.proximity_ports import (
+    EDDYSTONE_UID,
+    BeaconRegistry,
+    NfcTagRegistry,
+    UnknownTag,
+    canonical_uuid,
+    ibeacon_identity,
 )
 from geofences.index import FenceIndex
 from geofences.model import FenceKind
@@ -102,8 +100,8 @@ class ProximityService:
     def __init__(
         self,
         runtime: PresenceRuntime,
-        beacons: PgBeaconRepository,
-        tags: PgNfcTagRepository,
+        beacons: BeaconRegistry,
+        tags: NfcTagRegistry,
         cfg: ProximityConfig,
     ) -> None:
         self.runtime = runtime
@@ -234,7 +232,7 @@ class ProximityService:
 
         async def advance(tx: Tx) -> None:
             # the guard that counts: a concurrent tap with the same counter loses here
-            if counter is not None and not await advance_counter(conn_of(tx), tag.id, counter):
+            if counter is not None and not await self.tags.advance_counter(tx, tag.id, counter):
                 raise _replay(counter, None)
 
         def apply(engine: PresenceEngine) -> Change:
@@ -245,16 +243,21 @@ class ProximityService:
 
         async def record(tx: Tx, _: Stored) -> None:
             nonlocal tap_id
-            tap_id = await record_tap(
-                conn_of(tx),
-                tag_id=tag.id,
-                customer_id=tap.customer_id,
-                device_id=tap.device_id,
-                ts=tap.ts,
-                counter=counter,
-                verified=counter is not None,
-                flag=flag,
-            )
+            try:
+                tap_id = await self.tags.record_tap(
+                    tx,
+                    tag_id=tag.id,
+                    customer_id=tap.customer_id,
+                    device_id=tap.device_id,
+                    ts=tap.ts,
+                    counter=counter,
+                    verified=counter is not None,
+                    flag=flag,
+                )
+            except UnknownTag:  # deleted since it was read: the whole tap is undone
+                raise TapRefused(
+                    404, "tag_id", f"no NFC tag {tap.tag_id!r}", "unknown_tag"
+                ) from None
 
         events = await self.runtime.uow.transact(apply, before=advance, after=record)
         TAPS.labels("accepted").inc()

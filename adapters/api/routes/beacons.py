@@ -16,16 +16,15 @@ from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
 from adapters.codecs.pings import BatchError
 from adapters.codecs.sightings import decode_sightings
-from adapters.db.beacons import (
+from adapters.services.proximity import SIGHTINGS
+from geo_engine.proximity_ports import (
     EDDYSTONE_UID,
     IBEACON,
     Beacon,
     Conflict,
-    PgBeaconRepository,
     canonical_hex,
     canonical_uuid,
 )
-from adapters.services.proximity import SIGHTINGS
 from geofences.model import FenceKind
 
 router = APIRouter(prefix="/v1", tags=["beacons"], responses=ERROR_RESPONSES)
@@ -146,7 +145,7 @@ async def _zone_store(svc: Svc, p: Principal, fence_id: str) -> str | None:
 
 
 async def _owned(svc: Svc, p: Principal, beacon_id: str) -> Beacon:
-    found = await PgBeaconRepository(svc.pool).get(beacon_id)
+    found = await svc.proximity.beacons.get(beacon_id)
     if found is None:
         raise field_error(404, "id", f"no beacon {beacon_id!r}")
     if not p.may_manage_store(found.store_id):
@@ -158,9 +157,9 @@ async def _owned(svc: Svc, p: Principal, beacon_id: str) -> Beacon:
 async def create_beacon(body: BeaconIn, svc: Svc, p: Manager) -> BeaconOut:
     store_id = await _zone_store(svc, p, body.geofence_id)
     beacon = _canonical(body, body.id or f"bc_{uuid.uuid4().hex[:16]}", store_id)
-    repo = PgBeaconRepository(svc.pool)
+    beacons = svc.proximity.beacons
     try:
-        await repo.create(beacon)
+        await beacons.create(beacon)
     except Conflict as exc:
         raise field_error(409, exc.field, exc.reason) from None
     return _out(await _owned(svc, p, beacon.id))
@@ -175,7 +174,7 @@ async def list_beacons(
 ) -> BeaconList:
     if p.role is Role.STAFF and store_id is not None and store_id not in p.store_ids:
         raise ApiError(403, f"this key may not read beacons of store {store_id!r}")
-    found = await PgBeaconRepository(svc.pool).find(store_id, geofence_id)
+    found = await svc.proximity.beacons.find(store_id, geofence_id)
     if p.role is Role.STAFF:
         found = [b for b in found if b.store_id in p.store_ids]
     return BeaconList(beacons=[_out(b) for b in found])
@@ -193,11 +192,11 @@ async def put_beacon(
     if body.id is not None and body.id != beacon_id:
         raise field_error(422, "id", f"body id {body.id!r} differs from the path id {beacon_id!r}")
     store_id = await _zone_store(svc, p, body.geofence_id)
-    repo = PgBeaconRepository(svc.pool)
-    if await repo.get(beacon_id) is not None:
+    beacons = svc.proximity.beacons
+    if await beacons.get(beacon_id) is not None:
         await _owned(svc, p, beacon_id)  # moving another store's beacon needs its rights too
     try:
-        created = await repo.put(_canonical(body, beacon_id, store_id))
+        created = await beacons.put(_canonical(body, beacon_id, store_id))
     except Conflict as exc:
         raise field_error(409, exc.field, exc.reason) from None
     response.status_code = 201 if created else 200
@@ -207,7 +206,7 @@ async def put_beacon(
 @router.delete("/beacons/{beacon_id}", status_code=204, summary="Remove a beacon")
 async def delete_beacon(beacon_id: str, svc: Svc, p: Manager) -> Response:
     await _owned(svc, p, beacon_id)
-    await PgBeaconRepository(svc.pool).delete(beacon_id)
+    await svc.proximity.beacons.delete(beacon_id)
     return Response(status_code=204)
 
 

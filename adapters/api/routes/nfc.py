@@ -22,8 +22,8 @@ from adapters.api.models import PresenceEventOut, event_out
 from adapters.auth import Principal, Role
 from adapters.codecs.nfc_sun import SunMessage, TapRefused
 from adapters.codecs.pings import parse_ts
-from adapters.db.beacons import Conflict, NfcTag, PgNfcTagRepository, canonical_hex
 from adapters.services.proximity import TAPS, Tap
+from geo_engine.proximity_ports import Conflict, NfcTag, canonical_hex
 from geofences.model import FenceKind
 
 router = APIRouter(prefix="/v1", tags=["nfc"], responses=ERROR_RESPONSES)
@@ -111,7 +111,7 @@ def _hex(value: str, n_bytes: int, field: str) -> bytes:
 
 
 async def _owned(svc: Svc, p: Principal, tag_id: str) -> NfcTag:
-    tag = await PgNfcTagRepository(svc.pool).get(tag_id)
+    tag = await svc.proximity.tags.get(tag_id)
     if tag is None:
         raise field_error(404, "id", f"no NFC tag {tag_id!r}")
     if not p.may_manage_store(tag.store_id):
@@ -144,7 +144,7 @@ async def create_tag(body: TagIn, svc: Svc, p: Manager) -> TagOut:
         metadata=body.metadata,
     )
     try:
-        await PgNfcTagRepository(svc.pool).create(tag)
+        await svc.proximity.tags.create(tag)
     except Conflict as exc:
         raise field_error(409, exc.field, exc.reason) from None
     return _out(await _owned(svc, p, body.id))
@@ -156,7 +156,7 @@ async def list_tags(
 ) -> TagList:
     if p.role is Role.STAFF and store_id is not None and store_id not in p.store_ids:
         raise ApiError(403, f"this key may not read NFC tags of store {store_id!r}")
-    tags = await PgNfcTagRepository(svc.pool).find(store_id)
+    tags = await svc.proximity.tags.find(store_id)
     if p.role is Role.STAFF:
         tags = [t for t in tags if t.store_id in p.store_ids]
     return TagList(tags=[_out(t) for t in tags])
@@ -170,7 +170,7 @@ async def get_tag(tag_id: str, svc: Svc, p: Manager) -> TagOut:
 @router.delete("/nfc-tags/{tag_id}", status_code=204, summary="Remove an NFC tag and its taps")
 async def delete_tag(tag_id: str, svc: Svc, p: Manager) -> Response:
     await _owned(svc, p, tag_id)
-    await PgNfcTagRepository(svc.pool).delete(tag_id)
+    await svc.proximity.tags.delete(tag_id)
     return Response(status_code=204)
 
 

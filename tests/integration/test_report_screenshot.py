@@ -25,7 +25,7 @@ from rich.console import Console
 from adapters.demo.city import BRANDS
 from adapters.demo.report import DECISION_COLORS, EVENT_COLORS, OUTCOMES
 
-WINDOW = (1200, 5200)  # wide enough for the 1100 px map, tall enough for the whole page
+WINDOW = (1200, 6400)  # wide enough for the 1100 px map, tall enough for the whole page
 MAP_BG = (243, 240, 232)  # the map's and the close-up's background (report._View.svg)
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 Image = NDArray[np.uint8]

@@ -123,6 +123,8 @@ class ProximityService:
         cfg = self.cfg.ranging
         index = self.runtime.index
         evidence: list[tuple[Sighting, list[str]]] = []
+        # heard, but not near enough to enter: still "heard" for a visit already under way
+        weak: list[tuple[Sighting, list[str]]] = []
         for row in rows:
             beacon = found.get(row.identity)
             fences = None if beacon is None else evidence_fences(index, beacon.geofence_id)
@@ -144,24 +146,39 @@ class ProximityService:
                     power = power_1m_from_eddystone(row.tx_power) if eddy else row.tx_power
                 if not range_beacon(row.rssi, power, cfg).near_enough:
                     reason = "too_far"
-            if reason is not None:
+            if reason == "too_far" and fences is not None:
+                weak.append((row, fences))
+            elif reason is not None:
                 ignored.append((row.index, reason))
-                continue
-            assert fences is not None
-            evidence.append((row, fences))
-        evidence.sort(key=lambda ev: ev[0].ts)  # stable: request order for equal times
+            else:
+                assert fences is not None
+                evidence.append((row, fences))
         hold = self.cfg.beacon_exit_after_s
+        # stable: request order for equal times
+        signals = sorted(
+            [*((r, f, True) for r, f in evidence), *((r, f, False) for r, f in weak)],
+            key=lambda s: s[0].ts,
+        )
 
         def apply(engine: PresenceEngine) -> Change:
             events: list[PresenceEvent] = []
-            for row, fences in evidence:
+            for row, fences, near in signals:
+                if not near:
+                    # hysteresis, as for GPS: a near reading enters, any reading of the beacon
+                    # keeps the visit it started (a shopper 6 m from the nearest beacon is often
+                    # "far": dropping those split one visit into several)
+                    inside = engine.inside(row.customer_id)
+                    fences = [f for f in fences if f in inside]
+                    if not fences:
+                        ignored.append((row.index, "too_far"))
+                        continue
                 r = engine.apply_proximity(row.customer_id, fences, row.ts, SOURCE_BEACON, hold)
                 if r.flag is not None:
                     ignored.append((row.index, str(r.flag)))
                 events.extend(r.events)
             return Change(events)
 
-        stored = await self.runtime.uow.transact(apply) if evidence else []
+        stored = await self.runtime.uow.transact(apply) if signals else []
         SIGHTINGS.labels("accepted").inc(len(rows))
         for _, reason in ignored:
             if reason not in CONSENT_REASONS:  # those are counted in geo_location_dropped_total

@@ -176,6 +176,39 @@ async def test_sightings_enter_the_zone_and_its_store_then_exit_when_not_heard(
     ]
 
 
+async def test_a_far_reading_keeps_a_visit_but_never_starts_one(
+    client: httpx.AsyncClient, services: Any
+) -> None:
+    """Hysteresis, as for GPS: near enters; any reading of the beacon keeps the visit it
+    started; a far reading alone enters nothing."""
+    await store_with_zone(client)
+    assert (await client.post("/v1/beacons", json=ibeacon())).status_code == 201
+
+    async def heard(ts: float, rssi: float, who: str = "alice") -> dict[str, Any]:
+        body = {"sightings": [sighting(ts, rssi=rssi, who=who)]}
+        r = await client.post("/v1/beacon-sightings", json=body)
+        assert r.status_code == 200, r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    far = -95.0  # ~50 m at the default -59 dBm: heard, not near
+    assert (await heard(T0, far, "bob"))["ignored"] == [{"index": 0, "reason": "too_far"}]
+    assert (await client.get("/v1/customers/bob/presence")).json()["inside"] == []
+    assert len((await heard(T0, -62))["events"]) == 2  # near: the store and the department
+    for k in range(1, 5):  # 4 far readings a minute apart: more than the 90 s not-heard hold
+        assert await heard(T0 + 60 * k, far) == {
+            "accepted": 1,
+            "rejected": [],
+            "ignored": [],
+            "events": [],
+        }
+    grace = services.settings.sweep_grace_s
+    held = await services.runtime.sweep(now=T0 + 240 + 89 + grace)
+    assert [e.type.value for _, e in held] == ["dwell"] * 2  # 5 min in: a dwell, still held
+    swept = await services.runtime.sweep(now=T0 + 240 + 91 + grace)
+    assert [(e.type.value, e.reason) for _, e in swept] == [("exit", "not_heard")] * 2
+
+
 async def test_device_sightings_resolve_and_whole_batch_errors(client: httpx.AsyncClient) -> None:
     await store_with_zone(client)
     await client.post("/v1/beacons", json=ibeacon())

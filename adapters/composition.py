@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from adapters.assembly import Ports, assemble
 from adapters.auth import KeyRing
 from adapters.db.beacons import PgBeaconRepository, PgNfcTagRepository
 from adapters.db.campaigns import PgCampaignRepository
@@ -34,18 +35,14 @@ from adapters.delivery.relay import Relay
 from adapters.privacy.retention import Retention, purge_forever
 from adapters.ratelimit import RateLimiter
 from adapters.services.bandit import BanditRefresher
-from adapters.services.consent import LocationConsentGate
 from adapters.services.decisions import DecisionService
 from adapters.services.identity import IdentityService
 from adapters.services.live import LivePresence
 from adapters.services.presence import PresenceRuntime
 from adapters.services.profiles import ProfileService
-from adapters.services.proximity import ProximityConfig, ProximityService
+from adapters.services.proximity import ProximityService
 from adapters.services.reactions import Reactions
-from adapters.services.unit_of_work import PresenceUnitOfWork
 from adapters.settings import Settings
-from geo_engine.decision.sms_mentions import SmsMentions
-from geo_engine.proximity import DistanceModel, Proximity, RangingConfig
 
 log = logging.getLogger(__name__)
 
@@ -89,91 +86,44 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     if applied:
         log.info("applied migrations: %s", ", ".join(f"{m.version:03d}_{m.name}" for m in applied))
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
-    fences = PgFenceRepository(pool)
-    keep_raw = settings.raw_fix_retention_s > 0
-    presence = PgPresenceStore(pool, store_raw_fixes=keep_raw)
-    # what every service reads: the engine's state, the fence index, the device links
-    live = LivePresence(
-        presence,
-        fences,
-        settings.presence_config(),
-        h3_resolution=settings.h3_resolution,
-        device_links=await PgIdentityDirectory(pool).device_links(),
-    )
-    await live.start()
-    transactions = PgTransactions(pool)
-    profiles = ProfileService(
-        PgProfileStore(pool),
-        transactions,
-        settings.profile_config(),
-        settings.places_config(),
-        live,
-        sweep_interval_s=settings.velocity_sweep_interval_s,
-        rfm_refresh_s=settings.rfm_refresh_interval_s,
-        places_refresh_s=settings.places_refresh_interval_s,
-    )
-    await profiles.start()
+    presence = PgPresenceStore(pool, store_raw_fixes=settings.raw_fix_retention_s > 0)
     campaigns = PgCampaignRepository(pool, redemption_valid_days=settings.redemption_valid_days)
-    decisions = DecisionService(
-        campaigns,
-        profiles,
-        live,
-        settings.decision_config(),
-        mentions=SmsMentions(settings.sms_sender_name, settings.sms_opt_out_text),
-        fix_max_age_s=settings.event_fix_max_age_s,
-        call_due_s=settings.call_task_due_s,
+    transactions = PgTransactions(pool)
+    fences = PgFenceRepository(pool)
+    ports = Ports(
+        transactions=transactions,
+        presence=presence,
+        fences=fences,
+        identities=PgIdentityDirectory(pool),
+        profiles=PgProfileStore(pool),
+        campaigns=campaigns,
+        beacons=PgBeaconRepository(pool),
+        tags=PgNfcTagRepository(pool),
     )
-    await decisions.reload()
+    engine = await assemble(settings, ports)
     bandit = None
     if settings.decision_ranking == "bandit":  # learned propensities: outcomes read at start
         bandit = BanditRefresher(
             campaigns,
-            decisions,
+            engine.decisions,
             window_s=settings.decision_bandit_window_days * 86400.0,
             interval_s=settings.decision_bandit_refresh_s,
         )
         await bandit.refresh()
-    # what follows each change, in order, in its transaction (adapters/services/reactions.py)
-    reactions = Reactions(profiles, decisions)
-    uow = PresenceUnitOfWork(live.engine, presence, transactions, reactions)
-    # every location signal passes the consent gate before it is processed or stored
-    gate = LocationConsentGate(profiles, require=settings.require_location_consent)
-    runtime = PresenceRuntime(
-        live,
-        uow,
-        location_gate=gate.reason,
-        keep_raw_fixes=keep_raw,
-        sweep_grace_s=settings.sweep_grace_s,
-    )
-    proximity = ProximityService(
-        runtime,
-        PgBeaconRepository(pool),
-        PgNfcTagRepository(pool),
-        ProximityConfig(
-            ranging=RangingConfig(
-                model=DistanceModel(settings.beacon_distance_model),
-                path_loss_exponent=settings.beacon_path_loss_exponent,
-                max_proximity=Proximity(settings.beacon_max_proximity),
-                max_distance_m=settings.beacon_max_distance_m,
-            ),
-            default_measured_power=settings.beacon_default_measured_power,
-            beacon_exit_after_s=settings.beacon_exit_after_s,
-            nfc_hold_s=settings.nfc_hold_s,
-        ),
-    )
+    profiles, decisions, runtime = engine.profiles, engine.decisions, engine.runtime
     svc = Services(
         settings,
         pool,
         KeyRing(pool, admin),
         fences,
         presence,
-        live,
+        engine.live,
         runtime,
         profiles=profiles,
         decisions=decisions,
-        reactions=reactions,
-        proximity=proximity,
-        identities=IdentityService(runtime, PgIdentityDirectory(pool)),
+        reactions=engine.reactions,
+        proximity=engine.proximity,
+        identities=engine.identities,
         campaigns=campaigns,
         transactions=transactions,
     )
@@ -181,7 +131,9 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     if background:
         svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))
-        svc.tasks.append(asyncio.create_task(profiles.run_forever(reactions.after_crossings)))
+        svc.tasks.append(
+            asyncio.create_task(profiles.run_forever(engine.reactions.after_crossings))
+        )
         retention = Retention.from_settings(settings)
         svc.tasks.append(asyncio.create_task(purge_forever(pool, retention)))
         if bandit is not None:

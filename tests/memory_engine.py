@@ -1,7 +1,6 @@
-"""The application services wired as adapters/composition.py `build_services` wires them, on the
-in-memory ports (no database): presence, profiles, decisions, the reaction pipeline, the unit
-of work, the GPS runtime and identity links. Proximity is left out (its beacon and NFC tag
-registries have no memory implementation).
+"""The application services on the in-memory ports (no database), wired by the same
+`adapters.assembly.assemble` that adapters/composition.py `build_services` uses: presence,
+profiles, decisions, the reaction pipeline, the unit of work, the GPS runtime, identity links.
 
 Times come from one `Clock` every service reads, fixed unless a test moves it, so decisions,
 velocity windows and the ping age checks do not depend on when the tests run."""
@@ -15,15 +14,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from adapters.assembly import Ports, assemble
 from adapters.codecs.events import EventRow, decode_events
 from adapters.codecs.pings import DecodedPings, decode_pings
+from adapters.memory.beacons import MemoryBeaconRegistry, MemoryNfcTagRegistry
 from adapters.memory.campaigns import MemoryCampaignStore
 from adapters.memory.identities import MemoryIdentityDirectory
 from adapters.memory.profiles import MemoryProfileStore
 from adapters.memory.stores import MemoryFenceRepository, MemoryPresenceStore
 from adapters.memory.tx import MemoryTransactions
 from adapters.services.behaviour_events import Resolved
-from adapters.services.consent import LocationConsentGate
 from adapters.services.decisions import DecisionService
 from adapters.services.identity import IdentityService
 from adapters.services.live import LivePresence
@@ -32,7 +32,6 @@ from adapters.services.profiles import ProfileService
 from adapters.services.reactions import Reactions
 from adapters.services.unit_of_work import PresenceUnitOfWork
 from adapters.settings import Settings
-from geo_engine.decision.sms_mentions import SmsMentions
 from geo_engine.profile.attributes import Consent, ConsentPurpose, ConsentStatus
 from geofences.validation import fence_from_feature
 from tests.helpers import ALWAYS_OPEN, LAT0, LON0, offset, square_feature
@@ -136,55 +135,24 @@ async def build_memory_services(
     for feature in features:
         await fences.upsert(fence_from_feature(feature, settings.validation_limits()))
     directory = MemoryIdentityDirectory(presence, clock=clock)
-    live = LivePresence(
-        presence,
-        fences,
-        settings.presence_config(),
-        h3_resolution=settings.h3_resolution,
-        device_links=await directory.device_links(),
-    )
-    await live.start()
     transactions = MemoryTransactions()
     profile_store = MemoryProfileStore(presence, clock=clock)
-    profiles = ProfileService(
-        profile_store,
-        transactions,
-        settings.profile_config(),
-        settings.places_config(),
-        live,
-        sweep_interval_s=settings.velocity_sweep_interval_s,
-        rfm_refresh_s=settings.rfm_refresh_interval_s,
-        places_refresh_s=settings.places_refresh_interval_s,
-        clock=clock,
-    )
-    await profiles.start()
     store = campaign_type(presence, profile_store, clock=clock)
     for doc in offers:
         assert await store.put_offer(doc["id"], dict(doc), create=True) is not None
     for doc in campaigns:
         assert await store.put_campaign(doc["id"], dict(doc), create=True) is not None
-    decisions = DecisionService(
-        store,
-        profiles,
-        live,
-        settings.decision_config(),
-        clock=clock,
-        mentions=SmsMentions(settings.sms_sender_name, settings.sms_opt_out_text),
-        fix_max_age_s=settings.event_fix_max_age_s,
-        call_due_s=settings.call_task_due_s,
+    ports = Ports(
+        transactions=transactions,
+        presence=presence,
+        fences=fences,
+        identities=directory,
+        profiles=profile_store,
+        campaigns=store,
+        beacons=MemoryBeaconRegistry(fences, clock=clock),
+        tags=MemoryNfcTagRegistry(fences, clock=clock),
     )
-    await decisions.reload()
-    reactions = Reactions(profiles, decisions)
-    uow = PresenceUnitOfWork(live.engine, presence, transactions, reactions)
-    gate = LocationConsentGate(profiles, require=settings.require_location_consent)
-    runtime = PresenceRuntime(
-        live,
-        uow,
-        location_gate=gate.reason,
-        keep_raw_fixes=settings.raw_fix_retention_s > 0,
-        sweep_grace_s=settings.sweep_grace_s,
-        clock=clock,
-    )
+    engine = await assemble(settings, ports, clock=clock)
     return MemoryServices(
         settings=settings,
         clock=clock,
@@ -194,13 +162,13 @@ async def build_memory_services(
         campaigns=store,
         identity_directory=directory,
         transactions=transactions,
-        live=live,
-        profiles=profiles,
-        decisions=decisions,
-        reactions=reactions,
-        uow=uow,
-        runtime=runtime,
-        identities=IdentityService(runtime, directory),
+        live=engine.live,
+        profiles=engine.profiles,
+        decisions=engine.decisions,
+        reactions=engine.reactions,
+        uow=engine.uow,
+        runtime=engine.runtime,
+        identities=engine.identities,
     )
 
 

@@ -12,8 +12,16 @@ import asyncpg
 
 from adapters.assembly import Ports, assemble
 from adapters.auth import KeyRing
+from adapters.bus.nats_bus import NatsBus
+from adapters.bus.server import resolve_nats_url
+from adapters.cluster.checkpoint import CheckpointedTransactions, applying
+from adapters.cluster.control import Control
+from adapters.cluster.handlers import CommandHandlers
+from adapters.cluster.submit import IngestLog
+from adapters.cluster.worker import PartitionWorker, WorkerConfig, new_worker_id
 from adapters.db.beacons import PgBeaconRepository, PgNfcTagRepository
 from adapters.db.campaigns import PgCampaignRepository
+from adapters.db.cluster import PgPartitionLeases
 from adapters.db.connect import create_pool, resolve_url
 from adapters.db.fence_repo import PgFenceRepository
 from adapters.db.identities import PgIdentityDirectory
@@ -59,10 +67,15 @@ class Services:
     profiles: ProfileService  # customer profiles and velocity (geo_engine/profile)
     decisions: DecisionService  # campaigns, offers, decisions (geo_engine/decision)
     campaigns: PgCampaignRepository  # the campaign store (and the API's reads of it)
-    transactions: PgTransactions  # what a job opens to write through the ports
+    transactions: CheckpointedTransactions  # what a job opens to write through the ports
     reactions: Reactions  # what follows each change, in order (adapters/services/reactions.py)
     proximity: ProximityService  # beacon sightings and NFC taps
     identities: IdentityService  # identifier links and device merges
+    bus: NatsBus  # NATS JetStream: the customer-keyed log, replies, broadcasts
+    ingest: IngestLog  # what routes publish customer-keyed commands through
+    control: Control  # fence / campaign changes followed here and broadcast to the others
+    leases: PgPartitionLeases
+    worker: PartitionWorker | None  # the partition owner (roles all and worker)
     # the outbox relay (adapters/delivery); its task runs in serve unless relay_enabled is off
     relay: Relay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -74,6 +87,9 @@ class Services:
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self.worker is not None:
+            await self.worker.stop()
+        await self.bus.close()
         if self.relay is not None:
             await self.relay.aclose()
         await self.pool.close()
@@ -88,13 +104,16 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     presence = PgPresenceStore(pool, store_raw_fixes=settings.raw_fix_retention_s > 0)
     campaigns = PgCampaignRepository(pool, redemption_valid_days=settings.redemption_valid_days)
-    transactions = PgTransactions(pool)
+    leases = PgPartitionLeases(pool)
+    # every write of a command commits its log position (adapters/cluster/checkpoint.py)
+    transactions = CheckpointedTransactions(PgTransactions(pool), leases)
     fences = PgFenceRepository(pool)
+    identities = PgIdentityDirectory(pool)
     ports = Ports(
         transactions=transactions,
         presence=presence,
         fences=fences,
-        identities=PgIdentityDirectory(pool),
+        identities=identities,
         profiles=PgProfileStore(pool),
         campaigns=campaigns,
         beacons=PgBeaconRepository(pool),
@@ -111,6 +130,40 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         )
         await bandit.refresh()
     profiles, decisions, runtime = engine.profiles, engine.decisions, engine.runtime
+    worker_id = new_worker_id()
+    control = Control(engine, identities, origin=worker_id)
+    nats_url = await asyncio.to_thread(resolve_nats_url, settings.nats_url, settings.data_dir)
+    bus = NatsBus(
+        nats_url,
+        prefix=settings.bus_prefix,
+        partitions=settings.partitions,
+        name=f"geo-engine-{settings.role}-{worker_id}",
+        on_control=control.handle,
+        max_age_s=settings.bus_max_age_s,
+        duplicate_window_s=settings.bus_duplicate_window_s,
+        publish_timeout_s=settings.bus_publish_timeout_s,
+    )
+    control.bus = bus
+    await bus.connect()
+    worker = None
+    if settings.role in ("all", "worker"):
+        worker = PartitionWorker(
+            bus=bus,
+            leases=leases,
+            engine=engine,
+            handlers=CommandHandlers(engine, pool),
+            transactions=transactions,
+            config=WorkerConfig(
+                partitions=settings.partitions,
+                lease_ttl_s=settings.lease_ttl_s,
+                heartbeat_s=settings.heartbeat_s,
+                batch=settings.worker_batch,
+            ),
+            worker_id=worker_id,
+        )
+        await worker.start()
+    else:  # a stateless API process holds no customer's presence
+        await engine.uow.resync(lambda _: False)
     svc = Services(
         settings,
         pool,
@@ -126,14 +179,35 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         identities=engine.identities,
         campaigns=campaigns,
         transactions=transactions,
+        bus=bus,
+        ingest=IngestLog(bus, settings.partitions, settings.ingest_wait_timeout_s),
+        control=control,
+        leases=leases,
+        worker=worker,
     )
     svc.relay = build_relay(settings, pool, profiles)
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-    if background:
-        svc.tasks.append(asyncio.create_task(runtime.sweep_forever(settings.sweep_interval_s)))
+    if background and worker is not None:
+        # the sweeps of an owner: its customers only, fenced by its leases' epochs
+        w = worker
         svc.tasks.append(
-            asyncio.create_task(profiles.run_forever(engine.reactions.after_crossings))
+            asyncio.create_task(
+                runtime.sweep_forever(
+                    settings.sweep_interval_s, fence=lambda: applying(*w.epochs())
+                )
+            )
         )
+        svc.tasks.append(
+            asyncio.create_task(
+                profiles.run_forever(
+                    engine.reactions.after_crossings,
+                    owns=w.owns,
+                    fence=lambda: applying(*w.epochs()),
+                    places=lambda: 0 in w.owned,  # one process folds the fixes into places
+                )
+            )
+        )
+    if background:
         retention = Retention.from_settings(settings)
         svc.tasks.append(asyncio.create_task(purge_forever(pool, retention)))
         if bandit is not None:

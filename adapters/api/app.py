@@ -15,6 +15,7 @@ from adapters.api.routes import (
     beacons,
     callbacks,
     campaigns,
+    cluster,
     clients,
     customers,
     decisions,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     errors.install(app)
     for module in (
         health,
+        cluster,
         keys,
         geofences,
         pings,

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.bus.nats_bus import BusUnavailable
 from adapters.db.errors import UNAVAILABLE, UNSTORABLE
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class Pending(Exception):
+    """Durable in the log, not applied within the wait: 202 (adapters/api/ingest.py)."""
+
+
 def field_error(status: int, field: str, reason: str, index: int | None = None) -> ApiError:
     return ApiError(
         status, f"{field}: {reason}", [FieldError(field=field, reason=reason, index=index)]
@@ -50,7 +55,7 @@ def field_error(status: int, field: str, reason: str, index: int | None = None) 
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
 
@@ -97,6 +102,18 @@ def install(app: FastAPI) -> None:
 
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, _unavailable)
+
+    @app.exception_handler(Pending)
+    async def _pending(_: Request, exc: Pending) -> JSONResponse:
+        body = {"accepted": 1, "rejected": [], "duplicate": False}
+        return JSONResponse(body, 202)
+
+    @app.exception_handler(BusUnavailable)
+    async def _bus(_: Request, exc: BusUnavailable) -> JSONResponse:
+        log.warning("bus unavailable: %s", exc)
+        reason = "the log (NATS) did not confirm; resend with the same Idempotency-Key"
+        body = _body(reason, [FieldError(field="bus", reason="unavailable")])
+        return JSONResponse(body, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

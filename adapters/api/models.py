@@ -88,6 +88,17 @@ class PingBatchResult(BaseModel):
     events: list[PresenceEventOut]
 
 
+class Accepted(BaseModel):
+    """202: durable in the log, not applied yet (the partition owners apply it in order)."""
+
+    accepted: int = Field(description="Rows durable in the log, to be applied by their owner")
+    rejected: list[RowRejected] = Field(description="Bad rows: index, field, reason")
+    duplicate: bool = Field(
+        False,
+        description="The log already held this request (same Idempotency-Key): nothing added",
+    )
+
+
 # --- identities -------------------------------------------------------------------------------
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -8,9 +8,11 @@ state it works on (engine, fence index, device links) is `LivePresence`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from adapters import metrics
@@ -166,10 +168,19 @@ class PresenceRuntime:
 
         return await self.uow.transact(due)
 
-    async def sweep_forever(self, interval_s: float) -> None:
+    async def sweep_forever(
+        self,
+        interval_s: float,
+        *,
+        fence: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> None:
+        """`fence()` scopes each sweep (a partition owner's: its writes fail once a partition
+        it swept moved to another owner)."""
+        scope = fence or contextlib.nullcontext
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await self.sweep()
+                with scope():
+                    await self.sweep()
             except Exception:  # a failed sweep is retried next tick; never kill the loop
                 log.exception("presence sweep failed")

@@ -14,11 +14,15 @@ caller hands the reaction pipeline's step (adapters/services/reactions.py) to `i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
+
+import numpy as np
 
 from adapters.services import places
 from adapters.services.behaviour_events import EventsResult, Resolved, store_events
@@ -103,6 +107,14 @@ class ProfileService:
             self.state, data.place_cells, {k[0] for k in data.place_cells}, self.places_cfg
         )
         log.info("profiles loaded: %d customers, %d buyers", len(st), st.scorer.size)
+
+    async def reload(self) -> None:
+        """Memory from storage again (a partition owner whose partitions changed: what other
+        owners wrote of its new customers is in storage only). The state is columnar: a new one
+        is built and swapped, under the writers' lock."""
+        async with self.lock:
+            self.state = ProfileState(self.cfg, ref=self.clock())
+            await self.start()
 
     # --- reading ----------------------------------------------------------------------------
     def profile(self, customer_id: str, now: float | None = None) -> CustomerProfile | None:
@@ -236,11 +248,21 @@ class ProfileService:
         return merged
 
     # --- background: velocity sweep, RFM base, places ---------------------------------------
-    async def sweep(self, react: CrossingReaction, now: float | None = None) -> list[Crossing]:
-        """Every customer's velocity now: crossings caused by time passing alone."""
+    async def sweep(
+        self,
+        react: CrossingReaction,
+        now: float | None = None,
+        owns: Callable[[str], bool] | None = None,
+    ) -> list[Crossing]:
+        """Every customer's velocity now: crossings caused by time passing alone. `owns`: only
+        the customers of this owner's partitions (another owner sweeps the others)."""
         async with self.lock:
             clock = self.clock() if now is None else now
-            update = await asyncio.to_thread(self.state.sweep, clock)
+            slots = None
+            if owns is not None:
+                ids = self.state.ids
+                slots = np.fromiter((s for s in range(len(ids)) if owns(ids[s])), np.int64)
+            update = await asyncio.to_thread(self.state.sweep, clock, slots)
             if update.slots.size:
                 async with self.transactions.transaction() as tx:
                     crossings = await self._write_trends(tx, Plan.of_trends(update))
@@ -273,8 +295,20 @@ class ProfileService:
             self.clock() if now is None else now,
         )
 
-    async def run_forever(self, react: CrossingReaction, tick_s: float = 30.0) -> None:
+    async def run_forever(
+        self,
+        react: CrossingReaction,
+        tick_s: float = 30.0,
+        *,
+        owns: Callable[[str], bool] | None = None,
+        fence: Callable[[], AbstractContextManager[None]] | None = None,
+        places: Callable[[], bool] | None = None,
+    ) -> None:
+        """The periodic work. In a cluster: `owns` limits the sweep to this owner's customers,
+        `fence()` scopes each write so it fails once a partition moved on, and `places()` says
+        whether this process runs the places job (one process does, or cells count twice)."""
         next_sweep = next_places = self.clock()
+        scope = fence or contextlib.nullcontext
         while True:
             await asyncio.sleep(tick_s)
             now = self.clock()
@@ -283,8 +317,9 @@ class ProfileService:
                 self.state.rebase(now)
                 if now >= next_sweep:
                     next_sweep = now + self.sweep_interval_s
-                    await self.sweep(react, now)
-                if now >= next_places:
+                    with scope():
+                        await self.sweep(react, now, owns)
+                if now >= next_places and (places is None or places()):
                     next_places = now + self.places_refresh_s
                     await self.refresh_places(now)
             except Exception:  # retried next tick; never kill the loop

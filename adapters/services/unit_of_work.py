@@ -127,6 +127,27 @@ class PresenceUnitOfWork:
         metrics.CUSTOMERS_INSIDE.set(engine.customers_inside())
         return stored
 
+    async def refresh(self, customer_ids: Sequence[str]) -> None:
+        """Set these customers' memory to what storage holds (state another process wrote)."""
+        async with self.lock:
+            self._unsure |= set(customer_ids)
+            await self._reread()
+
+    async def resync(self, keep: Callable[[str], bool]) -> None:
+        """Hold exactly what storage holds for the customers `keep` accepts, nothing of the
+        others: a partition owner's memory after its set of partitions changed."""
+        async with self.lock:
+            cursors, states = await self.store.load()
+            engine = self.engine
+            for cid in engine.customers():
+                engine.replace_customer(cid, None, {})
+            engine.load(
+                [(cid, cur) for cid, cur in cursors if keep(cid)],
+                [(cid, fid, st) for cid, fid, st in states if keep(cid)],
+            )
+            self._unsure.clear()
+        metrics.CUSTOMERS_INSIDE.set(self.engine.customers_inside())
+
     async def _reread(self) -> None:
         """Set the unsure customers' memory to what storage holds (outside any transaction:
         applied directly, as at start)."""

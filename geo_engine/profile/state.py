@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import NDArray
 
 from geo_engine.profile.affinity import Decay, add_categories, category_weight, channel_weight
@@ -221,11 +222,14 @@ class ProfileState:
         ]
         return TrendUpdate(slots[changed], v.trend[changed], out)
 
-    def sweep(self, now: float) -> TrendUpdate:
-        """Every customer's velocity at `now`: windows slide with time, so a customer who
-        stopped doing anything turns falling without any new event (the churn case)."""
+    def sweep(self, now: float, slots: npt.NDArray[np.int64] | None = None) -> TrendUpdate:
+        """Every customer's velocity at `now` (or those in `slots`): windows slide with time,
+        so a customer who stopped doing anything turns falling without any new event (the
+        churn case)."""
         self.advance(now)
-        return self._trends(np.arange(len(self.ids), dtype=np.int64), now)
+        if slots is None:
+            slots = np.arange(len(self.ids), dtype=np.int64)
+        return self._trends(slots, now)
 
     def apply_trends(self, update: TrendUpdate) -> None:
         self.trend[update.slots] = update.trends

@@ -7,16 +7,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
-from adapters.api.models import PresenceEventOut, RowRejected, event_out
+from adapters.api.ingest import IdempotencyKey, Wait, result, submit
+from adapters.api.models import Accepted, PresenceEventOut, RowRejected, event_out
 from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
+from adapters.cluster import commands as c
 from adapters.codecs.pings import BatchError
 from adapters.codecs.sightings import decode_sightings
-from adapters.services.proximity import SIGHTINGS
+from adapters.services.proximity import SIGHTINGS, SightingsOutcome
 from geo_engine.proximity_ports import (
     EDDYSTONE_UID,
     IBEACON,
@@ -247,10 +250,19 @@ class SightingBatchResult(BaseModel):
 @router.post(
     "/beacon-sightings",
     summary="Ingest a batch of BLE beacon sightings",
-    response_model=SightingBatchResult,
+    status_code=202,
+    response_model=Accepted,
+    responses={200: {"model": SightingBatchResult, "description": "With ?wait=true: applied"}},
     openapi_extra=json_body(SightingBatchDoc),
 )
-async def post_sightings(request: Request, svc: Svc, _: Ingest) -> SightingBatchResult:
+async def post_sightings(
+    request: Request,
+    svc: Svc,
+    principal: Ingest,
+    _key: IdempotencyKey = None,
+    wait: Wait = False,
+) -> Response:
+    """202 once durable in the log; with `?wait=true`, 200 once applied, with its events."""
     st = svc.settings
     try:
         rows, errors = decode_sightings(
@@ -263,12 +275,21 @@ async def post_sightings(request: Request, svc: Svc, _: Ingest) -> SightingBatch
     except BatchError as exc:
         raise field_error(exc.status, exc.field, exc.reason) from None
     SIGHTINGS.labels("rejected").inc(len(errors))
-    outcome = await svc.proximity.sightings(rows) if rows else None
-    return SightingBatchResult(
-        accepted=len(rows),
-        rejected=[RowRejected(index=e.index, field=e.field, reason=e.reason) for e in errors],
-        ignored=[]
-        if outcome is None
-        else [SightingIgnored(index=i, reason=r) for i, r in outcome.ignored],
-        events=[] if outcome is None else [event_out(i, e) for i, e in outcome.events],
-    )
+    rejected = [RowRejected(index=e.index, field=e.field, reason=e.reason) for e in errors]
+    parts: dict[int, c.Sightings] = {}
+    for row in rows:
+        parts.setdefault(svc.ingest.partition(row.customer_id), c.Sightings([])).rows.append(row)
+    done = await submit(svc, request, principal, parts, wait=wait)
+    if done.replies is None or not wait:
+        accepted = Accepted(accepted=len(rows), rejected=rejected, duplicate=done.resent)
+        return JSONResponse(accepted.model_dump(mode="json"), 202)
+    ignored: list[SightingIgnored] = []
+    events: list[PresenceEventOut] = []
+    for reply in done.replies:
+        outcome = result(reply, SightingsOutcome)
+        ignored += [SightingIgnored(index=i, reason=r) for i, r in outcome.ignored]
+        events += [event_out(i, e) for i, e in outcome.events]
+    ignored.sort(key=lambda x: x.index)
+    events.sort(key=lambda x: x.id)
+    out = SightingBatchResult(accepted=len(rows), rejected=rejected, ignored=ignored, events=events)
+    return JSONResponse(out.model_dump(mode="json"))

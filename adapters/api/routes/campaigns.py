@@ -142,7 +142,7 @@ async def create_campaign(body: CampaignIn, svc: Svc, _: Admin) -> CampaignOut:
     s = await campaign_repo(svc).put_campaign(body.id, doc, create=True)
     if s is None:
         raise field_error(409, "id", f"campaign {body.id!r} exists")
-    await decision_service(svc).reload()
+    await svc.control.changed("campaigns")
     return out(s)
 
 
@@ -169,7 +169,7 @@ async def put_campaign(campaign_id: str, body: CampaignIn, svc: Svc, _: Admin) -
     s = await campaign_repo(svc).put_campaign(campaign_id, doc, create=False)
     if s is None:
         raise ApiError(404, f"no campaign {campaign_id!r}")
-    await decision_service(svc).reload()
+    await svc.control.changed("campaigns")
     return out(s)
 
 
@@ -177,7 +177,7 @@ async def put_campaign(campaign_id: str, body: CampaignIn, svc: Svc, _: Admin) -
 async def delete_campaign(campaign_id: str, svc: Svc, _: Admin) -> Response:
     if not await campaign_repo(svc).delete_campaign(campaign_id):
         raise ApiError(404, f"no campaign {campaign_id!r}")
-    await decision_service(svc).reload()
+    await svc.control.changed("campaigns")
     return Response(status_code=204)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -29,12 +30,13 @@ from prometheus_client import Counter
 from adapters import metrics
 from adapters.api.deps import Svc
 from adapters.api.errors import ERROR_RESPONSES, ApiError, FieldError, field_error
+from adapters.api.ingest import Wait, merged_ingest, ping_parts
 from adapters.api.models import PingBatchResult
 from adapters.auth import Principal, Role
+from adapters.cluster import commands as c
 from adapters.codecs import osmand, owntracks
 from adapters.codecs.client_values import ClientParseError, TimeWindow, decode_json
 from adapters.composition import Services
-from adapters.db import owntracks as owntracks_db
 from adapters.services.presence import IngestResult
 from geo_engine.models import FixFlag
 
@@ -102,7 +104,7 @@ async def _ingest_principal(svc: Services, key: str | None, challenge: dict[str,
 )
 async def post_owntracks(request: Request, svc: Svc) -> Response:
     try:
-        await _ingest_principal(svc, _presented_key(request), _BASIC)
+        principal = await _ingest_principal(svc, _presented_key(request), _BASIC)
     except ApiError:
         MESSAGES.labels("owntracks", "unknown", "unauthorized").inc()
         raise
@@ -126,61 +128,29 @@ async def post_owntracks(request: Request, svc: Svc) -> Response:
             metrics.PINGS.labels("rejected").inc()
         return _array()
     msg, device_id = parsed.message, parsed.device_id
+    # the app resends a message until it gets a 200: the same message, the same log key
+    key = f"{principal.key_id}.ot.{hashlib.sha256(body).hexdigest()}"
+    parts: dict[int, c.Command] = {}
     if isinstance(msg, owntracks.Location):
-        result = await svc.runtime.ingest(msg.pings)
-        dup = any(f is FixFlag.DUPLICATE for _, f in result.flags)
-        outcome = "duplicate" if dup else "accepted"
-    elif device_id is not None and isinstance(msg, owntracks.Transition):
-        outcome = await _record_transition(svc, device_id, msg)
-    elif device_id is not None and isinstance(msg, owntracks.Beacon):
-        outcome = await handle_owntracks_beacon(svc, device_id, msg)
+        parts = dict(ping_parts(svc, msg.pings))
+        outcome = "accepted"
+    elif device_id is not None and isinstance(msg, owntracks.Transition | owntracks.Beacon):
+        cid = svc.runtime.customer_for(device_id)
+        cmd: c.Command = (
+            c.OwnTracksTransition(device_id, cid, msg)
+            if isinstance(msg, owntracks.Transition)
+            else c.OwnTracksBeacon(device_id, cid, msg)
+        )
+        parts = {svc.ingest.partition(cid): cmd}
+        outcome = "accepted"
     else:
         outcome = "ignored"  # lwt, waypoint(s), card, cmd, steps, encrypted, status, ...
         IGNORED.labels("owntracks", f"type_{kind}").inc()
+    if parts:
+        done = await svc.ingest.submit(parts, key=key)
+        outcome = "duplicate" if done.resent else outcome
     MESSAGES.labels("owntracks", kind, outcome).inc()
     return _array()
-
-
-def _refused(svc: Services, customer_id: str) -> str | None:
-    """Why location data of this customer may not be kept (no or refused consent), if so."""
-    gate = svc.runtime.location_gate
-    reason = None if gate is None else gate(customer_id)
-    if reason is not None:
-        IGNORED.labels("owntracks", reason).inc()
-    return reason
-
-
-async def _record_transition(svc: Services, device_id: str, t: owntracks.Transition) -> str:
-    """The app's own view, kept for comparison: it never makes a presence event."""
-    customer_id = svc.runtime.customer_for(device_id)
-    if _refused(svc, customer_id) is not None:
-        return "ignored"  # a transition is location data too: the same consent applies
-    new = await owntracks_db.insert_transition(svc.pool, device_id, customer_id, t)
-    return "recorded" if new else "duplicate"
-
-
-async def handle_owntracks_beacon(svc: Services, device_id: str, beacon: owntracks.Beacon) -> str:
-    """An iOS OwnTracks `beacon` message -> a beacon sighting (adapters/services/proximity.py):
-    RSSI -> distance -> proximity -> zone (and store) presence. Never raises for a bad or
-    unknown beacon (the app would resend it forever: counted instead); returns an outcome
-    label for geo_client_messages_total. Applied first, then recorded in owntracks_beacons
-    (de-duplicated on (device, beacon, tst)): a resend re-applies harmlessly (same time: no
-    transition) and is labelled duplicate; a failed apply is not recorded, so its resend counts.
-    """
-    outcome = await svc.proximity.ibeacon_report(
-        svc.runtime.customer_for(device_id),
-        uuid=beacon.uuid,
-        major=beacon.major,
-        minor=beacon.minor,
-        rssi=beacon.rssi,
-        ios_proximity=beacon.proximity,
-        ts=beacon.ts,
-    )
-    customer_id = svc.runtime.customer_for(device_id)  # read again: a link may have landed
-    if _refused(svc, customer_id) is not None:
-        return "ignored"  # not applied by the sightings path either: keep nothing
-    new = await owntracks_db.insert_beacon(svc.pool, device_id, customer_id, beacon)
-    return outcome if new else "duplicate"
 
 
 def _array() -> Response:
@@ -212,7 +182,7 @@ _OSMAND_DOC: dict[str, Any] = {
 @router.api_route("/osmand/", methods=["GET", "POST"], include_in_schema=False)
 @router.get("/osmand", operation_id="osmand_report_get", **_OSMAND_DOC)
 @router.post("/osmand", operation_id="osmand_report_post", **_OSMAND_DOC)
-async def osmand_report(request: Request, svc: Svc) -> Response:
+async def osmand_report(request: Request, svc: Svc, wait: Wait = False) -> Response:
     body = await request.body()
     is_json = request.headers.get("content-type", "").startswith("application/json")
     variant = "json" if is_json else "query"
@@ -236,15 +206,21 @@ async def osmand_report(request: Request, svc: Svc) -> Response:
     for d in fixes.dropped:
         IGNORED.labels("osmand", d.code).inc()
     metrics.PINGS.labels("rejected").inc(len(fixes.dropped))
-    result = await svc.runtime.ingest(fixes.pings) if fixes.pings.rows else None
-    if result is None:
-        outcome = "ignored"
-    elif result.flags and all(f is FixFlag.DUPLICATE for _, f in result.flags):
-        outcome = "duplicate"
-    else:
-        outcome = "accepted"
+    result: IngestResult | None = None
+    outcome = "ignored"
+    if fixes.pings.rows:
+        # Traccar resends a report until it gets a 200: the same report, the same log key
+        key = f"osmand.{hashlib.sha256(request.url.query.encode() + body).hexdigest()}"
+        done = await svc.ingest.submit(ping_parts(svc, fixes.pings), key=key, wait=wait)
+        outcome = "duplicate" if done.resent else "accepted"
+        if done.replies:
+            result = merged_ingest(done.replies)
+            if result.flags and all(f is FixFlag.DUPLICATE for _, f in result.flags):
+                outcome = "duplicate"
     MESSAGES.labels("osmand", variant, outcome).inc()
-    return Response(_osmand_body(fixes, result), media_type="application/json")
+    return Response(
+        _osmand_body(fixes, result, len(fixes.pings.rows)), media_type="application/json"
+    )
 
 
 async def _osmand_auth(request: Request, svc: Services, device_id: str, field: str) -> None:
@@ -261,12 +237,13 @@ async def _osmand_auth(request: Request, svc: Services, device_id: str, field: s
     raise ApiError(401, f"{field}: {reason}", [FieldError(field=field, reason=reason)], _BEARER)
 
 
-def _osmand_body(fixes: osmand.OsmAndFixes, result: IngestResult | None) -> bytes:
-    """The shape of POST /v1/pings' reply: Traccar only looks at the status, people at this."""
+def _osmand_body(fixes: osmand.OsmAndFixes, result: IngestResult | None, durable: int) -> bytes:
+    """The shape of POST /v1/pings' reply: Traccar only looks at the status, people at this.
+    Without ?wait=true (no `result`), `accepted` counts the fixes durable in the log."""
     flags = [] if result is None else result.flags
     events = [] if result is None else result.events
     out: dict[str, Any] = {
-        "accepted": 0 if result is None else result.accepted,
+        "accepted": durable if result is None else result.accepted,
         "rejected": [
             {"index": d.index, "field": d.field, "reason": d.reason} for d in fixes.dropped
         ],

@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 import h3
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
+from adapters.api.ingest import IdempotencyKey, applied
 from adapters.api.models import ConsentIn, CustomerId
 from adapters.auth import Principal, Role
+from adapters.cluster import commands as c
 from geo_engine.profile.attributes import (
     AGE_BANDS,
     CSP_LABELS,
@@ -86,7 +88,12 @@ def _consents(c: dict[ConsentPurpose, Consent]) -> dict[str, Any]:
 
 @router.put("/customers/{customer_id}", summary="Set a customer's attributes and consents")
 async def put_customer(
-    customer_id: CustomerId, body: CustomerIn, svc: Svc, _: Writer
+    customer_id: CustomerId,
+    body: CustomerIn,
+    request: Request,
+    svc: Svc,
+    principal: Writer,
+    _key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     attrs = Attributes(
         first_name=body.first_name,
@@ -97,7 +104,15 @@ async def put_customer(
         home_postcode=body.home_postcode,
     )
     consents = {p: Consent(c.status, c.at.timestamp(), c.source) for p, c in body.consents.items()}
-    stored, merged = await svc.profiles.put_customer(customer_id, attrs, consents)
+    cmd = c.CustomerRecord(customer_id, attrs, consents)
+    stored, merged = await applied(
+        svc,
+        request,
+        principal,
+        customer_id,
+        cmd,
+        tuple[Attributes, dict[ConsentPurpose, Consent]],
+    )
     return {
         "customer_id": customer_id,
         "attributes": _attributes(stored),

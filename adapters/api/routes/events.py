@@ -14,13 +14,15 @@ from pydantic import BaseModel, Field, ValidationError
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
-from adapters.api.models import Identifier, IdentifierType
+from adapters.api.ingest import IdempotencyKey, Wait, result, submit
+from adapters.api.models import Accepted, Identifier, IdentifierType
 from adapters.auth import Principal, Role
+from adapters.cluster import commands as c
 from adapters.codecs.events import EventRow, decode_events
 from adapters.codecs.pings import BatchError
 from adapters.db.identities import PgIdentityDirectory
 from adapters.db.velocity_signals import signals_after
-from adapters.services.behaviour_events import Rejected, Resolved
+from adapters.services.behaviour_events import EventsResult, Rejected, Resolved
 from adapters.services.presence import UNLINKED_PREFIX
 from geo_engine.profile.events import POSTED_TYPES, Channel
 from geo_engine.profile.state import Crossing
@@ -158,7 +160,9 @@ async def _resolve(svc: Svc, rows: list[EventRow]) -> tuple[list[Resolved], list
 @router.post(
     "/events",
     summary="Ingest a batch of behavioural events",
-    response_model=EventBatchResult,
+    status_code=202,
+    response_model=Accepted,
+    responses={200: {"model": EventBatchResult, "description": "With ?wait=true: applied"}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -166,10 +170,17 @@ async def _resolve(svc: Svc, rows: list[EventRow]) -> tuple[list[Resolved], list
         }
     },
 )
-async def post_events(request: Request, svc: Svc, _: Ingest) -> Response:
-    """Good rows are stored in one transaction even when others are rejected; a resent
-    event_id, or a purchase whose order is already recorded, is a duplicate (not counted
-    twice); events of a customer who objected to profiling are dropped and reported."""
+async def post_events(
+    request: Request,
+    svc: Svc,
+    principal: Ingest,
+    _key: IdempotencyKey = None,
+    wait: Wait = False,
+) -> Response:
+    """202 once durable in the log. With `?wait=true`, 200 once applied: good rows are
+    stored even when others are rejected; a resent event_id, or a purchase whose order is
+    already recorded, is a duplicate (not counted twice); events of a customer who objected to
+    profiling are dropped and reported."""
     body = await request.body()
     s = svc.settings
     try:
@@ -183,19 +194,33 @@ async def post_events(request: Request, svc: Svc, _: Ingest) -> Response:
     except BatchError as exc:
         raise field_error(exc.status, exc.field, exc.reason) from None
     resolved, rejected = await _resolve(svc, decoded.rows)
-    result = await svc.profiles.ingest(resolved, svc.reactions.after_behaviour)
+    parts: dict[int, c.Events] = {}
+    for r in resolved:
+        parts.setdefault(svc.ingest.partition(r.customer_id), c.Events([])).rows.append(r)
+    done = await submit(svc, request, principal, parts, wait=wait)
     bad = [_RowRejected(e.index, e.field, e.reason, 422) for e in decoded.errors]
     bad += [_RowRejected(e.index, e.field, e.reason, e.status) for e in rejected]
-    bad += [_RowRejected(e.index, e.field, e.reason, e.status) for e in result.rejected]
-    bad.sort(key=lambda e: e.index)
-    out = _Result(
-        accepted=result.accepted,
-        duplicates=[_RowReason(i, r) for i, r in result.duplicates],
-        dropped=[_RowReason(i, r) for i, r in result.dropped],
-        rejected=bad,
-        signals=[signal_out(c) for c in result.signals],
-    )
+    if done.replies is None or not wait:
+        bad.sort(key=lambda e: e.index)
+        accepted = _Accepted(len(resolved), bad, done.resent)
+        return Response(_encode(accepted), 202, media_type="application/json")
+    out = _Result(accepted=0, duplicates=[], dropped=[], rejected=bad, signals=[])
+    for reply in done.replies:
+        res = result(reply, EventsResult)
+        out.accepted += res.accepted
+        out.duplicates += [_RowReason(i, r) for i, r in res.duplicates]
+        out.dropped += [_RowReason(i, r) for i, r in res.dropped]
+        out.rejected += [_RowRejected(e.index, e.field, e.reason, e.status) for e in res.rejected]
+        out.signals += [signal_out(x) for x in res.signals]
+    for rows in (out.duplicates, out.dropped, out.rejected):
+        rows.sort(key=lambda e: e.index)
     return Response(_encode(out), media_type="application/json")
+
+
+class _Accepted(msgspec.Struct):
+    accepted: int
+    rejected: list[_RowRejected]
+    duplicate: bool = False
 
 
 class _SignalPage(msgspec.Struct):

@@ -80,7 +80,7 @@ async def create_fence(body: Feature, svc: Svc, p: Manager) -> dict[str, Any]:
     if await svc.fences.get(fence.id) is not None:
         raise field_error(409, "id", f"geofence {fence.id!r} exists: use PUT to replace it")
     await svc.fences.upsert(fence)
-    await svc.runtime.reload_fences()
+    await svc.control.changed("fences")
     return fence_to_feature(fence)
 
 
@@ -133,7 +133,7 @@ async def import_fences(body: FeatureCollection, svc: Svc, p: Manager) -> Import
         if old is not None:
             _check_scope(p, old)
     await svc.fences.upsert_many(fences)
-    await svc.runtime.reload_fences()
+    await svc.control.changed("fences")
     return ImportResult(imported=len(fences), ids=[f.id for f in fences])
 
 
@@ -155,7 +155,7 @@ async def put_fence(
         _check_scope(p, old)
     created = await svc.fences.upsert(fence)
     response.status_code = 201 if created else 200
-    await svc.runtime.reload_fences()
+    await svc.control.changed("fences")
     return fence_to_feature(fence)
 
 
@@ -163,5 +163,5 @@ async def put_fence(
 async def delete_fence(fence_id: str, svc: Svc, p: Manager) -> Response:
     await _owned(svc, p, fence_id)
     await svc.fences.delete(fence_id)
-    await svc.runtime.forget_fence(fence_id)
+    await svc.control.changed("fence_deleted", fence_id)
     return Response(status_code=204)

@@ -25,10 +25,12 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="The database is reachable",
+    summary="The database and the bus are reachable",
     responses={503: {"model": Health}},
 )
 async def readyz(svc: Svc) -> Response:
+    if not svc.bus.connected:
+        return JSONResponse({"status": "bus unreachable"}, 503, headers={"Retry-After": "2"})
     if not await is_reachable(svc.pool, timeout_s=2):
         return JSONResponse({"status": "database unreachable"}, 503, headers={"Retry-After": "5"})
     return JSONResponse({"status": "ok"})

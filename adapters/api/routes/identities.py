@@ -10,10 +10,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator
 
 from adapters.api.deps import Svc, require
-from adapters.api.errors import ERROR_RESPONSES, ApiError, FieldError
+from adapters.api.errors import ERROR_RESPONSES, ApiError
+from adapters.api.ingest import IdempotencyKey, applied
 from adapters.api.models import Identifier, IdentifierType
 from adapters.auth import Principal, Role
-from adapters.services.identity import IdentityConflict, IdentityService
+from adapters.cluster import commands as c
+from adapters.services.identity import LinkResult
 from adapters.services.presence import UNLINKED_PREFIX
 
 router = APIRouter(prefix="/v1", tags=["identities"], responses=ERROR_RESPONSES)
@@ -56,11 +58,6 @@ class CustomerIdentities(BaseModel):
     identifiers: list[IdentifierOut]
 
 
-def _service(request: Request) -> IdentityService:
-    identities: IdentityService = request.app.state.services.identities
-    return identities
-
-
 def _pairs(body: LinkIn) -> list[tuple[str, str]]:
     pairs = [(str(i.type), i.value) for i in body.identifiers]
     if len(set(pairs)) != len(pairs):
@@ -68,34 +65,26 @@ def _pairs(body: LinkIn) -> list[tuple[str, str]]:
     return pairs
 
 
-def _conflict(exc: IdentityConflict, status: int) -> ApiError:
-    field = f"identifiers[{exc.index}]"
-    return ApiError(
-        status,
-        f"{field}: {exc.reason}",
-        [FieldError(field=field, reason=exc.reason, index=exc.index)],
-    )
-
-
 @router.post("/identities/link", response_model=LinkOut, summary="Link identifiers to a customer")
-async def link(body: LinkIn, request: Request, _: Linker) -> LinkOut:
+async def link(
+    body: LinkIn, request: Request, svc: Svc, principal: Linker, _key: IdempotencyKey = None
+) -> LinkOut:
     """All or nothing. A device that pinged before being linked was its own customer
-    (`device:<id>`): its presence state and history move to the customer, without duplicates."""
-    try:
-        result = await _service(request).link(body.customer_id, _pairs(body))
-    except IdentityConflict as exc:
-        raise _conflict(exc, 409) from None
+    (`device:<id>`): its presence state and history move to the customer, without duplicates.
+    Applied by the customer's partition owner; the device's next fixes go to that partition."""
+    cmd = c.Link(body.customer_id, _pairs(body))
+    result = await applied(svc, request, principal, body.customer_id, cmd, LinkResult)
     return LinkOut(
         customer_id=body.customer_id, linked=result.linked, merged_events=result.merged_events
     )
 
 
 @router.post("/identities/unlink", response_model=UnlinkOut, summary="Unlink identifiers")
-async def unlink(body: LinkIn, request: Request, _: Linker) -> UnlinkOut:
-    try:
-        n = await _service(request).unlink(body.customer_id, _pairs(body))
-    except IdentityConflict as exc:
-        raise _conflict(exc, 404 if "not linked" in exc.reason else 409) from None
+async def unlink(
+    body: LinkIn, request: Request, svc: Svc, principal: Linker, _key: IdempotencyKey = None
+) -> UnlinkOut:
+    cmd = c.Unlink(body.customer_id, _pairs(body))
+    n = await applied(svc, request, principal, body.customer_id, cmd, int)
     return UnlinkOut(customer_id=body.customer_id, unlinked=n)
 
 

@@ -13,16 +13,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
-from adapters.api.models import PresenceEventOut, event_out
+from adapters.api.ingest import IdempotencyKey, result, submit_one
+from adapters.api.models import Accepted, PresenceEventOut, event_out
 from adapters.auth import Principal, Role
-from adapters.codecs.nfc_sun import SunMessage, TapRefused
+from adapters.cluster import commands as c
+from adapters.codecs.nfc_sun import SunMessage
 from adapters.codecs.pings import parse_ts
-from adapters.services.proximity import TAPS, Tap
+from adapters.services.proximity import TAPS, TapOutcome
 from geo_engine.proximity_ports import Conflict, NfcTag, canonical_hex
 from geofences.model import FenceKind
 
@@ -211,8 +214,19 @@ def parse_sun(raw: dict[str, Any] | str) -> SunMessage:
     return SunMessage(cmac, uid=_hex(got["uid"], 7, "sun.uid"), counter=counter)
 
 
-@router.post("/nfc-taps", status_code=201, summary="Record an NFC tap: in-store presence")
-async def post_tap(body: TapIn, svc: Svc, _: Ingest) -> TapOut:
+@router.post(
+    "/nfc-taps",
+    status_code=201,
+    response_model=TapOut,
+    responses={202: {"model": Accepted, "description": "Durable, not applied in time"}},
+    summary="Record an NFC tap: in-store presence",
+)
+async def post_tap(
+    body: TapIn, request: Request, svc: Svc, principal: Ingest, _key: IdempotencyKey = None
+) -> Response:
+    """201 once its store's owner applied it (a tap is interactive: its reply carries the
+    verification and the events); 202 when that took longer than the wait: it is durable in
+    the log and applies."""
     s = svc.settings
     try:
         if body.customer_id is None and body.device_id is None:
@@ -231,11 +245,12 @@ async def post_tap(body: TapIn, svc: Svc, _: Ingest) -> TapOut:
         TAPS.labels("rejected").inc()
         raise
     cid = body.customer_id or svc.runtime.customer_for(body.device_id or "")
-    try:
-        out = await svc.proximity.tap(Tap(cid, body.device_id, body.tag_id, ts, sun))
-    except TapRefused as exc:
-        raise field_error(exc.status, exc.field, exc.reason) from None
-    return TapOut(
+    cmd = c.NfcTap(cid, body.device_id, body.tag_id, ts, sun)
+    reply = await submit_one(svc, request, principal, cid, cmd)
+    if reply is None:
+        return JSONResponse({"accepted": 1, "rejected": []}, 202)
+    out = result(reply, TapOutcome)
+    tap = TapOut(
         id=out.id,
         tag_id=body.tag_id,
         customer_id=cid,
@@ -245,3 +260,4 @@ async def post_tap(body: TapIn, svc: Svc, _: Ingest) -> TapOut:
         flag=out.flag,
         events=[event_out(i, e) for i, e in out.events],
     )
+    return JSONResponse(tap.model_dump(mode="json"), 201)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.api.deps import Svc, campaign_repo, decision_service, require
+from adapters.api.deps import Svc, campaign_repo, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError, field_error
 from adapters.api.models import DefinitionId, Strict
 from adapters.auth import Principal
@@ -91,7 +91,7 @@ async def create_offer(body: OfferIn, svc: Svc, _: Admin) -> OfferOut:
     s = await campaign_repo(svc).put_offer(body.id, doc, create=True)
     if s is None:
         raise field_error(409, "id", f"offer {body.id!r} exists")
-    await decision_service(svc).reload()
+    await svc.control.changed("campaigns")
     return out(s)
 
 
@@ -127,7 +127,7 @@ async def put_offer(offer_id: str, body: OfferIn, svc: Svc, _: Admin) -> OfferOu
     s = await campaign_repo(svc).put_offer(offer_id, doc, create=False)
     if s is None:
         raise ApiError(404, f"no offer {offer_id!r}")
-    await decision_service(svc).reload()
+    await svc.control.changed("campaigns")
     return out(s)
 
 
@@ -138,5 +138,5 @@ async def delete_offer(offer_id: str, svc: Svc, _: Admin) -> Response:
         raise field_error(409, "id", f"offer used by campaign(s) {', '.join(users)}")
     if not await campaign_repo(svc).delete_offer(offer_id):
         raise ApiError(404, f"no offer {offer_id!r}")
-    await decision_service(svc).reload()
+    await svc.control.changed("campaigns")
     return Response(status_code=204)

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from adapters import metrics
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
-from adapters.api.models import PingBatchResult
+from adapters.api.ingest import IdempotencyKey, Wait, merged_ingest, ping_parts, submit
+from adapters.api.models import Accepted, PingBatchResult
 from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
 from adapters.codecs.pings import BatchError, decode_pings
@@ -70,13 +71,29 @@ class _Result(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 
 
+class _Accepted(msgspec.Struct):
+    accepted: int
+    rejected: list[_RowRejected]
+    duplicate: bool = False
+
+
 @router.post(
     "/pings",
     summary="Ingest a batch of location fixes",
-    response_model=PingBatchResult,
+    status_code=202,
+    response_model=Accepted,
+    responses={200: {"model": PingBatchResult, "description": "With ?wait=true: applied"}},
     openapi_extra=json_body(PingBatchDoc),
 )
-async def post_pings(request: Request, svc: Svc, _: Ingest) -> Response:
+async def post_pings(
+    request: Request,
+    svc: Svc,
+    principal: Ingest,
+    _key: IdempotencyKey = None,
+    wait: Wait = False,
+) -> Response:
+    """202 once the batch is durable in the log (its partition owners apply it in order);
+    with `?wait=true`, 200 once applied, with the transitions it caused."""
     body = await request.body()
     s = svc.settings
     try:
@@ -90,10 +107,15 @@ async def post_pings(request: Request, svc: Svc, _: Ingest) -> Response:
     except BatchError as exc:
         raise field_error(exc.status, exc.field, exc.reason) from None
     metrics.PINGS.labels("rejected").inc(len(decoded.errors))
-    result = await svc.runtime.ingest(decoded) if decoded.rows else None
+    rejected = [_RowRejected(e.index, e.field, e.reason) for e in decoded.errors]
+    done = await submit(svc, request, principal, ping_parts(svc, decoded), wait=wait)
+    if done.replies is None or not wait:
+        accepted = _Accepted(len(decoded.rows), rejected, done.resent)
+        return Response(_encode(accepted), 202, media_type="application/json")
+    result = merged_ingest(done.replies) if decoded.rows else None
     out = _Result(
         accepted=0 if result is None else result.accepted,
-        rejected=[_RowRejected(e.index, e.field, e.reason) for e in decoded.errors],
+        rejected=rejected,
         ignored=[]
         if result is None
         else sorted(

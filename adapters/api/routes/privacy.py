@@ -6,16 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
+from adapters.api.ingest import IdempotencyKey, applied
 from adapters.api.models import ConsentIn, CustomerId
 from adapters.auth import Principal, Role
+from adapters.cluster import commands as c
 from adapters.db.audit import entries_after
 from adapters.privacy.export import export_customer
-from adapters.services.erasure import erase_customer
 from geo_engine.profile.attributes import Consent, ConsentPurpose
 
 router = APIRouter(prefix="/v1", tags=["privacy"], responses=ERROR_RESPONSES)
@@ -40,13 +41,19 @@ class ConsentsOut(BaseModel):
     response_model=ConsentsOut,
 )
 async def put_consents(
-    customer_id: CustomerId, body: dict[ConsentPurpose, ConsentIn], svc: Svc, _: Writer
+    customer_id: CustomerId,
+    body: dict[ConsentPurpose, ConsentIn],
+    request: Request,
+    svc: Svc,
+    principal: Writer,
+    _key: IdempotencyKey = None,
 ) -> ConsentsOut:
     """Merged per purpose, the latest `at` winning; every statement is logged (consent_log).
     Takes effect at once: the location gate reads the profile service's memory. An unlinked
     device's app records its own opt-in here as `device:<device_id>`."""
     new = {p: Consent(c.status, c.at.timestamp(), c.source) for p, c in body.items()}
-    merged = await svc.profiles.put_consents(customer_id, new)
+    cmd = c.Consents(customer_id, new)
+    merged = await applied(svc, request, principal, customer_id, cmd, dict[ConsentPurpose, Consent])
     return ConsentsOut(
         customer_id=customer_id,
         consents={
@@ -81,14 +88,17 @@ class ErasureOut(BaseModel):
     summary="Erase every trace of a customer (GDPR art. 17)",
     response_model=ErasureOut,
 )
-async def erase(customer_id: CustomerId, svc: Svc, _: Admin) -> ErasureOut:
+async def erase(
+    customer_id: CustomerId, request: Request, svc: Svc, principal: Admin
+) -> ErasureOut:
     """Profile, consents, identities, events, presence, raw fixes, decisions, outbox rows,
     redemption codes: every table with a customer_id (or the customer's device_id) column.
     Only anonymous counts remain. 404 when nothing was held."""
-    done = await erase_customer(svc.runtime, svc.profiles, customer_id)
-    if not done.found:
+    # through the customer's partition owner: nothing of theirs is applied after it
+    rows = await applied(svc, request, principal, customer_id, c.Erase(customer_id), dict[str, int])
+    if not any(rows.values()):
         raise ApiError(404, f"nothing is held on customer {customer_id!r}")
-    return ErasureOut(customer_id=customer_id, rows={t: n for t, n in done.rows.items() if n})
+    return ErasureOut(customer_id=customer_id, rows={t: n for t, n in rows.items() if n})
 
 
 class AuditEntry(BaseModel):

@@ -1,0 +1,258 @@
+"""The bus seam: NATS JetStream through nats-py, and nothing else speaks to NATS.
+
+- the log: one stream, subject `<prefix>.in.<partition>`; a partition's messages keep their
+  order; `Nats-Msg-Id` makes a resent part a no-op inside the duplicate window;
+- feeds: an owner reads one partition from a stream sequence on (an ephemeral pull consumer: the
+  position that counts is the one committed in PostgreSQL, not the consumer's);
+- replies: a worker answers `?wait=true` requests on the API process's inbox;
+- control: fire-and-forget broadcasts (fences, campaigns or links changed) to every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+log = logging.getLogger(__name__)
+
+REPLY_HEADER = "Geo-Reply"
+ControlHandler = Callable[[str, bytes], Awaitable[None]]
+
+
+class BusUnavailable(Exception):
+    """The bus did not confirm in time: nothing may be promised to the client (503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    seq: int  # the stream sequence: what the owner commits as applied
+    data: bytes
+    reply_to: str | None  # where a waiting API process expects the result
+    lag: int  # messages of the partition still after this one
+    msg: Msg
+
+
+class PartitionFeed:
+    """One partition's messages from a stream sequence on."""
+
+    def __init__(self, sub: JetStreamContext.PullSubscription) -> None:
+        self._sub = sub
+
+    async def fetch(self, batch: int, timeout_s: float) -> list[Delivered]:
+        try:
+            msgs = await self._sub.fetch(batch, timeout=timeout_s)
+        except nats.errors.TimeoutError:
+            return []
+        return [
+            Delivered(
+                m.metadata.sequence.stream,
+                m.data,
+                (m.headers or {}).get(REPLY_HEADER),
+                m.metadata.num_pending,
+                m,
+            )
+            for m in msgs
+        ]
+
+    async def ack(self, last: Delivered) -> None:
+        # AckPolicy.ALL: acking the last message of a batch acks the ones before it
+        with contextlib.suppress(Exception):  # the committed sequence is the truth, not acks
+            await last.msg.ack()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+
+
+class NatsBus:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        partitions: int,
+        name: str,
+        on_control: ControlHandler | None = None,
+        max_age_s: float = 7 * 86_400.0,
+        duplicate_window_s: float = 900.0,
+        publish_timeout_s: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.partitions = partitions
+        self.stream = f"{prefix.upper().replace('.', '_')}_INGEST"
+        self._name = name
+        self._on_control = on_control
+        self._max_age_s = max_age_s
+        self._dup_window_s = duplicate_window_s
+        self._timeout_s = publish_timeout_s
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._inbox = ""
+        self._waiting: dict[str, tuple[asyncio.Future[list[bytes]], list[bytes], int]] = {}
+
+    # -- connection ----------------------------------------------------------------------
+    async def connect(self, *, attempts: int | None = None) -> None:
+        """Connect (retrying while the server is not up yet), create or update the stream."""
+        tried = 0
+        while True:
+            try:
+                self._nc = await nats.connect(
+                    self.url,
+                    name=self._name,
+                    max_reconnect_attempts=-1,  # a restarted bus is waited for, never given up
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    error_cb=self._error,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                )
+                break
+            except (OSError, nats.errors.Error) as exc:
+                tried += 1
+                if attempts is not None and tried >= attempts:
+                    raise BusUnavailable(f"NATS at {self.url}: {exc}") from exc
+                log.warning("NATS at %s not reachable (%s); retrying", self.url, exc)
+                await asyncio.sleep(min(2.0, 0.2 * tried))
+        self._js = self._nc.jetstream(timeout=self._timeout_s)
+        await self._ensure_stream()
+        self._inbox = f"_INBOX.geo.{uuid.uuid4().hex}"
+        await self._nc.subscribe(self._inbox + ".*", cb=self._on_reply)
+        if self._on_control is not None:
+            await self._nc.subscribe(f"{self.prefix}.control.*", cb=self._control)
+
+    async def _ensure_stream(self) -> None:
+        assert self._js is not None
+        cfg = StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.in.*"],
+            storage=StorageType.FILE,
+            max_age=self._max_age_s,
+            duplicate_window=self._dup_window_s,
+        )
+        try:
+            await self._js.add_stream(cfg)
+        except nats.js.errors.BadRequestError:  # exists with another config: bring it up to date
+            await self._js.update_stream(cfg)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def close(self) -> None:
+        for fut, _, _ in self._waiting.values():
+            if not fut.done():
+                fut.cancel()
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+
+    async def _error(self, exc: Exception) -> None:
+        log.warning("NATS: %s", exc)
+
+    async def _disconnected(self) -> None:
+        log.warning("NATS disconnected from %s", self.url)
+
+    async def _reconnected(self) -> None:
+        log.info("NATS reconnected to %s", self.url)
+        if self._on_control is not None:  # broadcasts may have been missed meanwhile
+            try:
+                await self._on_control("reconnected", b"")
+            except Exception:
+                log.exception("resync after reconnect failed")
+
+    # -- the log -------------------------------------------------------------------------
+    def subject(self, partition: int) -> str:
+        return f"{self.prefix}.in.{partition}"
+
+    async def publish(
+        self, partition: int, payload: bytes, msg_id: str, reply_to: str | None = None
+    ) -> bool:
+        """Durable once this returns; True when the stream already held `msg_id` (a resend)."""
+        if self._js is None or not self.connected:
+            raise BusUnavailable("the bus is not connected")
+        headers = {"Nats-Msg-Id": msg_id}
+        if reply_to is not None:
+            headers[REPLY_HEADER] = reply_to
+        try:
+            ack = await self._js.publish(self.subject(partition), payload, headers=headers)
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error, OSError) as exc:
+            raise BusUnavailable(f"the stream did not confirm: {type(exc).__name__}") from exc
+        return bool(ack.duplicate)
+
+    async def feed(self, partition: int, start_seq: int) -> PartitionFeed:
+        assert self._js is not None
+        cfg = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start_seq),
+            ack_policy=AckPolicy.ALL,
+            ack_wait=60.0,
+            inactive_threshold=30.0,  # a dead owner's consumer goes away by itself
+            max_ack_pending=100_000,
+        )
+        sub = await self._js.pull_subscribe(
+            self.subject(partition), durable=None, stream=self.stream, config=cfg
+        )
+        return PartitionFeed(sub)
+
+    async def pending(self) -> int:
+        """Messages held by the stream (for /v1/cluster)."""
+        assert self._js is not None
+        info = await self._js.stream_info(self.stream)
+        return int(info.state.messages)
+
+    # -- replies -------------------------------------------------------------------------
+    def expect(self, parts: int) -> tuple[str, asyncio.Future[list[bytes]]]:
+        """A reply subject and the future of its `parts` replies."""
+        token = uuid.uuid4().hex
+        fut: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = (fut, [], parts)
+        return f"{self._inbox}.{token}", fut
+
+    def forget(self, subject: str) -> None:
+        self._waiting.pop(subject.rsplit(".", 1)[-1], None)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        token = msg.subject.rsplit(".", 1)[-1]
+        entry = self._waiting.get(token)
+        if entry is None:
+            return  # the request timed out, or a replay answers a request long gone
+        fut, got, parts = entry
+        got.append(msg.data)
+        if len(got) >= parts:
+            self._waiting.pop(token, None)
+            if not fut.done():
+                fut.set_result(got)
+
+    async def reply(self, subject: str, payload: bytes) -> None:
+        if self._nc is None:
+            return
+        with contextlib.suppress(Exception):  # the requester may be gone: the effect stands
+            await self._nc.publish(subject, payload)
+
+    # -- control -------------------------------------------------------------------------
+    async def broadcast(self, kind: str, payload: bytes = b"") -> None:
+        if self._nc is None:
+            return
+        with contextlib.suppress(Exception):  # receivers also re-read on (re)connect
+            await self._nc.publish(f"{self.prefix}.control.{kind}", payload)
+
+    async def _control(self, msg: Msg) -> None:
+        assert self._on_control is not None
+        kind = msg.subject.rsplit(".", 1)[-1]
+        try:
+            await self._on_control(kind, msg.data)
+        except Exception:
+            log.exception("control message %s failed", kind)

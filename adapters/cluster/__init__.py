@@ -1,0 +1,1 @@
+"""Partitioned ingest: commands on the log (NATS JetStream), partition owners, the API side."""

@@ -1,0 +1,74 @@
+"""The API side of the log: publish a request's commands, one per partition, and (when asked)
+wait for their owners' replies.
+
+Each part's `Nats-Msg-Id` is the request's idempotency key and its partition: a client resending
+the same request (same `Idempotency-Key`) after a timeout or a 503 adds nothing the stream
+already holds. A 2xx is sent only once every part is durable in the stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from adapters.bus.nats_bus import NatsBus
+from adapters.cluster import commands as c
+from adapters.cluster.metrics import PUBLISHED
+from geo_engine.partitions import partition_of
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    parts: int
+    duplicates: int  # parts the stream held already (a resent request)
+    replies: list[c.Reply] | None  # the owners' replies, when waited for and in time
+
+    @property
+    def resent(self) -> bool:
+        return self.parts > 0 and self.duplicates == self.parts
+
+
+class IngestLog:
+    def __init__(self, bus: NatsBus, partitions: int, wait_timeout_s: float) -> None:
+        self.bus = bus
+        self.partitions = partitions
+        self.wait_timeout_s = wait_timeout_s
+
+    def partition(self, customer_id: str) -> int:
+        return partition_of(customer_id, self.partitions)
+
+    async def submit(
+        self, parts: Mapping[int, c.Command], *, key: str, wait: bool = False
+    ) -> Submitted:
+        """Raises BusUnavailable when a part is not confirmed durable (the client retries with
+        the same key: the parts already held are not added twice)."""
+        if not parts:
+            return Submitted(0, 0, [] if wait else None)
+        waiter = self.bus.expect(len(parts)) if wait else None
+        subject = None if waiter is None else waiter[0]
+        try:
+            dups = await asyncio.gather(
+                *(
+                    self.bus.publish(p, c.encode(cmd), f"{key}:{p}", subject)
+                    for p, cmd in parts.items()
+                )
+            )
+        except BaseException:
+            if subject is not None:
+                self.bus.forget(subject)
+            raise
+        duplicates = sum(dups)
+        PUBLISHED.labels("new").inc(len(parts) - duplicates)
+        PUBLISHED.labels("duplicate").inc(duplicates)
+        if waiter is None:
+            return Submitted(len(parts), duplicates, None)
+        subject, fut = waiter
+        if duplicates:  # a resend: its parts were answered the first time, not now
+            self.bus.forget(subject)
+            return Submitted(len(parts), duplicates, None)
+        try:
+            raw = await asyncio.wait_for(fut, self.wait_timeout_s)
+        except TimeoutError:
+            self.bus.forget(subject)
+            return Submitted(len(parts), 0, None)
+        return Submitted(len(parts), 0, [c.decode_reply(r) for r in raw])

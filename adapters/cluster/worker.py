@@ -1,0 +1,263 @@
+"""A partition owner: takes its fair share of the partitions, applies each one's commands in
+order through the services, and commits every command's effects with its log position.
+
+    every heartbeat: renew leases -> drop the partitions taken over -> fair share of the live
+    workers (geo_engine/partitions.py) -> hand over the surplus, acquire the missing -> when
+    the set changed, memory resyncs from storage (presence, profiles) before consuming
+
+A command is applied under its position (adapters/cluster/checkpoint.py): the transaction that
+commits its effects also moves the partition's applied sequence, fenced by the lease's epoch.
+Only then is it acked and answered. After a crash or a takeover the owner resumes right after
+the committed sequence: effects once, whatever the bus redelivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+import msgspec
+
+from adapters.assembly import Engine
+from adapters.bus.nats_bus import Delivered, NatsBus
+from adapters.cluster import commands as c
+from adapters.cluster.checkpoint import Position, applying
+from adapters.cluster.handlers import CommandHandlers, Handled
+from adapters.cluster.metrics import APPLIED, FAILED, LAG, OWNED
+from adapters.db.errors import UNAVAILABLE
+from geo_engine.cluster_ports import Fenced, PartitionLeases, WorkerInfo
+from geo_engine.partitions import partition_of, target_owners
+from geo_engine.ports import Transactions
+
+log = logging.getLogger(__name__)
+
+_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+_POISON_TRIES = 5  # a command failing this often for no outage is skipped (and counted)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Owned:
+    epoch: int
+    applied: int
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    partitions: int
+    lease_ttl_s: float = 5.0
+    heartbeat_s: float = 1.0
+    batch: int = 64
+
+
+class PartitionWorker:
+    def __init__(
+        self,
+        *,
+        bus: NatsBus,
+        leases: PartitionLeases,
+        engine: Engine,
+        handlers: CommandHandlers,
+        transactions: Transactions,  # the checkpointed ones the services use
+        config: WorkerConfig,
+        worker_id: str | None = None,
+    ) -> None:
+        self.bus = bus
+        self.leases = leases
+        self.engine = engine
+        self.handlers = handlers
+        self.transactions = transactions
+        self.cfg = config
+        self.info = WorkerInfo(worker_id or new_worker_id(), socket.gethostname(), os.getpid())
+        self.owned: dict[int, _Owned] = {}
+        self.lags: dict[int, int] = {}
+        self._loop: asyncio.Task[None] | None = None
+        self._tick_lock = asyncio.Lock()
+
+    @property
+    def worker_id(self) -> str:
+        return self.info.worker_id
+
+    def owns(self, customer_id: str) -> bool:
+        return partition_of(customer_id, self.cfg.partitions) in self.owned
+
+    def epochs(self) -> list[Position]:
+        """The owned partitions at their applied sequence: what fences work that consumes no
+        message (the sweeps) — their transactions fail once a partition moved on."""
+        return [Position(p, o.epoch, o.applied) for p, o in sorted(self.owned.items())]
+
+    # -- life ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.leases.configure(self.cfg.partitions)
+        await self.tick()
+        self._loop = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        await self._stop_consumers(list(self.owned))
+        self.owned.clear()
+        with contextlib.suppress(Exception):  # a clean exit hands over at once, else by expiry
+            await self.leases.leave(self.worker_id)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_s)
+            try:
+                await self.tick()
+            except Exception as exc:  # the database or the bus away: keep trying
+                log.warning("ownership tick failed: %s", exc)
+
+    # -- ownership -----------------------------------------------------------------------
+    async def tick(self) -> None:
+        async with self._tick_lock:
+            cfg = self.cfg
+            lags = {p: self.lags.get(p, 0) for p in self.owned}
+            held = await self.leases.heartbeat(self.info, cfg.lease_ttl_s, lags)
+            lost = [p for p, o in self.owned.items() if held.get(p) != o.epoch]
+            if lost:
+                log.warning("partitions taken over: %s", lost)
+                await self._stop_consumers(lost)
+            workers = await self.leases.live_workers(cfg.lease_ttl_s)
+            if self.worker_id not in workers:
+                workers.append(self.worker_id)
+            plan = target_owners(workers, await self.leases.owners(), cfg.partitions)
+            surplus = [p for p in self.owned if plan.get(p) != self.worker_id]
+            if surplus:
+                await self._stop_consumers(surplus)
+                for p in surplus:
+                    o = self.owned.pop(p)
+                    await self.leases.release(self.worker_id, p, o.epoch)
+                log.info("partitions handed over: %s", surplus)
+            gained: list[int] = []
+            for p, w in sorted(plan.items()):
+                if w == self.worker_id and p not in self.owned:
+                    lease = await self.leases.acquire(self.worker_id, p, cfg.lease_ttl_s)
+                    if lease is not None:
+                        self.owned[p] = _Owned(lease.epoch, lease.applied_seq)
+                        gained.append(p)
+            for p in lost:
+                self.owned.pop(p, None)
+            if lost or surplus or gained:
+                # memory holds exactly the owned partitions' customers, as storage has them
+                await self.engine.uow.resync(self.owns)
+                await self.engine.profiles.reload()
+            for p in gained:
+                o = self.owned[p]
+                o.task = asyncio.create_task(self._consume(p, o))
+            if gained:
+                log.info("partitions acquired: %s", gained)
+            OWNED.set(len(self.owned))
+
+    async def _stop_consumers(self, partitions: list[int]) -> None:
+        tasks = []
+        for p in partitions:
+            o = self.owned.get(p)
+            if o is None or o.task is None:
+                continue
+            o.stop.set()
+            tasks.append(o.task)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.cfg.lease_ttl_s)
+            for t in pending:  # stuck on I/O: its commit is fenced anyway
+                t.cancel()
+
+    # -- consuming -----------------------------------------------------------------------
+    async def _consume(self, p: int, o: _Owned) -> None:
+        feed = None
+        try:
+            while not o.stop.is_set():
+                try:
+                    if feed is None:
+                        feed = await self.bus.feed(p, o.applied + 1)
+                    batch = await feed.fetch(self.cfg.batch, 0.5)
+                except Exception as exc:  # the bus restarted: a new consumer from applied + 1
+                    log.warning("partition %d: feed lost (%s)", p, type(exc).__name__)
+                    if feed is not None:
+                        await feed.close()
+                    feed = None
+                    await asyncio.sleep(0.5)
+                    continue
+                if not batch:
+                    self.lags[p] = 0
+                    LAG.labels(str(p)).set(0)
+                    continue
+                last = None
+                for d in batch:
+                    if d.seq <= o.applied:
+                        continue  # redelivered: already committed
+                    handled = await self._apply(p, o, d)
+                    o.applied = d.seq
+                    self.lags[p] = d.lag
+                    LAG.labels(str(p)).set(d.lag)
+                    APPLIED.inc()
+                    last = d
+                    if d.reply_to:
+                        await self.bus.reply(d.reply_to, handled.reply)
+                    if handled.links:
+                        await self.bus.broadcast("links", c.encode(list(handled.links)))
+                    if o.stop.is_set():
+                        break
+                if last is not None:
+                    await feed.ack(last)
+        except Fenced:
+            log.warning("partition %d: fenced (another owner took it)", p)
+        finally:
+            if feed is not None:
+                await feed.close()
+
+    async def _apply(self, p: int, o: _Owned, d: Delivered) -> Handled:
+        tries = 0
+        while True:
+            pos = Position(p, o.epoch, d.seq)
+            try:
+                with applying(pos):
+                    try:
+                        cmd = c.decode_command(d.data)
+                    except msgspec.DecodeError as exc:  # not ours to fix: skipped, and said
+                        FAILED.labels("undecodable").inc()
+                        log.error("partition %d seq %d: undecodable command: %s", p, d.seq, exc)
+                        handled = Handled(c.reply_refused(422, "", "undecodable command"))
+                    else:
+                        handled = await self.handlers.handle(cmd)
+                    if not pos.recorded:  # nothing committed: the position moves alone
+                        async with self.transactions.transaction():
+                            pass
+                return handled
+            except Fenced:
+                raise
+            except UNAVAILABLE as exc:
+                wait = _RETRY_S[min(tries, len(_RETRY_S) - 1)]
+                log.warning(
+                    "partition %d: database unavailable (%s), retry in %.1f s", p, exc, wait
+                )
+            except Exception:
+                FAILED.labels("error").inc()
+                log.exception("partition %d seq %d: command failed", p, d.seq)
+                if tries + 1 >= _POISON_TRIES:
+                    return await self._skip(p, o, d)
+                wait = _RETRY_S[min(tries, len(_RETRY_S) - 1)]
+            tries += 1
+            if o.stop.is_set():
+                raise Fenced(p, o.epoch)  # handing over: the next owner retries it
+            await asyncio.sleep(wait)
+
+    async def _skip(self, p: int, o: _Owned, d: Delivered) -> Handled:
+        FAILED.labels("skipped").inc()
+        log.error("partition %d seq %d: skipped after %d failures", p, d.seq, _POISON_TRIES)
+        with applying(Position(p, o.epoch, d.seq)):
+            async with self.transactions.transaction():
+                pass
+        return Handled(c.reply_refused(500, "", "the command could not be applied"))

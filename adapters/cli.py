@@ -28,19 +28,53 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all: API and partition owner in one process; api: stateless HTTP (many may"
+            " run); worker: partition owner, no HTTP (default: GEO_ENGINE_ROLE, else all)"
+        ),
+    ] = None,
 ) -> None:
-    """Run the API server (migrations are applied at start)."""
+    """Run the engine (migrations are applied at start). README: "Run a cluster"."""
     import uvicorn
 
     from adapters.api.app import create_app
 
     _logging(log_level)
     settings = Settings()
+    if role is not None:
+        if role not in ("all", "api", "worker"):
+            raise typer.BadParameter("one of all, api, worker", param_hint="--role")
+        settings = settings.model_copy(update={"role": role})
+    if settings.role == "worker":
+        asyncio.run(_worker(settings))
+        return
     if settings.admin_key is None:
         console.print(
             "[yellow]GEO_ENGINE_ADMIN_KEY is not set: no admin can create keys or fences.[/]"
         )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+async def _worker(settings: Settings) -> None:
+    """A partition owner until SIGTERM or Ctrl-C; its leases are handed over as it stops."""
+    import signal
+
+    from adapters.composition import build_services
+
+    svc = await build_services(settings)
+    assert svc.worker is not None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # one line on stdout once it owns its share (what scripts and tests wait for)
+    print(f"worker {svc.worker.worker_id} up: partitions {sorted(svc.worker.owned)}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await svc.close()
 
 
 @app.command()
@@ -156,7 +190,7 @@ def relay(
         s = Settings()
         # the whole engine's state, without its background jobs: the follow-ups decide with
         # the campaigns, profiles and fences; an SMS opt-out updates this process's memory
-        svc = await build_services(s, background=False)
+        svc = await build_services(s, background=False, bus=False)
         try:
             assert svc.relay is not None and svc.decisions is not None
             esc = Escalator(
@@ -229,7 +263,7 @@ def backtest(
 
             server = await asyncio.to_thread(resolve_url, s.database_url, s.data_dir)
             s = s.model_copy(update={"database_url": with_database(server, DEMO_DATABASE)})
-        svc = await build_services(s, background=False)
+        svc = await build_services(s, background=False, bus=False)
         try:
             assert svc.decisions is not None
             dec = svc.decisions

@@ -95,7 +95,11 @@ class Services:
         await self.pool.close()
 
 
-async def build_services(settings: Settings, *, background: bool = True) -> Services:
+async def build_services(
+    settings: Settings, *, background: bool = True, bus: bool = True
+) -> Services:
+    """`bus=False`: a tool (relay, backtest) that reads and writes storage only; it neither
+    accepts customer-keyed input nor owns partitions."""
     url = await asyncio.to_thread(resolve_url, settings.database_url, settings.data_dir)
     pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
     applied = await migrate(pool)
@@ -132,8 +136,12 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
     profiles, decisions, runtime = engine.profiles, engine.decisions, engine.runtime
     worker_id = new_worker_id()
     control = Control(engine, identities, origin=worker_id)
-    nats_url = await asyncio.to_thread(resolve_nats_url, settings.nats_url, settings.data_dir)
-    bus = NatsBus(
+    nats_url = (
+        ""
+        if not bus
+        else await asyncio.to_thread(resolve_nats_url, settings.nats_url, settings.data_dir)
+    )
+    log_bus = NatsBus(
         nats_url,
         prefix=settings.bus_prefix,
         partitions=settings.partitions,
@@ -143,12 +151,13 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         duplicate_window_s=settings.bus_duplicate_window_s,
         publish_timeout_s=settings.bus_publish_timeout_s,
     )
-    control.bus = bus
-    await bus.connect()
     worker = None
-    if settings.role in ("all", "worker"):
+    if bus:
+        control.bus = log_bus
+        await log_bus.connect()
+    if bus and settings.role in ("all", "worker"):
         worker = PartitionWorker(
-            bus=bus,
+            bus=log_bus,
             leases=leases,
             engine=engine,
             handlers=CommandHandlers(engine, pool),
@@ -162,7 +171,7 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
             worker_id=worker_id,
         )
         await worker.start()
-    else:  # a stateless API process holds no customer's presence
+    elif bus:  # a stateless API process holds no customer's presence
         await engine.uow.resync(lambda _: False)
     svc = Services(
         settings,
@@ -179,8 +188,8 @@ async def build_services(settings: Settings, *, background: bool = True) -> Serv
         identities=engine.identities,
         campaigns=campaigns,
         transactions=transactions,
-        bus=bus,
-        ingest=IngestLog(bus, settings.partitions, settings.ingest_wait_timeout_s),
+        bus=log_bus,
+        ingest=IngestLog(log_bus, settings.partitions, settings.ingest_wait_timeout_s),
         control=control,
         leases=leases,
         worker=worker,

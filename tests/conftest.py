@@ -18,6 +18,9 @@ from adapters.db.migrate import migrate
 
 ADMIN_KEY = "test-admin-key-0123456789"
 
+# the bus: the machine's NATS when TEST_NATS_URL is set, else one started from the wheel
+pytest_plugins = ["tests.nats_fixture"]
+
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
@@ -77,12 +80,33 @@ async def clean_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
 
 
 @pytest.fixture
-def settings_factory(database_url: str):  # type: ignore[no-untyped-def]
+async def bus_prefix(nats_url: str) -> AsyncIterator[str]:
+    """A log of this test's own (its stream is deleted after it): the database is emptied
+    between tests, so the log must start empty too, or owners would replay another test's."""
+    import nats
+
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    yield prefix
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().delete_stream(f"{prefix.upper()}_INGEST")
+    except Exception:  # never created
+        pass
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def settings_factory(database_url: str, nats_url: str, bus_prefix: str):  # type: ignore[no-untyped-def]
     from adapters.settings import Settings
 
     def make(**overrides: object) -> Settings:
         base: dict[str, object] = {
             "database_url": database_url,
+            "nats_url": nats_url,
+            "bus_prefix": bus_prefix,
+            # fewer partitions than a deployment's 16: each test starts its owners afresh
+            "partitions": 4,
             "admin_key": ADMIN_KEY,
             "db_pool_max": 4,
             # synthetic customers with no consent record: the tests of the consent gate

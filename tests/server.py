@@ -27,13 +27,20 @@ def start_server(
     *,
     admin_key: str = ADMIN_KEY,
     timeout_s: float = 30.0,
+    nats_url: str | None = None,
+    bus_prefix: str | None = None,
+    role: str = "all",
     **env: str,
 ) -> subprocess.Popen[bytes]:
     """Start `geo-engine serve` and wait until it is ready. `database_url` None: whatever the
-    environment says (DATABASE_URL, or the embedded server in `data_dir`)."""
+    environment says (DATABASE_URL, or the embedded server in `data_dir`); `nats_url` None:
+    the embedded NATS in `data_dir` (a process killed with -9 leaves it running: tests that
+    kill pass the session's bus). `role` worker has no HTTP: ready once it owns partitions."""
     full_env = {
         **os.environ,
         **({} if database_url is None else {"DATABASE_URL": database_url}),
+        **({} if nats_url is None else {"GEO_ENGINE_NATS_URL": nats_url}),
+        **({} if bus_prefix is None else {"GEO_ENGINE_BUS_PREFIX": bus_prefix}),
         "GEO_ENGINE_ADMIN_KEY": admin_key,
         "GEO_ENGINE_DATA_DIR": str(data_dir),
         # synthetic customers without consent records (see conftest.settings_factory)
@@ -46,16 +53,25 @@ def start_server(
             "-m",
             "adapters.cli",
             "serve",
+            "--role",
+            role,
             "--port",
             str(port),
             "--log-level",
             "warning",
         ],
         env=full_env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if role == "worker" else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     deadline = time.time() + timeout_s
+    if role == "worker":  # prints one line once it owns its share
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if b"worker" in line and b" up" in line:
+            return proc
+        proc.kill()
+        raise AssertionError(f"worker did not start: {line!r} {proc.stderr.read()!r}")
     while time.time() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:

@@ -45,7 +45,12 @@ class ApiError(Exception):
 
 
 class Pending(Exception):
-    """Durable in the log, not applied within the wait: 202 (adapters/api/ingest.py)."""
+    """Durable in the log, not applied within the wait (or a resend the log already held):
+    202 (adapters/api/ingest.py)."""
+
+    def __init__(self, duplicate: bool = False) -> None:
+        super().__init__("pending")
+        self.duplicate = duplicate
 
 
 def field_error(status: int, field: str, reason: str, index: int | None = None) -> ApiError:
@@ -105,7 +110,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Pending)
     async def _pending(_: Request, exc: Pending) -> JSONResponse:
-        body = {"accepted": 1, "rejected": [], "duplicate": False}
+        body = {"accepted": 1, "rejected": [], "duplicate": exc.duplicate}
         return JSONResponse(body, 202)
 
     @app.exception_handler(BusUnavailable)

@@ -71,6 +71,8 @@ async def submit_one(
     in time (or the request was a resend): the command is durable and will apply."""
     part = {svc.ingest.partition(customer_id): cmd}
     done = await submit(svc, request, principal, part, wait=True)
+    if done.resent:
+        raise Pending(duplicate=True)
     return None if not done.replies else done.replies[0]
 
 
@@ -132,5 +134,5 @@ def merged_ingest(replies: list[c.Reply]) -> IngestResult:
         events += r.events
         dropped += r.dropped
     flags.sort(key=lambda x: x[0])
-    events.sort(key=lambda x: x[0])
+    events.sort(key=lambda x: (x[1].ts, x[0]))  # parts commit in any order: by time
     return IngestResult(accepted, flags, events, dropped)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import re
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import phonenumbers
 from fastapi import Path
@@ -97,6 +97,13 @@ class Accepted(BaseModel):
         False,
         description="The log already held this request (same Idempotency-Key): nothing added",
     )
+
+
+# a command applied by its partition owner: 202 when it was durable but not applied within the
+# wait, or when the log already held it (a resend with the same Idempotency-Key)
+PENDING: dict[int | str, dict[str, Any]] = {
+    202: {"model": Accepted, "description": "Durable in the log; not applied within the wait"}
+}
 
 
 # --- identities -------------------------------------------------------------------------------

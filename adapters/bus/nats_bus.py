@@ -53,7 +53,7 @@ class PartitionFeed:
     async def fetch(self, batch: int, timeout_s: float) -> list[Delivered]:
         try:
             msgs = await self._sub.fetch(batch, timeout=timeout_s)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing new within the wait
             return []
         return [
             Delivered(

@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from adapters.codecs.events import rebuilt_row
 from adapters.codecs.nfc_sun import SunMessage
 from adapters.codecs.owntracks import Beacon, Transition
 from adapters.codecs.pings import PingIn
 from adapters.codecs.sightings import Sighting
 from adapters.services.behaviour_events import Resolved
 from geo_engine.profile.attributes import Attributes, Consent, ConsentPurpose
+from geo_engine.profile.events import Channel, EventType
 
 
 class Pings(msgspec.Struct, tag="pings", array_like=True):
@@ -49,8 +51,46 @@ class NfcTap(msgspec.Struct, tag="tap", array_like=True):
     sun: SunMessage | None
 
 
+class EventWire(msgspec.Struct, array_like=True):
+    """A validated behavioural event and its customer (the request's JSON properties ride as
+    bytes: msgpack cannot embed JSON)."""
+
+    index: int
+    customer_id: str
+    type: EventType
+    channel: Channel
+    ts: float
+    event_id: str | None
+    raw_properties: bytes
+
+    @classmethod
+    def of(cls, r: Resolved) -> EventWire:
+        row = r.row
+        return cls(
+            row.index,
+            r.customer_id,
+            row.type,
+            row.channel,
+            row.ts,
+            row.event.event_id,
+            row.raw_properties,
+        )
+
+    def resolved(self) -> Resolved:
+        row = rebuilt_row(
+            self.index,
+            self.customer_id,
+            self.type,
+            self.channel,
+            self.ts,
+            self.event_id,
+            self.raw_properties,
+        )
+        return Resolved(row, self.customer_id)
+
+
 class Events(msgspec.Struct, tag="events", array_like=True):
-    rows: list[Resolved]
+    rows: list[EventWire]
 
 
 class Consents(msgspec.Struct, tag="consents", array_like=True):

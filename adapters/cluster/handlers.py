@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import asyncpg
+from typing import Any
 
 from adapters.assembly import Engine
 from adapters.cluster import commands as c
@@ -36,7 +35,7 @@ class Handled:
 
 
 class CommandHandlers:
-    def __init__(self, engine: Engine, pool: asyncpg.Pool) -> None:
+    def __init__(self, engine: Engine, pool: Any) -> None:
         self.engine = engine
         self.pool = pool  # OwnTracks' own records (adapters/db/owntracks.py)
 
@@ -55,9 +54,9 @@ class CommandHandlers:
                     return Handled(c.reply_refused(exc.status, exc.field, exc.reason))
                 return Handled(c.reply_ok(out))
             case c.Events(rows):
-                return Handled(
-                    c.reply_ok(await e.profiles.ingest(rows, e.reactions.after_behaviour))
-                )
+                resolved = [r.resolved() for r in rows]
+                ingested = await e.profiles.ingest(resolved, e.reactions.after_behaviour)
+                return Handled(c.reply_ok(ingested))
             case c.Consents(cid, consents):
                 return Handled(c.reply_ok(await e.profiles.put_consents(cid, consents)))
             case c.CustomerRecord(cid, attrs, consents):

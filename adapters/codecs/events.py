@@ -157,6 +157,29 @@ class DecodedEvents:
     errors: list[RowError]
 
 
+def rebuilt_row(
+    index: int,
+    customer_id: str,
+    type_: EventType,
+    channel: Channel,
+    ts: float,
+    event_id: str | None,
+    raw_properties: bytes,
+) -> EventRow:
+    """A row validated by another process, from what it sent on (adapters/cluster/commands.py):
+    the properties, already checked there, decoded again into their type's struct."""
+    event = EventIn(
+        type=str(type_),
+        ts=ts,
+        channel=str(channel),
+        customer_id=customer_id,
+        event_id=event_id,
+        properties=msgspec.Raw(raw_properties),
+    )
+    props = _DECODERS[type_].decode(raw_properties)
+    return EventRow(index, event, type_, channel, ts, props, raw_properties)
+
+
 def _props(t: EventType, raw: msgspec.Raw) -> tuple[Any, bytes]:
     data = bytes(raw)
     return _DECODERS[t].decode(data), data

@@ -26,10 +26,19 @@ CHECKS = (
 
 
 @pytest.mark.slow
-def test_whole_api_survives_schemathesis(clean_pool, database_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_whole_api_survives_schemathesis(
+    clean_pool, database_url: str, nats_url: str, bus_prefix: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     port = free_port()
-    proc = start_server(database_url, port, tmp_path, GEO_ENGINE_RATE_LIMIT_PER_S="0")
+    proc = start_server(
+        database_url,
+        port,
+        tmp_path,
+        nats_url=nats_url,
+        bus_prefix=bus_prefix,
+        GEO_ENGINE_RATE_LIMIT_PER_S="0",
+    )
     try:
         run = subprocess.run(
             [

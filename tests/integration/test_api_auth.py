@@ -51,10 +51,10 @@ async def test_roles_and_store_scope(client: httpx.AsyncClient) -> None:
         await client.get("/v1/geofences", headers=_as(staff_a), params={"store_id": "B"})
     ).status_code == 403
     assert (
-        await client.post("/v1/pings", headers=_as(staff_a), json={"pings": []})
+        await client.post("/v1/pings?wait=true", headers=_as(staff_a), json={"pings": []})
     ).status_code == 403
     assert (
-        await client.post("/v1/pings", headers=_as(ingest), json={"pings": []})
+        await client.post("/v1/pings?wait=true", headers=_as(ingest), json={"pings": []})
     ).status_code == 200
 
 
@@ -63,9 +63,13 @@ async def test_keys_are_shown_once_and_revocable(client: httpx.AsyncClient) -> N
     listed = (await client.get("/v1/api-keys")).json()
     assert all("key" not in k for k in listed)
     assert key.startswith(listed[0]["key_prefix"])
-    assert (await client.post("/v1/pings", headers=_as(key), json={"pings": []})).status_code == 200
+    assert (
+        await client.post("/v1/pings?wait=true", headers=_as(key), json={"pings": []})
+    ).status_code == 200
     assert (await client.delete(f"/v1/api-keys/{listed[0]['id']}")).status_code == 204
-    assert (await client.post("/v1/pings", headers=_as(key), json={"pings": []})).status_code == 401
+    assert (
+        await client.post("/v1/pings?wait=true", headers=_as(key), json={"pings": []})
+    ).status_code == 401
     assert (await client.delete(f"/v1/api-keys/{listed[0]['id']}")).status_code == 404
 
 
@@ -83,6 +87,7 @@ async def test_health_ready_metrics_and_openapi(client: httpx.AsyncClient) -> No
     paths = schema["paths"]
     for p in (
         "/v1/pings",
+        "/v1/cluster",
         "/v1/geofences",
         "/v1/geofences/import",
         "/v1/geofences/{fence_id}",

@@ -91,10 +91,10 @@ async def test_import_is_all_or_nothing_and_names_every_bad_feature(
 
 async def test_index_is_swapped_when_fences_change(client: httpx.AsyncClient) -> None:
     t0 = time.time() - 600
-    r = await client.post("/v1/pings", json={"pings": [ping("gus", LAT0, LON0, t0)]})
+    r = await client.post("/v1/pings?wait=true", json={"pings": [ping("gus", LAT0, LON0, t0)]})
     assert r.json()["events"] == []
     await client.post("/v1/geofences", json=square_feature("late-fence"))
-    r = await client.post("/v1/pings", json={"pings": [ping("gus", LAT0, LON0, t0 + 5)]})
+    r = await client.post("/v1/pings?wait=true", json={"pings": [ping("gus", LAT0, LON0, t0 + 5)]})
     assert [e["type"] for e in r.json()["events"]] == ["enter"]
     await client.delete("/v1/geofences/late-fence")
     presence = (await client.get("/v1/customers/gus/presence")).json()

@@ -25,7 +25,7 @@ async def test_walk_into_a_store_dwell_and_leave(client: httpx.AsyncClient) -> N
         ping("alice", LAT0, LON0, T0 + 400),  # 340 s later: dwell (300 s) is due
         ping("alice", *far, T0 + 500),  # far outside: exit
     ]
-    r = await client.post("/v1/pings", json={"pings": pings})
+    r = await client.post("/v1/pings?wait=true", json={"pings": pings})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["accepted"] == 4 and body["rejected"] == []
@@ -55,7 +55,7 @@ async def test_bad_rows_are_reported_and_good_rows_still_go_through(
         {"device_id": "nul\u0000byte", "lat": LAT0, "lon": LON0, "ts": T0},
         ping("bob", LAT0, LON0, T0 + 10),
     ]
-    r = await client.post("/v1/pings", json={"pings": pings})
+    r = await client.post("/v1/pings?wait=true", json={"pings": pings})
     assert r.status_code == 200
     body = r.json()
     assert body["accepted"] == 1
@@ -73,12 +73,12 @@ async def test_bad_rows_are_reported_and_good_rows_still_go_through(
 
 async def test_whole_batch_errors_name_the_field(client: httpx.AsyncClient) -> None:
     r = await client.post(
-        "/v1/pings", content=b"{not json", headers={"content-type": "application/json"}
+        "/v1/pings?wait=true", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "body"
-    r = await client.post("/v1/pings", json={"fixes": []})
+    r = await client.post("/v1/pings?wait=true", json={"fixes": []})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "pings"
-    r = await client.post("/v1/pings", json={"pings": [ping("x", LAT0, LON0, T0)] * 5001})
+    r = await client.post("/v1/pings?wait=true", json={"pings": [ping("x", LAT0, LON0, T0)] * 5001})
     assert r.status_code == 413
     err = r.json()["errors"][0]
     assert err["field"] == "pings" and "5000" in err["reason"]
@@ -87,7 +87,7 @@ async def test_whole_batch_errors_name_the_field(client: httpx.AsyncClient) -> N
 async def test_duplicates_late_and_mock_fixes_never_flap(client: httpx.AsyncClient) -> None:
     await _fence(client)
     inside = ping("carol", LAT0, LON0, T0 + 100)
-    r = await client.post("/v1/pings", json={"pings": [inside]})
+    r = await client.post("/v1/pings?wait=true", json={"pings": [inside]})
     assert [e["type"] for e in r.json()["events"]] == ["enter"]
     far = offset(LAT0, LON0, 500, 0)
     again = [
@@ -95,7 +95,7 @@ async def test_duplicates_late_and_mock_fixes_never_flap(client: httpx.AsyncClie
         ping("carol", *far, T0 + 50),  # late: older than the fix applied
         ping("carol", *far, T0 + 150, mock=True),  # mocked location
     ]
-    r = await client.post("/v1/pings", json={"pings": again})
+    r = await client.post("/v1/pings?wait=true", json={"pings": again})
     body = r.json()
     assert body["events"] == []
     assert sorted(i["reason"] for i in body["ignored"]) == ["duplicate", "late", "mock"]
@@ -106,7 +106,7 @@ async def test_duplicates_late_and_mock_fixes_never_flap(client: httpx.AsyncClie
 async def test_unlinked_device_is_its_own_customer(client: httpx.AsyncClient) -> None:
     await _fence(client)
     r = await client.post(
-        "/v1/pings", json={"pings": [ping("phone-42", LAT0, LON0, T0, device=True)]}
+        "/v1/pings?wait=true", json={"pings": [ping("phone-42", LAT0, LON0, T0, device=True)]}
     )
     ev = r.json()["events"]
     assert [(e["type"], e["customer_id"]) for e in ev] == [("enter", "device:phone-42")]
@@ -114,7 +114,9 @@ async def test_unlinked_device_is_its_own_customer(client: httpx.AsyncClient) ->
 
 async def test_imprecise_fix_never_enters(client: httpx.AsyncClient) -> None:
     await _fence(client, half_side_m=50.0)
-    r = await client.post("/v1/pings", json={"pings": [ping("dan", LAT0, LON0, T0, acc=900.0)]})
+    r = await client.post(
+        "/v1/pings?wait=true", json={"pings": [ping("dan", LAT0, LON0, T0, acc=900.0)]}
+    )
     body = r.json()
     assert body["events"] == []
     assert body["ignored"] == [{"index": 0, "reason": "low_accuracy"}]
@@ -122,7 +124,7 @@ async def test_imprecise_fix_never_enters(client: httpx.AsyncClient) -> None:
 
 async def test_sweep_fires_dwell_without_a_new_ping(client: httpx.AsyncClient, services) -> None:  # type: ignore[no-untyped-def]
     await _fence(client)
-    await client.post("/v1/pings", json={"pings": [ping("erin", LAT0, LON0, T0)]})
+    await client.post("/v1/pings?wait=true", json={"pings": [ping("erin", LAT0, LON0, T0)]})
     grace = services.settings.sweep_grace_s  # fixes still in flight may cancel what is due
     assert await services.runtime.sweep(now=T0 + 301 + grace - 2) == []
     fired = await services.runtime.sweep(now=T0 + 301 + grace)
@@ -137,7 +139,7 @@ async def test_presence_events_paginate_with_a_cursor(client: httpx.AsyncClient)
     for i in range(5):
         await _fence(client, f"f{i}", lat=LAT0 + i * 0.01)
     rows = [ping("fay", LAT0 + i * 0.01, LON0, T0 + i * 1000) for i in range(5)]
-    await client.post("/v1/pings", json={"pings": rows})
+    await client.post("/v1/pings?wait=true", json={"pings": rows})
     seen, cursor = [], None
     while True:
         params = {"customer_id": "fay", "limit": 2, **({"cursor": cursor} if cursor else {})}

@@ -96,7 +96,7 @@ async def test_streamed_in_chunks_same_result_and_progress(open_client) -> None:
     for who, ts in (("alice", T0 + 120), ("bob", T0 - 600)):
         row = {"customer_id": who, "type": "search", "ts": ts, "channel": "app"}
         row["properties"] = {"query": "baskets"}
-        r = await c.post("/v1/events", json={"events": [row]})
+        r = await c.post("/v1/events?wait=true", json={"events": [row]})
         assert r.json()["accepted"] == 1, r.text
     since, until = datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
     seen: list[int] = []

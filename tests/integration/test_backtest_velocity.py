@@ -121,7 +121,7 @@ async def test_a_crossing_is_decided_as_live_decided_it(open_client) -> None:  #
         | {"properties": {"url": f"/p/{i}"}}
         for i in range(6)
     ]
-    r = await c.post("/v1/events", json={"events": back})
+    r = await c.post("/v1/events?wait=true", json={"events": back})
     assert r.status_code == 200, r.text
     signals = r.json()["signals"]
     assert {(s["figure"], s["trend"]) for s in signals} >= {

@@ -119,9 +119,9 @@ async def test_staff_manage_only_their_stores_beacons(client: httpx.AsyncClient)
     assert r.status_code == 403
     ingest = _as(await _key(client, "ingest"))
     assert (await client.get("/v1/beacons", headers=ingest)).status_code == 403
-    r = await client.post("/v1/beacon-sightings", headers=staff, json={"sightings": []})
+    r = await client.post("/v1/beacon-sightings?wait=true", headers=staff, json={"sightings": []})
     assert r.status_code == 403
-    r = await client.post("/v1/beacon-sightings", headers=ingest, json={"sightings": []})
+    r = await client.post("/v1/beacon-sightings?wait=true", headers=ingest, json={"sightings": []})
     assert r.status_code == 200
 
 
@@ -144,7 +144,7 @@ async def test_sightings_enter_the_zone_and_its_store_then_exit_when_not_heard(
         {**sighting(T0 + 20), "ts": time.time() + 3600},
         {"customer_id": "alice", **eddy, "rssi": -60, "tx_power": -18, "ts": T0 + 30},
     ]
-    r = await client.post("/v1/beacon-sightings", json={"sightings": rows})
+    r = await client.post("/v1/beacon-sightings?wait=true", json={"sightings": rows})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["accepted"] == 4
@@ -162,7 +162,7 @@ async def test_sightings_enter_the_zone_and_its_store_then_exit_when_not_heard(
     evs = [(e["type"], e["geofence_id"], e["source"]) for e in body["events"]]
     assert evs == [("enter", "s1", "beacon"), ("enter", "s1-dept", "beacon")]
     # a batch is applied in time order; a sighting older than one applied before is late
-    r = await client.post("/v1/beacon-sightings", json={"sightings": [sighting(T0 + 5)]})
+    r = await client.post("/v1/beacon-sightings?wait=true", json={"sightings": [sighting(T0 + 5)]})
     assert r.json()["ignored"] == [{"index": 0, "reason": "late"}]
     metrics = (await client.get("/metrics")).text
     assert 'geo_proximity_ignored_total{kind="beacon",reason="unknown_beacon"}' in metrics
@@ -186,7 +186,7 @@ async def test_a_far_reading_keeps_a_visit_but_never_starts_one(
 
     async def heard(ts: float, rssi: float, who: str = "alice") -> dict[str, Any]:
         body = {"sightings": [sighting(ts, rssi=rssi, who=who)]}
-        r = await client.post("/v1/beacon-sightings", json=body)
+        r = await client.post("/v1/beacon-sightings?wait=true", json=body)
         assert r.status_code == 200, r.text
         out: dict[str, Any] = r.json()
         return out
@@ -213,17 +213,21 @@ async def test_device_sightings_resolve_and_whole_batch_errors(client: httpx.Asy
     await store_with_zone(client)
     await client.post("/v1/beacons", json=ibeacon())
     row = {**sighting(T0), "customer_id": None, "device_id": "phone-1"}
-    r = await client.post("/v1/beacon-sightings", json={"sightings": [row]})
+    r = await client.post("/v1/beacon-sightings?wait=true", json={"sightings": [row]})
     assert [e["customer_id"] for e in r.json()["events"]] == ["device:phone-1"] * 2
     presence = (await client.get("/v1/customers/device:phone-1/presence")).json()
     assert sorted(f["geofence_id"] for f in presence["inside"]) == ["s1", "s1-dept"]
     r = await client.post(
-        "/v1/beacon-sightings", content=b"{oops", headers={"content-type": "application/json"}
+        "/v1/beacon-sightings?wait=true",
+        content=b"{oops",
+        headers={"content-type": "application/json"},
     )
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "body"
-    r = await client.post("/v1/beacon-sightings", json={"beacons": []})
+    r = await client.post("/v1/beacon-sightings?wait=true", json={"beacons": []})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sightings"
-    r = await client.post("/v1/beacon-sightings", json={"sightings": [sighting(T0)] * 5001})
+    r = await client.post(
+        "/v1/beacon-sightings?wait=true", json={"sightings": [sighting(T0)] * 5001}
+    )
     assert r.status_code == 413
 
 
@@ -262,7 +266,7 @@ async def test_a_hold_survives_a_restart(
 
     await store_with_zone(client)
     await client.post("/v1/beacons", json=ibeacon())
-    r = await client.post("/v1/beacon-sightings", json={"sightings": [sighting(T0)]})
+    r = await client.post("/v1/beacon-sightings?wait=true", json={"sightings": [sighting(T0)]})
     assert len(r.json()["events"]) == 2
     restarted = await build_services(settings_factory(), background=False)
     try:

@@ -30,7 +30,7 @@ CHURN_CALL = {
 async def _info_request(c: httpx.AsyncClient, who: str, eid: str) -> None:
     row = {"customer_id": who, "type": "info_request", "ts": time.time(), "channel": "web",
            "event_id": eid, "properties": {"topic": "terms of contract"}}  # fmt: skip
-    r = await c.post("/v1/events", json={"events": [row]})
+    r = await c.post("/v1/events?wait=true", json={"events": [row]})
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
 
 

@@ -56,7 +56,7 @@ async def test_results_through_the_pipeline(settings_factory, clean_pool) -> Non
         }
         now = time.time()
         rows = [purchase("cust0", "a1", now - 60), purchase("cust2", "b1", now - 60)]
-        r = await c.post("/v1/events", json={"events": rows})
+        r = await c.post("/v1/events?wait=true", json={"events": rows})
         assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
         _, code = await sent_code(svc, "cust0")
         r = await c.post("/v1/redemptions", json={"code": code, "store_id": "opera", "amount": 30})

@@ -79,7 +79,7 @@ async def test_pings_without_consent_are_neither_processed_nor_stored(
             {"lat": 99, "lon": 0, "ts": T0, "customer_id": "bad"},
         ]
     }
-    r = await api.post("/v1/pings", json=body)
+    r = await api.post("/v1/pings?wait=true", json=body)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["accepted"] == 1
@@ -101,12 +101,12 @@ async def test_pings_without_consent_are_neither_processed_nor_stored(
     # the app's own opt-in, recorded for the unlinked device, opens the gate at once
     assert (await consent(api, "device:phone-9", "granted")).status_code == 200
     r = await api.post(
-        "/v1/pings", json={"pings": [ping("phone-9", LAT0, LON0, T0 + 5, device=True)]}
+        "/v1/pings?wait=true", json={"pings": [ping("phone-9", LAT0, LON0, T0 + 5, device=True)]}
     )
     assert r.json()["accepted"] == 1 and r.json()["events"][0]["type"] == "enter"
     # and a revocation closes it at once
     assert (await consent(api, "yes", "revoked")).status_code == 200
-    r = await api.post("/v1/pings", json={"pings": [ping("yes", LAT0, LON0, T0 + 9)]})
+    r = await api.post("/v1/pings?wait=true", json={"pings": [ping("yes", LAT0, LON0, T0 + 9)]})
     assert r.json()["accepted"] == 0
     assert r.json()["ignored"] == [{"index": 0, "reason": "location_consent_refused"}]
 
@@ -120,7 +120,7 @@ async def test_sightings_and_taps_without_consent(api: httpx.AsyncClient, gated:
     assert (await consent(api, "alice", "granted")).status_code == 200
     before = dropped("beacon", "no_location_consent")
     rows_in = [sighting(T0, who="alice"), sighting(T0, who="bob")]
-    r = await api.post("/v1/beacon-sightings", json={"sightings": rows_in})
+    r = await api.post("/v1/beacon-sightings?wait=true", json={"sightings": rows_in})
     assert r.status_code == 200, r.text
     assert {e["customer_id"] for e in r.json()["events"]} == {"alice"}
     assert r.json()["ignored"] == [{"index": 1, "reason": "no_location_consent"}]

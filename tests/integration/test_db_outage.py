@@ -55,7 +55,7 @@ async def test_terminated_backends_give_503_never_500_and_lose_nothing(
             for c in range(CUSTOMERS):
                 who = f"c{k}-{c}"
                 batch += [ping(who, *far, T0 + k), ping(who, LAT0, LON0, T0 + k + 60)]
-            r = await client.post("/v1/pings", json={"pings": batch})
+            r = await client.post("/v1/pings?wait=true", json={"pings": batch})
             statuses.append(r.status_code)
             if r.status_code == 503:
                 assert r.headers["retry-after"] == "1", r.headers
@@ -71,7 +71,7 @@ async def test_terminated_backends_give_503_never_500_and_lose_nothing(
     assert killed > 0 and 500 not in statuses
     assert refused, statuses  # the outage was seen, and answered as one
     for batch in refused:  # the client resends what got a 503, once the database is back
-        r = await client.post("/v1/pings", json={"pings": batch})
+        r = await client.post("/v1/pings?wait=true", json={"pings": batch})
         assert r.status_code == 200, r.text
     stored = await services.pool.fetch(
         "SELECT customer_id, count(*) AS n FROM presence_events WHERE type = 'enter'"

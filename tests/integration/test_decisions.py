@@ -30,7 +30,7 @@ async def _setup(c: httpx.AsyncClient, consents: dict[str, Any], **camp: Any) ->
 async def _walk_in(c: httpx.AsyncClient, who: str = "alice", t: float = T0) -> list[dict[str, Any]]:
     far = offset(LAT0, LON0, 400, 0)
     r = await c.post(
-        "/v1/pings", json={"pings": [ping(who, *far, t), ping(who, LAT0, LON0, t + 60)]}
+        "/v1/pings?wait=true", json={"pings": [ping(who, *far, t), ping(who, LAT0, LON0, t + 60)]}
     )
     assert r.status_code == 200, r.text
     events: list[dict[str, Any]] = r.json()["events"]
@@ -85,7 +85,7 @@ async def test_cooldown_second_visit_no_second_offer(open_client) -> None:  # ty
     await _setup(c, {"push": GRANTED})
     await _walk_in(c)
     far = offset(LAT0, LON0, 400, 0)
-    await c.post("/v1/pings", json={"pings": [ping("alice", *far, T0 + 400)]})  # exit
+    await c.post("/v1/pings?wait=true", json={"pings": [ping("alice", *far, T0 + 400)]})  # exit
     await _walk_in(c, t=T0 + 800)
     ds = (await c.get("/v1/decisions", params={"customer_id": "alice"})).json()["decisions"]
     assert [d["outcome"] for d in ds] == ["send", "none"]

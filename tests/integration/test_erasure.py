@@ -42,7 +42,7 @@ async def _everything(client: httpx.AsyncClient) -> None:
     await _ok(await client.put(f"/v1/customers/{CID}", json={**profile, "consents": consents}))
     # the phone pings before it is linked (as device:phone-4242), then is linked
     pre = ping("phone-4242", LAT0, LON0, T0, device=True)
-    await _ok(await client.post("/v1/pings", json={"pings": [pre]}))
+    await _ok(await client.post("/v1/pings?wait=true", json={"pings": [pre]}))
     ids = [
         {"type": "device", "value": "phone-4242"},
         {"type": "device", "value": "zed/pixel"},
@@ -53,15 +53,17 @@ async def _everything(client: httpx.AsyncClient) -> None:
         await client.post("/v1/identities/link", json={"customer_id": CID, "identifiers": ids})
     )
     rows = [ping("phone-4242", LAT0, LON0, T0 + 60 * i, device=True) for i in range(1, 8)]
-    await _ok(await client.post("/v1/pings", json={"pings": rows}))
+    await _ok(await client.post("/v1/pings?wait=true", json={"pings": rows}))
     events = [
         ev(CID, "click", T0, event_id="evt-4242", url="https://shop.example/p/1"),
         purchase(CID, T0 + 1, "order-4242", 42.0),
         ev("bystander", "click", T0),
     ]
-    await _ok(await client.post("/v1/events", json={"events": events}))
+    await _ok(await client.post("/v1/events?wait=true", json={"events": events}))
     await _ok(
-        await client.post("/v1/beacon-sightings", json={"sightings": [sighting(T0 + 500, who=CID)]})
+        await client.post(
+            "/v1/beacon-sightings?wait=true", json={"sightings": [sighting(T0 + 500, who=CID)]}
+        )
     )
     tap = {"device_id": "phone-4242", "tag_id": "till", "ts": T0 + 520}
     await _ok(await client.post("/v1/nfc-taps", json=tap), 201)
@@ -74,7 +76,11 @@ async def _everything(client: httpx.AsyncClient) -> None:
     beacon = {"_type": "beacon", "uuid": "F7826DA6-4FA2-4E98-8024-BC5B71E0893E", "major": 1}
     beacon.update({"minor": 7, "tst": int(T0 + 620), "acc": 1.2, "rssi": -61, "prox": 2})
     await _send(client, key, beacon, ot)
-    await _ok(await client.post("/v1/pings", json={"pings": [ping("bystander", LAT0, LON0, T0)]}))
+    await _ok(
+        await client.post(
+            "/v1/pings?wait=true", json={"pings": [ping("bystander", LAT0, LON0, T0)]}
+        )
+    )
 
 
 async def _scan(pool: asyncpg.Pool, needles: tuple[str, ...]) -> list[str]:
@@ -144,7 +150,8 @@ async def test_export_then_erase_every_trace(client: httpx.AsyncClient, services
     assert (await client.delete(f"/v1/customers/{CID}")).status_code == 404
     # a device that pings again afterwards is a new, unlinked customer
     r = await client.post(
-        "/v1/pings", json={"pings": [ping("phone-4242", LAT0, LON0, T0 + 900, device=True)]}
+        "/v1/pings?wait=true",
+        json={"pings": [ping("phone-4242", LAT0, LON0, T0 + 900, device=True)]},
     )
     assert r.json()["events"][0]["customer_id"] == "device:phone-4242"
 
@@ -165,14 +172,15 @@ async def test_erasing_a_linked_device_spares_its_customer(
     crm-1's now, and erasing the old `device:` id must not take crm-1's data with it."""
     await _ok(
         await client.post(
-            "/v1/pings", json={"pings": [ping("phone-1", LAT0, LON0, T0, device=True)]}
+            "/v1/pings?wait=true", json={"pings": [ping("phone-1", LAT0, LON0, T0, device=True)]}
         )
     )
     link = {"customer_id": "crm-1", "identifiers": [{"type": "device", "value": "phone-1"}]}
     await _ok(await client.post("/v1/identities/link", json=link))
     await _ok(
         await client.post(
-            "/v1/pings", json={"pings": [ping("phone-1", LAT0, LON0, T0 + 60, device=True)]}
+            "/v1/pings?wait=true",
+            json={"pings": [ping("phone-1", LAT0, LON0, T0 + 60, device=True)]},
         )
     )
     await client.delete("/v1/customers/device:phone-1")

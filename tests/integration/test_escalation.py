@@ -36,7 +36,7 @@ async def _walk_in_and_send(c: httpx.AsyncClient, svc: Services, *who: str) -> d
     now = time.time()
     far = offset(LAT0, LON0, 400, 0)
     rows = [p for w in who for p in (ping(w, *far, now - 120), ping(w, LAT0, LON0, now - 60))]
-    assert (await c.post("/v1/pings", json={"pings": rows})).status_code == 200
+    assert (await c.post("/v1/pings?wait=true", json={"pings": rows})).status_code == 200
     assert svc.relay is not None
     stats = await svc.relay.run_once()
     assert stats.sent == len(who), stats
@@ -179,9 +179,11 @@ async def test_follow_up_of_a_search_in_store_keeps_the_store(open_client) -> No
     now = time.time()
     far = offset(LAT0, LON0, 400, 0)
     rows = [ping("alice", *far, now - 120), ping("alice", LAT0, LON0, now - 60)]
-    assert (await c.post("/v1/pings", json={"pings": rows})).status_code == 200
+    assert (await c.post("/v1/pings?wait=true", json={"pings": rows})).status_code == 200
     ev = {"customer_id": "alice", "type": "search", "ts": now, "event_id": "s-1", "channel": "app"}
-    r = await c.post("/v1/events", json={"events": [{**ev, "properties": {"query": "tv 55"}}]})
+    r = await c.post(
+        "/v1/events?wait=true", json={"events": [{**ev, "properties": {"query": "tv 55"}}]}
+    )
     assert r.json()["accepted"] == 1, r.text
     assert svc.relay is not None
     assert (await svc.relay.run_once()).sent == 1

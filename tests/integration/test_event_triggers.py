@@ -55,7 +55,7 @@ async def _setup(c: httpx.AsyncClient, *campaigns: dict[str, Any]) -> None:
 
 
 async def _pings(c: httpx.AsyncClient, *rows: dict[str, Any]) -> list[dict[str, Any]]:
-    r = await c.post("/v1/pings", json={"pings": list(rows)})
+    r = await c.post("/v1/pings?wait=true", json={"pings": list(rows)})
     assert r.status_code == 200, r.text
     events: list[dict[str, Any]] = r.json()["events"]
     return events
@@ -63,7 +63,7 @@ async def _pings(c: httpx.AsyncClient, *rows: dict[str, Any]) -> list[dict[str, 
 
 async def _event(c: httpx.AsyncClient, who: str, type_: str, ts: float, **kw: Any) -> None:
     row = {"customer_id": who, "type": type_, "ts": ts, "channel": "app", **kw}
-    r = await c.post("/v1/events", json={"events": [row]})
+    r = await c.post("/v1/events?wait=true", json={"events": [row]})
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] + len(r.json()["duplicates"]) == 1, r.text
 

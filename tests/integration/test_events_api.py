@@ -36,7 +36,7 @@ def purchase(cid: str, ts: float, order: str, amount: float, **extra: Any) -> di
 
 
 async def post(client: httpx.AsyncClient, *rows: dict[str, Any]) -> dict[str, Any]:
-    r = await client.post("/v1/events", json={"events": list(rows)})
+    r = await client.post("/v1/events?wait=true", json={"events": list(rows)})
     assert r.status_code == 200, r.text
     out: dict[str, Any] = r.json()
     return out
@@ -116,13 +116,13 @@ async def test_bad_rows_get_a_reason_each_and_good_rows_go_on(
 
 
 async def test_whole_batch_errors(client: httpx.AsyncClient, services: Any) -> None:
-    r = await client.post("/v1/events", content=b"{not json")
+    r = await client.post("/v1/events?wait=true", content=b"{not json")
     assert r.status_code == 400
-    r = await client.post("/v1/events", json={"evts": []})
+    r = await client.post("/v1/events?wait=true", json={"evts": []})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "events"
     services.settings.events_max_batch_size = 2
     rows = [ev("c", "click", time.time())] * 3
-    r = await client.post("/v1/events", json={"events": rows})
+    r = await client.post("/v1/events?wait=true", json={"events": rows})
     assert r.status_code == 413
 
 
@@ -229,7 +229,7 @@ async def test_nothing_is_half_written(
     monkeypatch.setattr(db, "upsert_trends", broken)
     rows = [purchase("gus", now, "o-1", 10.0), ev("gus", "click", now)]
     with pytest.raises(RuntimeError):
-        await client.post("/v1/events", json={"events": rows})
+        await client.post("/v1/events?wait=true", json={"events": rows})
     assert await count(services) == 0
     assert await count(services, "SELECT count(*) FROM orders") == 0
     # no profile either: the rolled-back batch left no empty one behind (it used to: rfm None)
@@ -278,7 +278,7 @@ async def test_store_and_competitor_dwells_are_visits_once(
         ping("ida", *rival, t0 + 1400),  # dwell at the rival
         ping("ida", *rival, t0 + 1500),
     ]
-    r = await client.post("/v1/pings", json={"pings": pings})
+    r = await client.post("/v1/pings?wait=true", json={"pings": pings})
     assert [e["type"] for e in r.json()["events"]].count("dwell") == 2
     rows = await count(services, "SELECT count(*) FROM behaviour_events")
     assert rows == 2
@@ -326,6 +326,6 @@ async def test_roles(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/api-keys", json={"name": "i", "role": "ingest"})
     ingest = {"Authorization": f"Bearer {r.json()['key']}"}
     body = {"events": [ev("kim", "click", time.time())]}
-    assert (await client.post("/v1/events", json=body, headers=staff)).status_code == 403
-    assert (await client.post("/v1/events", json=body, headers=ingest)).status_code == 200
+    assert (await client.post("/v1/events?wait=true", json=body, headers=staff)).status_code == 403
+    assert (await client.post("/v1/events?wait=true", json=body, headers=ingest)).status_code == 200
     assert (await client.get("/v1/customers/kim/profile", headers=ingest)).status_code == 403

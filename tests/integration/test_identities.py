@@ -24,7 +24,7 @@ async def test_linked_device_pings_resolve_to_the_customer(client: httpx.AsyncCl
     r = await _link(client, "crm-1", ("device", "phone-a"))
     assert r.status_code == 200 and r.json()["linked"] == 1
     r = await client.post(
-        "/v1/pings", json={"pings": [ping("phone-a", LAT0, LON0, T0, device=True)]}
+        "/v1/pings?wait=true", json={"pings": [ping("phone-a", LAT0, LON0, T0, device=True)]}
     )
     assert [(e["type"], e["customer_id"]) for e in r.json()["events"]] == [("enter", "crm-1")]
     again = await _link(client, "crm-1", ("device", "phone-a"))
@@ -44,10 +44,12 @@ async def test_linking_merges_the_device_history_without_duplicates(
         ping("phone-b", *far, T0 + 200, device=True),
         ping("phone-b", LAT0, LON0, T0 + 800, device=True),
     ]
-    r = await client.post("/v1/pings", json={"pings": anon})
+    r = await client.post("/v1/pings?wait=true", json={"pings": anon})
     assert [e["type"] for e in r.json()["events"]] == ["enter", "exit", "enter"]
     # the customer's other phone entered the shop earlier
-    r = await client.post("/v1/pings", json={"pings": [ping("crm-2", LAT0, LON0, T0 + 700)]})
+    r = await client.post(
+        "/v1/pings?wait=true", json={"pings": [ping("crm-2", LAT0, LON0, T0 + 700)]}
+    )
     assert [e["type"] for e in r.json()["events"]] == ["enter"]
 
     r = await _link(client, "crm-2", ("device", "phone-b"))
@@ -69,7 +71,7 @@ async def test_linking_merges_the_device_history_without_duplicates(
     ]
     # later fixes from the linked phone continue the same visit: no second enter, one exit
     r = await client.post(
-        "/v1/pings", json={"pings": [ping("phone-b", *far, T0 + 900, device=True)]}
+        "/v1/pings?wait=true", json={"pings": [ping("phone-b", *far, T0 + 900, device=True)]}
     )
     assert [(e["type"], e["customer_id"]) for e in r.json()["events"]] == [("exit", "crm-2")]
 
@@ -105,7 +107,9 @@ async def test_unlink(client: httpx.AsyncClient) -> None:
     assert (await client.post("/v1/identities/unlink", json=body)).status_code == 200
     r = await client.post("/v1/identities/unlink", json=body)
     assert r.status_code == 404 and r.json()["errors"][0]["field"] == "identifiers[0]"
-    r = await client.post("/v1/pings", json={"pings": [ping("d5", LAT0, LON0, T0, device=True)]})
+    r = await client.post(
+        "/v1/pings?wait=true", json={"pings": [ping("d5", LAT0, LON0, T0, device=True)]}
+    )
     assert [e["customer_id"] for e in r.json()["events"]] == ["device:d5"]
     other = {"customer_id": "crm-6", "identifiers": [{"type": "device", "value": "d7"}]}
     await client.post("/v1/identities/link", json=other)

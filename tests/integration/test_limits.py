@@ -17,7 +17,7 @@ async def test_body_over_the_limit_is_413_and_changes_nothing(services) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         big = b'{"pings": [' + b" " * 2000 + b"]}"
         r = await c.post(
-            "/v1/pings", content=big, headers={**AUTH, "content-type": "application/json"}
+            "/v1/pings?wait=true", content=big, headers={**AUTH, "content-type": "application/json"}
         )
         assert r.status_code == 413
         assert r.json()["errors"][0]["field"] == "body"
@@ -27,10 +27,12 @@ async def test_body_over_the_limit_is_413_and_changes_nothing(services) -> None:
                 yield b" " * 100  # no Content-Length: counted while streaming
 
         r = await c.post(
-            "/v1/pings", content=chunks(), headers={**AUTH, "content-type": "application/json"}
+            "/v1/pings?wait=true",
+            content=chunks(),
+            headers={**AUTH, "content-type": "application/json"},
         )
         assert r.status_code == 413
-        r = await c.post("/v1/pings", json={"pings": []}, headers=AUTH)
+        r = await c.post("/v1/pings?wait=true", json={"pings": []}, headers=AUTH)
         assert r.status_code == 200
 
 
@@ -52,12 +54,14 @@ async def test_cors_is_closed_unless_configured(services) -> None:  # type: igno
     pre = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
     app = create_app(services=services)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        r = await c.options("/v1/pings", headers=pre)
+        r = await c.options("/v1/pings?wait=true", headers=pre)
         assert "access-control-allow-origin" not in r.headers
     services.settings.cors_origins = ["https://console.example"]
     app = create_app(services=services)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        r = await c.options("/v1/pings", headers={**pre, "Origin": "https://console.example"})
+        r = await c.options(
+            "/v1/pings?wait=true", headers={**pre, "Origin": "https://console.example"}
+        )
         assert r.headers["access-control-allow-origin"] == "https://console.example"
-        r = await c.options("/v1/pings", headers=pre)
+        r = await c.options("/v1/pings?wait=true", headers=pre)
         assert "access-control-allow-origin" not in r.headers

@@ -43,15 +43,15 @@ async def test_no_personal_data_in_logs(
         ping("phone-1", lat, lon, T0 + 30 * i, device=True) for i, (lat, lon) in enumerate(path)
     ]
     rows.append({"device_id": "phone-1", "lat": 123.456789, "lon": 2.3, "ts": T0})  # refused
-    await client.post("/v1/pings", headers=_as(ingest), json={"pings": rows})
+    await client.post("/v1/pings?wait=true", headers=_as(ingest), json={"pings": rows})
     events = [ev("crm-1", "search", T0, query=EMAIL), ev("crm-1", "click", T0)]
-    await client.post("/v1/events", headers=_as(ingest), json={"events": events})
+    await client.post("/v1/events?wait=true", headers=_as(ingest), json={"events": events})
     await _send(client, ingest, _android(LAT0, LON0, int(T0 + 700)))
     await _send(client, ingest, b"{not json")  # dropped and logged: without its content
     await client.get(
         "/v1/osmand", params={"id": "phone-1", "lat": LAT0, "lon": LON0, "timestamp": int(T0)}
     )
-    await client.post("/v1/pings", headers=_as("ge_wrong-key-123456"), json={"pings": []})
+    await client.post("/v1/pings?wait=true", headers=_as("ge_wrong-key-123456"), json={"pings": []})
 
     # the server's records; httpx/httpcore are this test's own client (`serve` runs uvicorn
     # with access_log=False, so the OsmAnd query string is never logged server-side)

@@ -98,7 +98,7 @@ async def test_rfm_scores_and_segments_over_a_base(
                     },
                 }
             )
-    r = await client.post("/v1/events", json={"events": rows})
+    r = await client.post("/v1/events?wait=true", json={"events": rows})
     assert r.json()["accepted"] == len(rows)
     services.profiles.refresh_scores(force=True)
     seg = {}
@@ -130,7 +130,7 @@ async def test_home_and_work_from_night_and_office_fixes(
         for h in (9, 11, 13):  # 10:00-14:00 Paris
             pings.append(ping("max", *office, base + h * 3600))
     pings.sort(key=lambda p: p["ts"])
-    r = await client.post("/v1/pings", json={"pings": pings})
+    r = await client.post("/v1/pings?wait=true", json={"pings": pings})
     assert r.status_code == 200 and r.json()["accepted"] == len(pings), r.text
     n = await services.profiles.refresh_places(time.time() + 60)
     assert n == 1
@@ -165,7 +165,7 @@ async def test_rfm_through_the_api_matches_lifetimes(
                 tx.append((f"r{c}", ts, amount))
     rows += [{"customer_id": f"r{c}", "type": "purchase_cancel", "ts": now, "channel": "web",
               "properties": {"order_id": f"o{c}-1"}} for c in range(5)]  # fmt: skip
-    r = await client.post("/v1/events", json={"events": rows})
+    r = await client.post("/v1/events?wait=true", json={"events": rows})
     assert r.json()["accepted"] == len(rows), r.text
     df = pd.DataFrame(tx, columns=["customer", "ts", "amount"])
     df["date"] = pd.to_datetime(df["ts"], unit="s")

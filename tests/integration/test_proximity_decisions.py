@@ -54,7 +54,7 @@ async def _decisions(c: httpx.AsyncClient) -> list[dict[str, Any]]:
 
 
 async def _sight(c: httpx.AsyncClient, ts: float) -> list[dict[str, Any]]:
-    r = await c.post("/v1/beacon-sightings", json={"sightings": [sighting(ts)]})
+    r = await c.post("/v1/beacon-sightings?wait=true", json={"sightings": [sighting(ts)]})
     assert r.status_code == 200, r.text
     events: list[dict[str, Any]] = r.json()["events"]
     return events
@@ -96,7 +96,7 @@ async def test_a_gps_enter_does_not_fire_a_beacon_only_campaign(open_client) -> 
     await _store(c, "beacon")
     far = offset(LAT0, LON0, 400, 0)
     pings = [ping("alice", *far, T0), ping("alice", LAT0, LON0, T0 + 60)]
-    r = await c.post("/v1/pings", json={"pings": pings})
+    r = await c.post("/v1/pings?wait=true", json={"pings": pings})
     assert [e["source"] for e in r.json()["events"]] == ["gps"]
     assert await _decisions(c) == []  # no campaign's trigger matched: nothing to decide
 
@@ -140,7 +140,7 @@ async def test_gps_beacon_and_nfc_in_one_visit_give_one_offer(open_client) -> No
     await _store(c, kinds=())  # any source, any fence: the store's and the department's enters
     far = offset(LAT0, LON0, 400, 0)
     pings = [ping("alice", *far, T0), ping("alice", LAT0, LON0, T0 + 60)]
-    r = await c.post("/v1/pings", json={"pings": pings})
+    r = await c.post("/v1/pings?wait=true", json={"pings": pings})
     assert [(e["geofence_id"], e["source"]) for e in r.json()["events"]] == [("s1", "gps")]
     beacon = await _sight(c, T0 + 120)  # the department: the store is already entered
     assert [(e["geofence_id"], e["source"]) for e in beacon] == [("s1-dept", "beacon")]

@@ -40,7 +40,7 @@ async def setup_store(c: httpx.AsyncClient, customers: list[str], **camp: Any) -
 async def walk_in(c: httpx.AsyncClient, who: str, t: float = T0) -> None:
     far = offset(LAT0, LON0, 400, 0)
     r = await c.post(
-        "/v1/pings", json={"pings": [ping(who, *far, t), ping(who, LAT0, LON0, t + 60)]}
+        "/v1/pings?wait=true", json={"pings": [ping(who, *far, t), ping(who, LAT0, LON0, t + 60)]}
     )
     assert r.status_code == 200, r.text
     assert [e["type"] for e in r.json()["events"]] == ["enter"], r.text

@@ -15,11 +15,13 @@ from tests.server import free_port, start_server
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def test_kill_9_keeps_committed_presence(clean_pool, database_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_keeps_committed_presence(
+    clean_pool, database_url: str, nats_url: str, bus_prefix: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     t0 = time.time() - 1800
-    proc = start_server(database_url, port, tmp_path)
+    proc = start_server(database_url, port, tmp_path, nats_url=nats_url, bus_prefix=bus_prefix)
     try:
         assert (
             httpx.post(
@@ -28,7 +30,7 @@ def test_kill_9_keeps_committed_presence(clean_pool, database_url: str, tmp_path
             == 201
         )
         r = httpx.post(
-            f"{base}/v1/pings",
+            f"{base}/v1/pings?wait=true",
             headers=AUTH,
             json={
                 "pings": [
@@ -42,13 +44,13 @@ def test_kill_9_keeps_committed_presence(clean_pool, database_url: str, tmp_path
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    proc = start_server(database_url, port, tmp_path)
+    proc = start_server(database_url, port, tmp_path, nats_url=nats_url, bus_prefix=bus_prefix)
     try:
         inside = httpx.get(f"{base}/v1/customers/zoe/presence", headers=AUTH).json()["inside"]
         assert [f["geofence_id"] for f in inside] == ["shop"]
         # still inside after the restart: no second enter; the duplicate is recognised
         r = httpx.post(
-            f"{base}/v1/pings",
+            f"{base}/v1/pings?wait=true",
             headers=AUTH,
             json={
                 "pings": [
@@ -62,7 +64,7 @@ def test_kill_9_keeps_committed_presence(clean_pool, database_url: str, tmp_path
         assert body["events"] == []
         assert sorted(i["reason"] for i in body["ignored"]) == ["duplicate", "late"]
         r = httpx.post(
-            f"{base}/v1/pings",
+            f"{base}/v1/pings?wait=true",
             headers=AUTH,
             json={"pings": [ping("zoe", *offset(LAT0, LON0, 300, 0), t0 + 120)]},
         )

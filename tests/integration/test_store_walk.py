@@ -63,12 +63,12 @@ async def test_walk_through_a_store(
     grace = services.settings.sweep_grace_s
 
     async def pings(*rows: dict[str, Any]) -> dict[str, Any]:
-        r = await client.post("/v1/pings", json={"pings": list(rows)})
+        r = await client.post("/v1/pings?wait=true", json={"pings": list(rows)})
         assert r.status_code == 200 and r.json()["ignored"] == [], r.text
         return dict(r.json())
 
     async def sightings(*rows: dict[str, Any]) -> dict[str, Any]:
-        r = await client.post("/v1/beacon-sightings", json={"sightings": list(rows)})
+        r = await client.post("/v1/beacon-sightings?wait=true", json={"sightings": list(rows)})
         assert r.status_code == 200 and r.json()["ignored"] == [], r.text
         return dict(r.json())
 

@@ -129,7 +129,8 @@ async def post_owntracks(request: Request, svc: Svc) -> Response:
         return _array()
     msg, device_id = parsed.message, parsed.device_id
     # the app resends a message until it gets a 200: the same message, the same log key
-    key = f"{principal.key_id}.ot.{hashlib.sha256(body).hexdigest()}"
+    digest = hashlib.sha256((device_id or "").encode() + b"\n" + body).hexdigest()
+    key = f"{principal.key_id}.ot.{digest}"
     parts: dict[int, c.Command] = {}
     if isinstance(msg, owntracks.Location):
         parts = dict(ping_parts(svc, msg.pings))
@@ -147,7 +148,9 @@ async def post_owntracks(request: Request, svc: Svc) -> Response:
         outcome = "ignored"  # lwt, waypoint(s), card, cmd, steps, encrypted, status, ...
         IGNORED.labels("owntracks", f"type_{kind}").inc()
     if parts:
-        done = await svc.ingest.submit(parts, key=key)
+        # one fix per request from a phone: answered once applied (bounded by the wait), so
+        # the app's next request already sees its effect
+        done = await svc.ingest.submit(parts, key=key, wait=True)
         outcome = "duplicate" if done.resent else outcome
     MESSAGES.labels("owntracks", kind, outcome).inc()
     return _array()
@@ -182,7 +185,7 @@ _OSMAND_DOC: dict[str, Any] = {
 @router.api_route("/osmand/", methods=["GET", "POST"], include_in_schema=False)
 @router.get("/osmand", operation_id="osmand_report_get", **_OSMAND_DOC)
 @router.post("/osmand", operation_id="osmand_report_post", **_OSMAND_DOC)
-async def osmand_report(request: Request, svc: Svc, wait: Wait = False) -> Response:
+async def osmand_report(request: Request, svc: Svc, wait: Wait = True) -> Response:
     body = await request.body()
     is_json = request.headers.get("content-type", "").startswith("application/json")
     variant = "json" if is_json else "query"

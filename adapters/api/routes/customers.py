@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
 from adapters.api.ingest import IdempotencyKey, applied
-from adapters.api.models import ConsentIn, CustomerId
+from adapters.api.models import PENDING, ConsentIn, CustomerId
 from adapters.auth import Principal, Role
 from adapters.cluster import commands as c
 from geo_engine.profile.attributes import (
@@ -86,7 +86,11 @@ def _consents(c: dict[ConsentPurpose, Consent]) -> dict[str, Any]:
     }
 
 
-@router.put("/customers/{customer_id}", summary="Set a customer's attributes and consents")
+@router.put(
+    "/customers/{customer_id}",
+    summary="Set a customer's attributes and consents",
+    responses=PENDING,
+)
 async def put_customer(
     customer_id: CustomerId,
     body: CustomerIn,

@@ -196,7 +196,8 @@ async def post_events(
     resolved, rejected = await _resolve(svc, decoded.rows)
     parts: dict[int, c.Events] = {}
     for r in resolved:
-        parts.setdefault(svc.ingest.partition(r.customer_id), c.Events([])).rows.append(r)
+        part = parts.setdefault(svc.ingest.partition(r.customer_id), c.Events([]))
+        part.rows.append(c.EventWire.of(r))
     done = await submit(svc, request, principal, parts, wait=wait)
     bad = [_RowRejected(e.index, e.field, e.reason, 422) for e in decoded.errors]
     bad += [_RowRejected(e.index, e.field, e.reason, e.status) for e in rejected]

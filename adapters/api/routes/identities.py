@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
 from adapters.api.ingest import IdempotencyKey, applied
-from adapters.api.models import Identifier, IdentifierType
+from adapters.api.models import PENDING, Identifier, IdentifierType
 from adapters.auth import Principal, Role
 from adapters.cluster import commands as c
 from adapters.services.identity import LinkResult
@@ -65,7 +65,12 @@ def _pairs(body: LinkIn) -> list[tuple[str, str]]:
     return pairs
 
 
-@router.post("/identities/link", response_model=LinkOut, summary="Link identifiers to a customer")
+@router.post(
+    "/identities/link",
+    response_model=LinkOut,
+    summary="Link identifiers to a customer",
+    responses=PENDING,
+)
 async def link(
     body: LinkIn, request: Request, svc: Svc, principal: Linker, _key: IdempotencyKey = None
 ) -> LinkOut:
@@ -79,7 +84,9 @@ async def link(
     )
 
 
-@router.post("/identities/unlink", response_model=UnlinkOut, summary="Unlink identifiers")
+@router.post(
+    "/identities/unlink", response_model=UnlinkOut, summary="Unlink identifiers", responses=PENDING
+)
 async def unlink(
     body: LinkIn, request: Request, svc: Svc, principal: Linker, _key: IdempotencyKey = None
 ) -> UnlinkOut:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, ApiError
 from adapters.api.ingest import IdempotencyKey, applied
-from adapters.api.models import ConsentIn, CustomerId
+from adapters.api.models import PENDING, ConsentIn, CustomerId
 from adapters.auth import Principal, Role
 from adapters.cluster import commands as c
 from adapters.db.audit import entries_after
@@ -39,6 +39,7 @@ class ConsentsOut(BaseModel):
     "/customers/{customer_id}/consents",
     summary="Record a customer's consents per purpose (location, sms, push, email, ...)",
     response_model=ConsentsOut,
+    responses=PENDING,
 )
 async def put_consents(
     customer_id: CustomerId,
@@ -87,6 +88,7 @@ class ErasureOut(BaseModel):
     "/customers/{customer_id}",
     summary="Erase every trace of a customer (GDPR art. 17)",
     response_model=ErasureOut,
+    responses=PENDING,
 )
 async def erase(
     customer_id: CustomerId, request: Request, svc: Svc, principal: Admin

@@ -91,4 +91,9 @@ class PartitionLeases(Protocol):
         epoch is no longer the partition's."""
         ...
 
+    async def park(self, tx: Tx, partition: int, seq: int, payload: bytes, error: str) -> None:
+        """Keep a command that could not be applied (a dead letter), in the transaction that
+        moves the partition past it."""
+        ...
+
     async def status(self) -> tuple[list[WorkerRow], list[PartitionRow]]: ...

@@ -95,7 +95,9 @@ async def throughput(base: str, batches: list[bytes], concurrency: int) -> float
         while queue:
             body = queue.pop()
             r = await client.post(
-                "/v1/pings", content=body, headers={**AUTH, "content-type": "application/json"}
+                "/v1/pings?wait=true",
+                content=body,
+                headers={**AUTH, "content-type": "application/json"},
             )
             r.raise_for_status()
             total += r.json()["accepted"]
@@ -126,7 +128,7 @@ async def latency(base: str, rate: float, count: int, t0: float) -> list[float]:
                 ]
             }
             started = time.perf_counter()
-            r = await client.post("/v1/pings", json=body, headers=AUTH)
+            r = await client.post("/v1/pings?wait=true", json=body, headers=AUTH)
             r.raise_for_status()
             lat_ms.append((time.perf_counter() - started) * 1000)
 

@@ -97,13 +97,15 @@ async def api_throughput(url: str, batches: int, customers: int) -> dict[str, An
             transport=httpx.ASGITransport(app=app), base_url="http://bench"
         ) as client:
             for body in bodies[:5]:  # warm up
-                (await client.post("/v1/events", content=body, headers=headers)).raise_for_status()
+                (
+                    await client.post("/v1/events?wait=true", content=body, headers=headers)
+                ).raise_for_status()
             lat = []
             accepted = 0
             started = time.perf_counter()
             for body in bodies[5:]:
                 t0 = time.perf_counter()
-                r = await client.post("/v1/events", content=body, headers=headers)
+                r = await client.post("/v1/events?wait=true", content=body, headers=headers)
                 r.raise_for_status()
                 lat.append(time.perf_counter() - t0)
                 accepted += r.json()["accepted"]

@@ -37,7 +37,7 @@ from geo_engine.ports import Transactions
 log = logging.getLogger(__name__)
 
 _RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-_POISON_TRIES = 5  # a command failing this often for no outage is skipped (and counted)
+_POISON_TRIES = 5  # a command failing this often for no outage becomes a dead letter
 
 
 def new_worker_id() -> str:
@@ -219,19 +219,16 @@ class PartitionWorker:
                 await feed.close()
 
     async def _apply(self, p: int, o: _Owned, d: Delivered) -> Handled:
+        try:
+            cmd = c.decode_command(d.data)
+        except msgspec.DecodeError as exc:  # not ours to fix here: kept, and said
+            return await self._park(p, o, d, exc)
         tries = 0
         while True:
             pos = Position(p, o.epoch, d.seq)
             try:
                 with applying(pos):
-                    try:
-                        cmd = c.decode_command(d.data)
-                    except msgspec.DecodeError as exc:  # not ours to fix: skipped, and said
-                        FAILED.labels("undecodable").inc()
-                        log.error("partition %d seq %d: undecodable command: %s", p, d.seq, exc)
-                        handled = Handled(c.reply_refused(422, "", "undecodable command"))
-                    else:
-                        handled = await self.handlers.handle(cmd)
+                    handled = await self.handlers.handle(cmd)
                     if not pos.recorded:  # nothing committed: the position moves alone
                         async with self.transactions.transaction():
                             pass
@@ -243,21 +240,25 @@ class PartitionWorker:
                 log.warning(
                     "partition %d: database unavailable (%s), retry in %.1f s", p, exc, wait
                 )
-            except Exception:
+            except Exception as exc:
                 FAILED.labels("error").inc()
                 log.exception("partition %d seq %d: command failed", p, d.seq)
                 if tries + 1 >= _POISON_TRIES:
-                    return await self._skip(p, o, d)
+                    return await self._park(p, o, d, exc)
                 wait = _RETRY_S[min(tries, len(_RETRY_S) - 1)]
             tries += 1
             if o.stop.is_set():
                 raise Fenced(p, o.epoch)  # handing over: the next owner retries it
             await asyncio.sleep(wait)
 
-    async def _skip(self, p: int, o: _Owned, d: Delivered) -> Handled:
-        FAILED.labels("skipped").inc()
-        log.error("partition %d seq %d: skipped after %d failures", p, d.seq, _POISON_TRIES)
+    async def _park(self, p: int, o: _Owned, d: Delivered, exc: Exception) -> Handled:
+        """A command that fails for no outage would stall its partition forever: it is kept
+        as a dead letter, in the transaction that moves the partition past it."""
+        FAILED.labels("dead_letter").inc()
+        log.error("partition %d seq %d: dead-lettered after %d failures", p, d.seq, _POISON_TRIES)
+        error = f"{type(exc).__name__}: {exc}"[:2000]
         with applying(Position(p, o.epoch, d.seq)):
-            async with self.transactions.transaction():
-                pass
-        return Handled(c.reply_refused(500, "", "the command could not be applied"))
+            async with self.transactions.transaction() as tx:
+                await self.leases.park(tx, p, d.seq, d.data, error)
+        reason = "the command could not be applied; it is kept as a dead letter"
+        return Handled(c.reply_refused(500, "", reason))

@@ -126,6 +126,16 @@ class PgPartitionLeases:
         if done is None:
             raise Fenced(partition, epoch)
 
+    async def park(self, tx: Tx, partition: int, seq: int, payload: bytes, error: str) -> None:
+        await conn_of(tx).execute(
+            "INSERT INTO ingest_dead_letters (partition, seq, payload, error)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (partition, seq) DO NOTHING",
+            partition,
+            seq,
+            payload,
+            error,
+        )
+
     async def status(self) -> tuple[list[WorkerRow], list[PartitionRow]]:
         async with self._pool.acquire() as conn:
             workers = await conn.fetch(

@@ -51,7 +51,7 @@ class AppFeed:
             return
         batch = [row for _, row in self.rows[self.next : stop]]
         self.next = stop
-        r = await client.post("/v1/events", json={"events": batch}, headers=headers)
+        r = await client.post("/v1/events?wait=true", json={"events": batch}, headers=headers)
         answer = r.raise_for_status().json()
         bad = {e["index"] for e in answer.get("rejected", [])}
         self.posted.update(row["type"] for i, row in enumerate(batch) if i not in bad)

@@ -79,7 +79,7 @@ async def post_history(client: httpx.AsyncClient, headers: dict[str, str], h: Hi
 
     async def flush() -> None:
         if batch:
-            r = await client.post("/v1/events", json={"events": batch}, headers=headers)
+            r = await client.post("/v1/events?wait=true", json={"events": batch}, headers=headers)
             h.posted += r.raise_for_status().json()["accepted"]
             batch.clear()
 

@@ -211,7 +211,7 @@ async def close_loop(
     for a in await _post_chunks(client, "/v1/interactions", "items", taps, 1000, ingest):
         loop.opened += a["accepted"]
     loop.clicked = sum(t["kind"] == "clicked" for t in taps)
-    for a in await _post_chunks(client, "/v1/events", "events", events, 500, ingest):
+    for a in await _post_chunks(client, "/v1/events?wait=true", "events", events, 500, ingest):
         loop.purchases += a["accepted"]
 
     async def results(campaign: str) -> None:

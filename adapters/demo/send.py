@@ -110,7 +110,7 @@ async def send_day(
 
     async def pings(rows: list[int]) -> None:
         body = msgspec.json.encode({"pings": [wire.ping(i) for i in rows]})
-        r = await client.post("/v1/pings", content=body, headers=headers)
+        r = await client.post("/v1/pings?wait=true", content=body, headers=headers)
         stats.requests["pings"] += 1
         answer = msgspec.json.decode(r.raise_for_status().content)
         sent.accepted += answer["accepted"]
@@ -123,7 +123,7 @@ async def send_day(
         for k in range(0, len(rows), SIGHTINGS_PER_REQUEST):
             part = rows[k : k + SIGHTINGS_PER_REQUEST]
             body = msgspec.json.encode({"sightings": [wire.sighting(i) for i in part]})
-            r = await client.post("/v1/beacon-sightings", content=body, headers=headers)
+            r = await client.post("/v1/beacon-sightings?wait=true", content=body, headers=headers)
             stats.requests["sightings"] += 1
             answer = msgspec.json.decode(r.raise_for_status().content)
             why = {e["index"]: e["reason"] for e in answer["ignored"]}

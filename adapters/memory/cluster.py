@@ -35,6 +35,7 @@ class MemoryPartitionLeases:
         self.partitions: int | None = None
         self.leases: dict[int, _Lease] = {}
         self.workers: dict[str, WorkerRow] = {}
+        self.parked: dict[tuple[int, int], tuple[bytes, str]] = {}  # dead letters
 
     async def configure(self, partitions: int) -> None:
         if self.partitions is not None and self.partitions != partitions:
@@ -108,6 +109,15 @@ class MemoryPartitionLeases:
 
         if journal is not None:
             journal.on_rollback(undo)
+
+    async def park(self, tx: Tx, partition: int, seq: int, payload: bytes, error: str) -> None:
+        key = (partition, seq)
+        if key in self.parked:
+            return
+        self.parked[key] = (payload, error)
+        journal = journal_of(tx)
+        if journal is not None:
+            journal.on_rollback(lambda: self.parked.pop(key, None))
 
     async def status(self) -> tuple[list[WorkerRow], list[PartitionRow]]:
         now = self.clock()

@@ -1,7 +1,7 @@
-"""PostgreSQL backends terminated under load: every request gets 200 or 503 + Retry-After, never a
-500; a client that resends each 503'd batch (as told) ends with every visit stored exactly once,
-even when the connection died with COMMIT on its way (stored, yet answered 503: the unit of work
-reads those customers back, so the resend finds them inside and enters nobody twice)."""
+"""PostgreSQL backends terminated under load: ingest only needs the log to accept (2xx), or says
+503 + Retry-After, never 500; the partition owners retry through the outage, and every visit is
+stored exactly once, even when a connection died with COMMIT on its way (the unit of work reads
+those customers back, and the log position committed with the effects says what was applied)."""
 
 from __future__ import annotations
 
@@ -55,29 +55,33 @@ async def test_terminated_backends_give_503_never_500_and_lose_nothing(
             for c in range(CUSTOMERS):
                 who = f"c{k}-{c}"
                 batch += [ping(who, *far, T0 + k), ping(who, LAT0, LON0, T0 + k + 60)]
-            r = await client.post("/v1/pings?wait=true", json={"pings": batch})
+            r = await client.post("/v1/pings", json={"pings": batch})
             statuses.append(r.status_code)
-            if r.status_code == 503:
+            if r.status_code == 503:  # the API key's lookup may need the database
                 assert r.headers["retry-after"] == "1", r.headers
-                assert r.json()["errors"][0]["field"] == "database"
                 refused.append(batch)
                 continue
-            assert r.status_code == 200, r.text
-            assert len(r.json()["events"]) == CUSTOMERS
+            assert r.status_code == 202, r.text
+            await asyncio.sleep(0.05)
     finally:
         stop.set()
         killed = await killer
         await server.close()
     assert killed > 0 and 500 not in statuses
-    assert refused, statuses  # the outage was seen, and answered as one
     for batch in refused:  # the client resends what got a 503, once the database is back
-        r = await client.post("/v1/pings?wait=true", json={"pings": batch})
-        assert r.status_code == 200, r.text
-    stored = await services.pool.fetch(
+        r = await client.post("/v1/pings", json={"pings": batch})
+        assert r.status_code == 202, r.text
+    everyone = {f"c{k}-{i}" for k in range(ROUNDS) for i in range(CUSTOMERS)}
+    query = (
         "SELECT customer_id, count(*) AS n FROM presence_events WHERE type = 'enter'"
         " GROUP BY customer_id"
     )
-    everyone = {f"c{k}-{i}" for k in range(ROUNDS) for i in range(CUSTOMERS)}
+    deadline = time.monotonic() + 30
+    while True:  # the owners catch up once the database answers again
+        stored = await services.pool.fetch(query)
+        if len(stored) == len(everyone) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
     assert {r["customer_id"] for r in stored} == everyone
     assert {r["n"] for r in stored} == {1}  # nobody entered twice
     # memory equals storage: everyone is inside the store, as stored

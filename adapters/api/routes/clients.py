@@ -216,7 +216,10 @@ async def osmand_report(request: Request, svc: Svc, wait: Wait = True) -> Respon
         key = f"osmand.{hashlib.sha256(request.url.query.encode() + body).hexdigest()}"
         done = await svc.ingest.submit(ping_parts(svc, fixes.pings), key=key, wait=wait)
         outcome = "duplicate" if done.resent else "accepted"
-        if done.replies:
+        if done.resent:  # the log held this report already: each fix is a duplicate
+            dup = [(i, FixFlag.DUPLICATE) for i in fixes.pings.row_index]
+            result = IngestResult(len(fixes.pings.rows), dup, [])
+        elif done.replies:
             result = merged_ingest(done.replies)
             if result.flags and all(f is FixFlag.DUPLICATE for _, f in result.flags):
                 outcome = "duplicate"

@@ -25,3 +25,16 @@ CREATE TABLE partition_leases (
     lag bigint,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- A command its owner could not apply after retries (a bug, not an outage): kept here, in the
+-- transaction that moves the partition past it, so nothing acknowledged is ever dropped
+-- silently; an operator reads it, fixes the cause and replays the payload.
+CREATE TABLE ingest_dead_letters (
+    id bigserial PRIMARY KEY,
+    partition integer NOT NULL,
+    seq bigint NOT NULL,
+    payload bytea NOT NULL,
+    error text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (partition, seq)
+);

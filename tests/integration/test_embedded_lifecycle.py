@@ -1,8 +1,10 @@
-"""Anything the engine starts it also stops: `geo-engine serve` on the embedded PostgreSQL,
-stopped with Ctrl-C (SIGINT), leaves no PostgreSQL running; the data stays for the next start."""
+"""Anything the engine starts it also stops: `geo-engine serve` on the embedded PostgreSQL and
+the embedded NATS, stopped with Ctrl-C (SIGINT), leaves neither running; the data stays for the
+next start."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +27,14 @@ def _postmaster(data_dir: Path) -> psutil.Process | None:
     return psutil.Process(pid) if psutil.pid_exists(pid) else None
 
 
+def _nats(data_dir: Path) -> psutil.Process | None:
+    state = data_dir / "nats" / "server.json"
+    if not state.exists():
+        return None
+    pid = int(json.loads(state.read_text())["pid"])
+    return psutil.Process(pid) if psutil.pid_exists(pid) else None
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGINT)
     try:
@@ -41,14 +51,17 @@ def test_ctrl_c_stops_the_embedded_postgresql_and_keeps_its_data() -> None:
 
 
 def _serve_twice(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    os.environ.pop("DATABASE_URL", None)
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "GEO_ENGINE_NATS_URL", "NATS_URL"):
+        os.environ.pop(name, None)
     try:
         port = free_port()
         proc = start_server(None, port, tmp_path, timeout_s=120)
         try:
             postmaster = _postmaster(tmp_path)
             assert postmaster is not None and postmaster.is_running()
+            nats = _nats(tmp_path)
+            assert nats is not None and nats.is_running()
             r = httpx.post(
                 f"http://127.0.0.1:{port}/v1/api-keys",
                 json={"name": "app", "role": "ingest"},
@@ -60,6 +73,8 @@ def _serve_twice(tmp_path: Path) -> None:
         assert proc.returncode is not None
         postmaster.wait(timeout=30)  # gone, not merely idle
         assert not postmaster.is_running()
+        nats.wait(timeout=30)
+        assert not nats.is_running()
         # the next start finds what the last one stored
         proc = start_server(None, port, tmp_path, timeout_s=120)
         try:
@@ -74,6 +89,7 @@ def _serve_twice(tmp_path: Path) -> None:
         while _postmaster(tmp_path) is not None and time.time() < deadline:
             time.sleep(0.2)
         assert _postmaster(tmp_path) is None
+        assert _nats(tmp_path) is None or not _nats(tmp_path).is_running()  # type: ignore[union-attr]
     finally:
         os.environ.clear()
         os.environ.update(env)

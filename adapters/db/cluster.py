@@ -23,14 +23,17 @@ INSERT INTO cluster_workers (worker_id, host, pid) VALUES ($1, $2, $3)
 ON CONFLICT (worker_id) DO UPDATE SET seen_at = now()
 """
 
-# extends the leases still held; a lease taken over has another owner and is not returned
+# extends the leases still held; a lease taken over has another owner and is not returned.
+# Rows are locked in partition order, as a sweep's fenced transaction locks them: two
+# transactions taking the same rows in the same order cannot deadlock
 _RENEW = """
+WITH mine AS (
+    SELECT partition FROM partition_leases WHERE owner = $1 ORDER BY partition FOR UPDATE
+)
 UPDATE partition_leases l SET expires_at = now() + make_interval(secs => $2),
-    lag = coalesce(u.lag, l.lag), updated_at = now()
-FROM (SELECT p.partition, g.lag FROM partition_leases p
-      LEFT JOIN unnest($3::int4[], $4::int8[]) AS g(partition, lag) USING (partition)
-      WHERE p.owner = $1) AS u
-WHERE l.partition = u.partition AND l.owner = $1
+    lag = coalesce(g.lag, l.lag), updated_at = now()
+FROM mine LEFT JOIN unnest($3::int4[], $4::int8[]) AS g(partition, lag) USING (partition)
+WHERE l.partition = mine.partition
 RETURNING l.partition, l.epoch
 """
 

@@ -118,3 +118,21 @@ async def test_cluster_endpoint_lists_workers_and_leases(client: httpx.AsyncClie
     (worker,) = [w for w in doc["workers"] if w["live"]]
     assert worker["partitions"] == [0, 1, 2, 3]
     assert [x["owner"] for x in doc["leases"]] == [worker["worker_id"]] * 4
+
+
+async def test_bus_gone_means_503_with_retry_after_never_500(
+    clean_pool: Any, settings_factory: Any
+) -> None:
+    async with open_services(settings_factory) as (c, svc):
+        assert (await c.get("/readyz")).status_code == 200
+        await svc.bus.close()  # as if NATS were unreachable
+        ready = await c.get("/readyz")
+        assert ready.status_code == 503 and ready.headers["retry-after"]
+        for path, body in (
+            ("/v1/pings", {"pings": [ping("z", LAT0, LON0, T0)]}),
+            ("/v1/pings?wait=true", {"pings": [ping("z", LAT0, LON0, T0)]}),
+            ("/v1/nfc-taps", {"customer_id": "z", "tag_id": "t", "ts": T0}),
+        ):
+            r = await c.post(path, json=body)
+            assert r.status_code == 503, (path, r.text)
+            assert r.headers["retry-after"] and r.json()["errors"][0]["field"] == "bus"

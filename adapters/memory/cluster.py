@@ -115,9 +115,12 @@ class MemoryPartitionLeases:
         if key in self.parked:
             return
         self.parked[key] = (payload, error)
+        def undo() -> None:
+            self.parked.pop(key, None)
+
         journal = journal_of(tx)
         if journal is not None:
-            journal.on_rollback(lambda: self.parked.pop(key, None))
+            journal.on_rollback(undo)
 
     async def status(self) -> tuple[list[WorkerRow], list[PartitionRow]]:
         now = self.clock()

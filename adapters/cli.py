@@ -187,10 +187,11 @@ def relay(
     _logging(log_level)
 
     async def main() -> None:
-        s = Settings()
         # the whole engine's state, without its background jobs: the follow-ups decide with
-        # the campaigns, profiles and fences; an SMS opt-out updates this process's memory
-        svc = await build_services(s, background=False, bus=False)
+        # the campaigns, profiles and fences; on the bus (no partitions: role api) an SMS
+        # opt-out reaches the customer's owner
+        s = Settings().model_copy(update={"role": "api"})
+        svc = await build_services(s, background=False)
         try:
             assert svc.relay is not None and svc.decisions is not None
             esc = Escalator(

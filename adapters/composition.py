@@ -29,7 +29,7 @@ from adapters.db.migrate import migrate
 from adapters.db.presence_store import PgPresenceStore
 from adapters.db.profile_store import PgProfileStore
 from adapters.db.tx import PgTransactions
-from adapters.delivery.customers import DeliveryDirectory
+from adapters.delivery.customers import ConsentRecorder, DeliveryDirectory
 from adapters.delivery.escalation import Escalator
 from adapters.delivery.gateways.apns import ApnsGateway, ProviderToken
 from adapters.delivery.gateways.base import Gateway
@@ -194,7 +194,8 @@ async def build_services(
         leases=leases,
         worker=worker,
     )
-    svc.relay = build_relay(settings, pool, profiles)
+    # an SMS STOP seen by the relay reaches the customer's owner through the log
+    svc.relay = build_relay(settings, pool, svc.ingest if bus else profiles)
     svc.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     if background and worker is not None:
         # the sweeps of an owner: its customers only, fenced by its leases' epochs
@@ -320,6 +321,6 @@ def build_apns(settings: Settings, directory: DeliveryDirectory) -> ApnsGateway:
     )
 
 
-def build_relay(settings: Settings, pool: asyncpg.Pool, profiles: ProfileService | None) -> Relay:
-    gateways = build_gateways(settings, DeliveryDirectory(pool, profiles))
+def build_relay(settings: Settings, pool: asyncpg.Pool, consents: ConsentRecorder | None) -> Relay:
+    gateways = build_gateways(settings, DeliveryDirectory(pool, consents))
     return Relay(pool, gateways, settings.relay_config())

@@ -8,6 +8,7 @@ already holds. A 2xx is sent only once every part is durable in the stream."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from adapters.bus.nats_bus import NatsBus
 from adapters.cluster import commands as c
 from adapters.cluster.metrics import PUBLISHED
 from geo_engine.partitions import partition_of
+from geo_engine.profile.attributes import Consent, ConsentPurpose
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,12 @@ class IngestLog:
         self.bus = bus
         self.partitions = partitions
         self.wait_timeout_s = wait_timeout_s
+
+    async def put_consents(self, customer_id: str, consents: dict[ConsentPurpose, Consent]) -> None:
+        """Consent statements from the delivery side (an SMS STOP, a gateway's opt-out) to the
+        customer's owner, waited for (bounded): the next decision already sees them."""
+        cmd = c.Consents(customer_id, consents)
+        await self.submit({self.partition(customer_id): cmd}, key=uuid.uuid4().hex, wait=True)
 
     def partition(self, customer_id: str) -> int:
         return partition_of(customer_id, self.partitions)

@@ -6,20 +6,29 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Protocol
 
 from adapters.db import delivery_contacts as contacts
 from adapters.db import webhook_endpoints
 from adapters.db.consents import record_consents
 from adapters.db.types import Pool
 from adapters.delivery.gateways.base import pseudonym
-from adapters.services.profiles import ProfileService
 from geo_engine.profile.attributes import Consent, ConsentPurpose, ConsentStatus
 
 log = logging.getLogger(__name__)
 
 
+class ConsentRecorder(Protocol):
+    """Where a consent statement goes so that decisions see it: the customer's partition owner
+    (through the log, adapters/cluster/submit.py), or a process's own profiles in tests."""
+
+    async def put_consents(
+        self, customer_id: str, consents: dict[ConsentPurpose, Consent]
+    ) -> object: ...
+
+
 class DeliveryDirectory:
-    def __init__(self, pool: Pool, profiles: ProfileService | None) -> None:
+    def __init__(self, pool: Pool, profiles: ConsentRecorder | None) -> None:
         self.pool = pool
         self.profiles = profiles
 
@@ -37,8 +46,8 @@ class DeliveryDirectory:
         log.info("SMS consent of %s granted (%s)", pseudonym(customer_id), source)
 
     async def _set_sms(self, customer_id: str, status: ConsentStatus, source: str) -> None:
-        """At once in the database (consent_log too) and the profile service's memory, which
-        the decisions read."""
+        """At once in the database (consent_log too) and in the memory of the customer's owner,
+        which the decisions read (through the log when there is one)."""
         new = {ConsentPurpose.SMS: Consent(status, time.time(), source)}
         prof = self.profiles
         if prof is None:

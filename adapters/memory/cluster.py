@@ -115,6 +115,7 @@ class MemoryPartitionLeases:
         if key in self.parked:
             return
         self.parked[key] = (payload, error)
+
         def undo() -> None:
             self.parked.pop(key, None)
 

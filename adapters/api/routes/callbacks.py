@@ -139,7 +139,7 @@ async def twilio_status(request: Request, svc: Svc) -> StatusOut:
         known = ", ".join(sorted(RANK))
         raise field_error(422, "MessageStatus", f"unknown status {status[:30]!r} ({known})")
     code = _error_code(form)
-    statuses = DeliveryStatuses(svc.pool, DeliveryDirectory(svc.pool, svc.profiles))
+    statuses = DeliveryStatuses(svc.pool, DeliveryDirectory(svc.pool, svc.ingest))
     deadline = time.monotonic() + svc.settings.twilio_status_wait_s
     while (done := await statuses.record(sid, status, code, form.get("To") or None)) is None:
         # the relay commits a batch's sids after the whole batch is sent: Twilio's first
@@ -181,6 +181,6 @@ async def twilio_inbound(request: Request, svc: Svc) -> Response:
     form = await _verified_form(request, svc, svc.settings.twilio_inbound_url)
     sid = _required(form, "MessageSid")
     sender = _required(form, "From")
-    inbound = InboundSms(svc.pool, DeliveryDirectory(svc.pool, svc.profiles))
+    inbound = InboundSms(svc.pool, DeliveryDirectory(svc.pool, svc.ingest))
     await inbound.handle(sid, sender, form.get("Body", ""))
     return Response(TWIML_EMPTY, media_type="text/xml")

@@ -224,9 +224,16 @@ async def build_services(
             svc.tasks.append(asyncio.create_task(bandit.run_forever()))
         if settings.relay_enabled:
             svc.tasks.append(asyncio.create_task(svc.relay.run_forever()))
-            # follow-ups of offers that got no reaction: with the relay that sends them
+        if settings.relay_enabled and worker is not None:
+            # follow-ups of offers that got no reaction, each decided by its customer's owner
+            # (its memory is the fresh one), fenced like every owner's write
+            owner = worker
             escalator = Escalator(
-                decisions, transactions, interval_s=settings.escalation_interval_s
+                decisions,
+                transactions,
+                interval_s=settings.escalation_interval_s,
+                owns=owner.owns,
+                fence=lambda: applying(*owner.epochs()),
             )
             svc.tasks.append(asyncio.create_task(escalator.run_forever()))
     return svc

@@ -19,9 +19,11 @@ honoured, by the relay's check at send time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from adapters.delivery.gateways.base import pseudonym
 from adapters.services.decisions import DecisionService
@@ -44,8 +46,14 @@ class Escalator:
         interval_s: float = 60.0,
         reload_book: bool = False,
         clock: Callable[[], float] = time.time,
+        owns: Callable[[str], bool] | None = None,
+        fence: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
+        """In a cluster, `owns` keeps to this owner's customers (decided with its fresh memory)
+        and `fence()` scopes each pass so its writes fail once a partition moved on."""
         self._transactions = transactions
+        self.owns = owns
+        self.fence = fence or contextlib.nullcontext
         self.decisions = decisions
         self.batch_size = batch_size
         self.interval_s = interval_s
@@ -60,10 +68,13 @@ class Escalator:
             await self.decisions.reload()
         rows = await self.decisions.repo.due_follow_ups(at, self.batch_size)
         counts: dict[str, int] = {}
-        for r in rows:
-            reason = await self._one(r, at)
-            if reason is not None:
-                counts[reason] = counts.get(reason, 0) + 1
+        with self.fence():
+            for r in rows:
+                if self.owns is not None and not self.owns(r.customer_id):
+                    continue  # its owner follows it up
+                reason = await self._one(r, at)
+                if reason is not None:
+                    counts[reason] = counts.get(reason, 0) + 1
         return counts
 
     async def _one(self, r: DueOffer, now: float) -> str | None:

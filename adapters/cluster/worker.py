@@ -204,10 +204,10 @@ class PartitionWorker:
                     LAG.labels(str(p)).set(d.lag)
                     APPLIED.inc()
                     last = d
+                    if handled.links:  # before the reply: the client's next fix is routed anew
+                        await self.bus.broadcast("links", c.encode(list(handled.links)))
                     if d.reply_to:
                         await self.bus.reply(d.reply_to, handled.reply)
-                    if handled.links:
-                        await self.bus.broadcast("links", c.encode(list(handled.links)))
                     if o.stop.is_set():
                         break
                 if last is not None:

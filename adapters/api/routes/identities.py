@@ -79,6 +79,9 @@ async def link(
     Applied by the customer's partition owner; the device's next fixes go to that partition."""
     cmd = c.Link(body.customer_id, _pairs(body))
     result = await applied(svc, request, principal, body.customer_id, cmd, LinkResult)
+    for t, v in cmd.pairs:  # this process routes the device's next fixes anew at once
+        if t == "device":
+            svc.live.device_links[v] = body.customer_id
     return LinkOut(
         customer_id=body.customer_id, linked=result.linked, merged_events=result.merged_events
     )
@@ -92,6 +95,9 @@ async def unlink(
 ) -> UnlinkOut:
     cmd = c.Unlink(body.customer_id, _pairs(body))
     n = await applied(svc, request, principal, body.customer_id, cmd, int)
+    for t, v in cmd.pairs:
+        if t == "device":
+            svc.live.device_links.pop(v, None)
     return UnlinkOut(customer_id=body.customer_id, unlinked=n)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from adapters.db import api_keys
+from adapters.db.errors import UNAVAILABLE
 from adapters.db.types import Pool, Record
 
 
@@ -59,7 +60,14 @@ class KeyRing:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        grant = await api_keys.live_key(self._pool, digest)
+        try:
+            grant = await api_keys.live_key(self._pool, digest)
+        except UNAVAILABLE:
+            if hit is None:
+                raise
+            # the database is away: a key seen recently stays good meanwhile, so ingest keeps
+            # accepting into the log (nobody can revoke a key while the database is down)
+            return hit[1]
         if grant is None:
             self._cache.pop(digest, None)
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from adapters.cluster.control import Control
 from adapters.cluster.handlers import CommandHandlers
 from adapters.cluster.submit import IngestLog
 from adapters.cluster.worker import PartitionWorker, WorkerConfig, new_worker_id
+from adapters.codecs.profile_doc import profile_json
 from adapters.db.beacons import PgBeaconRepository, PgNfcTagRepository
 from adapters.db.campaigns import PgCampaignRepository
 from adapters.db.cluster import PgPartitionLeases
@@ -169,6 +171,7 @@ async def build_services(
                 batch=settings.worker_batch,
             ),
             worker_id=worker_id,
+            reads=profile_reader(settings, profiles),
         )
         await worker.start()
     elif bus:  # a stateless API process holds no customer's presence
@@ -237,6 +240,20 @@ async def build_services(
             )
             svc.tasks.append(asyncio.create_task(escalator.run_forever()))
     return svc
+
+
+def profile_reader(
+    settings: Settings, profiles: ProfileService
+) -> Callable[[bytes], Awaitable[bytes]]:
+    """An owner's answer to "the profile of customer X" (JSON, null when none)."""
+    weights = tuple(settings.velocity_interest_weights)
+
+    async def read(customer_id: bytes) -> bytes:
+        p = profiles.profile(customer_id.decode())
+        doc = None if p is None else profile_json(p, weights, settings.places_h3_resolution)
+        return json.dumps(doc).encode()
+
+    return read
 
 
 def build_gateways(settings: Settings, directory: DeliveryDirectory) -> dict[str, Gateway]:

@@ -242,6 +242,40 @@ class NatsBus:
         with contextlib.suppress(Exception):  # the requester may be gone: the effect stands
             await self._nc.publish(subject, payload)
 
+    # -- reads from owners -----------------------------------------------------------------
+    async def serve_reads(
+        self, partition: int, handler: Callable[[bytes], Awaitable[bytes]]
+    ) -> Callable[[], Awaitable[None]]:
+        """Answer reads of one partition's customers (its owner's memory); returns the stop."""
+        assert self._nc is not None
+
+        async def answer(msg: Msg) -> None:
+            try:
+                await msg.respond(await handler(msg.data))
+            except Exception:
+                log.exception("read on partition %d failed", partition)
+
+        sub = await self._nc.subscribe(f"{self.prefix}.read.{partition}", cb=answer)
+
+        async def stop() -> None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+        return stop
+
+    async def read(self, partition: int, payload: bytes) -> bytes:
+        """A read answered by the partition's owner; BusUnavailable when none answers in time
+        (the bus is away, or the partition is changing owner)."""
+        if self._nc is None or not self.connected:
+            raise BusUnavailable("the bus is not connected")
+        try:
+            msg = await self._nc.request(
+                f"{self.prefix}.read.{partition}", payload, timeout=self._timeout_s
+            )
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise BusUnavailable(f"no owner answered: {type(exc).__name__}") from exc
+        return msg.data
+
     # -- control -------------------------------------------------------------------------
     async def broadcast(self, kind: str, payload: bytes = b"") -> None:
         if self._nc is None:

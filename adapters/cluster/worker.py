@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -50,6 +51,7 @@ class _Owned:
     applied: int
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    stop_reads: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,9 @@ class PartitionWorker:
         transactions: Transactions,  # the checkpointed ones the services use
         config: WorkerConfig,
         worker_id: str | None = None,
+        reads: Callable[[bytes], Awaitable[bytes]] | None = None,
     ) -> None:
+        """`reads`: what this owner answers about its customers (the profile document)."""
         self.bus = bus
         self.leases = leases
         self.engine = engine
@@ -79,6 +83,7 @@ class PartitionWorker:
         self.transactions = transactions
         self.cfg = config
         self.info = WorkerInfo(worker_id or new_worker_id(), socket.gethostname(), os.getpid())
+        self.reads = reads
         self.owned: dict[int, _Owned] = {}
         self.lags: dict[int, int] = {}
         self._loop: asyncio.Task[None] | None = None
@@ -157,6 +162,8 @@ class PartitionWorker:
             for p in gained:
                 o = self.owned[p]
                 o.task = asyncio.create_task(self._consume(p, o))
+                if self.reads is not None:
+                    o.stop_reads = await self.bus.serve_reads(p, self.reads)
             if gained:
                 log.info("partitions acquired: %s", gained)
             OWNED.set(len(self.owned))
@@ -165,6 +172,9 @@ class PartitionWorker:
         tasks = []
         for p in partitions:
             o = self.owned.get(p)
+            if o is not None and o.stop_reads is not None:
+                await o.stop_reads()
+                o.stop_reads = None
             if o is None or o.task is None:
                 continue
             o.stop.set()

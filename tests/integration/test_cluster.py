@@ -71,6 +71,16 @@ async def test_two_engines_share_the_partitions_and_take_over(
             for svc in (svc_a, svc_b):
                 held = svc.live.engine.customers()
                 assert held and all(svc.worker.owns(c) for c in held)
+            # a profile is read from its owner's memory, whichever API process is asked
+            theirs = next(c for c in who if wb.owns(c))
+            event = {"customer_id": theirs, "type": "app_open", "channel": "app", "ts": T0}
+            r = await b.post("/v1/events?wait=true", json={"events": [event]})
+            assert r.json()["accepted"] == 1
+            doc = (await a.get(f"/v1/customers/{theirs}/profile")).json()
+            assert doc["customer_id"] == theirs and doc["channel_affinity"]["channels"]
+            assert theirs not in svc_a.profiles.state.slots  # a never held it: b answered
+            nobody = (await a.get("/v1/customers/nobody-at-all/profile")).status_code
+            assert nobody == 404
         # b stopped cleanly: a takes everything back, with b's customers read from storage
         await _wait(lambda: _owns_all(svc_a))
         assert sorted(svc_a.live.engine.customers()) == sorted(who)

@@ -103,7 +103,10 @@ async def build_services(
     """`bus=False`: a tool (relay, backtest) that reads and writes storage only; it neither
     accepts customer-keyed input nor owns partitions."""
     url = await asyncio.to_thread(resolve_url, settings.database_url, settings.data_dir)
-    pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+    # a transaction idle past the lease ttl belongs to a paused owner whose lease is gone
+    pool = await create_pool(
+        url, settings.db_pool_min, settings.db_pool_max, idle_in_transaction_s=settings.lease_ttl_s
+    )
     applied = await migrate(pool)
     if applied:
         log.info("applied migrations: %s", ", ".join(f"{m.version:03d}_{m.name}" for m in applied))

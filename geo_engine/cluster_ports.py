@@ -91,6 +91,10 @@ class PartitionLeases(Protocol):
         epoch is no longer the partition's."""
         ...
 
+    async def applied_seq(self, partition: int) -> int:
+        """The partition's committed position (read after a commit of unknown outcome)."""
+        ...
+
     async def park(self, tx: Tx, partition: int, seq: int, payload: bytes, error: str) -> None:
         """Keep a command that could not be applied (a dead letter), in the transaction that
         moves the partition past it."""

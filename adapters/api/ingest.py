@@ -94,6 +94,8 @@ async def applied(
 
 def result(reply: c.Reply, type_: type[T]) -> T:
     """The owner's result, or its refusal raised as the API's error."""
+    if reply.status == 202:  # applied, its result unknown: say what is sure
+        raise Pending()
     if reply.status >= 400:
         if reply.field:
             at = _INDEX.search(reply.field)

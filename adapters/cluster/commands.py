@@ -160,6 +160,11 @@ def reply_ok(result: Any) -> bytes:
     return encode(Reply(result=msgspec.Raw(encode(result))))
 
 
+def reply_applied() -> bytes:
+    """Applied, but its result was lost with the database connection (202: it stands)."""
+    return encode(Reply(status=202, reason="applied; its result was lost with the connection"))
+
+
 def reply_refused(status: int, field: str, reason: str) -> bytes:
     return encode(Reply(status=status, field=field, reason=reason))
 

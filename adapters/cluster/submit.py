@@ -29,6 +29,14 @@ class Submitted:
     def resent(self) -> bool:
         return self.parts > 0 and self.duplicates == self.parts
 
+    @property
+    def results(self) -> list[c.Reply] | None:
+        """Every part's result, or None when some is not known (not waited for, late, a
+        resend, or applied with its result lost with a database connection)."""
+        if self.replies is None or any(r.status == 202 for r in self.replies):
+            return None
+        return self.replies
+
 
 class IngestLog:
     def __init__(self, bus: NatsBus, partitions: int, wait_timeout_s: float) -> None:

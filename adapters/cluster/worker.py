@@ -250,6 +250,8 @@ class PartitionWorker:
                 log.warning(
                     "partition %d: database unavailable (%s), retry in %.1f s", p, exc, wait
                 )
+                if await self._landed(p, d.seq, wait):
+                    return Handled(c.reply_applied())
             except Exception as exc:
                 FAILED.labels("error").inc()
                 log.exception("partition %d seq %d: command failed", p, d.seq)
@@ -260,6 +262,21 @@ class PartitionWorker:
             if o.stop.is_set():
                 raise Fenced(p, o.epoch)  # handing over: the next owner retries it
             await asyncio.sleep(wait)
+
+    async def _landed(self, p: int, seq: int, wait: float) -> bool:
+        """Whether the failed attempt's COMMIT reached the database before the connection died
+        (the position commits with the effects, so the position says). Then memory follows
+        storage: presence re-read its touched customers already; profiles reload."""
+        while True:
+            try:
+                landed = await self.leases.applied_seq(p) >= seq
+                break
+            except UNAVAILABLE:
+                await asyncio.sleep(wait)
+        if landed:
+            log.warning("partition %d seq %d: committed before the connection died", p, seq)
+            await self.engine.profiles.reload()
+        return landed
 
     async def _park(self, p: int, o: _Owned, d: Delivered, exc: Exception) -> Handled:
         """A command that fails for no outage would stall its partition forever: it is kept

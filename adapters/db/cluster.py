@@ -129,6 +129,12 @@ class PgPartitionLeases:
         if done is None:
             raise Fenced(partition, epoch)
 
+    async def applied_seq(self, partition: int) -> int:
+        seq = await self._pool.fetchval(
+            "SELECT applied_seq FROM partition_leases WHERE partition = $1", partition
+        )
+        return int(seq or 0)
+
     async def park(self, tx: Tx, partition: int, seq: int, payload: bytes, error: str) -> None:
         await conn_of(tx).execute(
             "INSERT INTO ingest_dead_letters (partition, seq, payload, error)"

@@ -53,9 +53,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, min_size: int = 1, max_size: int = 8) -> asyncpg.Pool:
+async def create_pool(
+    url: str, min_size: int = 1, max_size: int = 8, *, idle_in_transaction_s: float | None = None
+) -> asyncpg.Pool:
+    """`idle_in_transaction_s`: the server ends a session left idle inside a transaction that
+    long. A partition owner paused mid-transaction (SIGSTOP, a frozen VM) would otherwise keep
+    its row locks forever and stall the owner that took its partitions."""
+    settings = {}
+    if idle_in_transaction_s is not None:
+        settings["idle_in_transaction_session_timeout"] = str(int(idle_in_transaction_s * 1000))
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        server_settings=settings,
     )
     assert pool is not None
     return pool

@@ -110,6 +110,10 @@ class MemoryPartitionLeases:
         if journal is not None:
             journal.on_rollback(undo)
 
+    async def applied_seq(self, partition: int) -> int:
+        lease = self.leases.get(partition)
+        return 0 if lease is None else lease.applied_seq
+
     async def park(self, tx: Tx, partition: int, seq: int, payload: bytes, error: str) -> None:
         key = (partition, seq)
         if key in self.parked:

@@ -134,6 +134,9 @@ async def test_advance_keeps_the_max(world: World) -> None:
         await advance(world, 0, lease.epoch, seq)
     assert await applied(world, 0) == 12
     assert await applied(world, 1) == 0
+    # what an owner reads after a commit of unknown outcome
+    assert await world.leases.applied_seq(0) == 12
+    assert await world.leases.applied_seq(1) == 0
 
 
 async def test_heartbeat_renews_held_leases_and_records_lag(world: World) -> None:

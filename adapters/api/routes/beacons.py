@@ -280,12 +280,12 @@ async def post_sightings(
     for row in rows:
         parts.setdefault(svc.ingest.partition(row.customer_id), c.Sightings([])).rows.append(row)
     done = await submit(svc, request, principal, parts, wait=wait)
-    if done.replies is None or not wait:
+    if done.results is None or not wait:
         accepted = Accepted(accepted=len(rows), rejected=rejected, duplicate=done.resent)
         return JSONResponse(accepted.model_dump(mode="json"), 202)
     ignored: list[SightingIgnored] = []
     events: list[PresenceEventOut] = []
-    for reply in done.replies:
+    for reply in done.results:
         outcome = result(reply, SightingsOutcome)
         ignored += [SightingIgnored(index=i, reason=r) for i, r in outcome.ignored]
         events += [event_out(i, e) for i, e in outcome.events]

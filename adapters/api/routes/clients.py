@@ -219,8 +219,8 @@ async def osmand_report(request: Request, svc: Svc, wait: Wait = True) -> Respon
         if done.resent:  # the log held this report already: each fix is a duplicate
             dup = [(i, FixFlag.DUPLICATE) for i in fixes.pings.row_index]
             result = IngestResult(len(fixes.pings.rows), dup, [])
-        elif done.replies:
-            result = merged_ingest(done.replies)
+        elif done.results:
+            result = merged_ingest(done.results)
             if result.flags and all(f is FixFlag.DUPLICATE for _, f in result.flags):
                 outcome = "duplicate"
     MESSAGES.labels("osmand", variant, outcome).inc()

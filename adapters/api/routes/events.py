@@ -201,12 +201,12 @@ async def post_events(
     done = await submit(svc, request, principal, parts, wait=wait)
     bad = [_RowRejected(e.index, e.field, e.reason, 422) for e in decoded.errors]
     bad += [_RowRejected(e.index, e.field, e.reason, e.status) for e in rejected]
-    if done.replies is None or not wait:
+    if done.results is None or not wait:
         bad.sort(key=lambda e: e.index)
         accepted = _Accepted(len(resolved), bad, done.resent)
         return Response(_encode(accepted), 202, media_type="application/json")
     out = _Result(accepted=0, duplicates=[], dropped=[], rejected=bad, signals=[])
-    for reply in done.replies:
+    for reply in done.results:
         res = result(reply, EventsResult)
         out.accepted += res.accepted
         out.duplicates += [_RowReason(i, r) for i, r in res.duplicates]

@@ -109,10 +109,10 @@ async def post_pings(
     metrics.PINGS.labels("rejected").inc(len(decoded.errors))
     rejected = [_RowRejected(e.index, e.field, e.reason) for e in decoded.errors]
     done = await submit(svc, request, principal, ping_parts(svc, decoded), wait=wait)
-    if done.replies is None or not wait:
+    if done.results is None or not wait:
         accepted = _Accepted(len(decoded.rows), rejected, done.resent)
         return Response(_encode(accepted), 202, media_type="application/json")
-    result = merged_ingest(done.replies) if decoded.rows else None
+    result = merged_ingest(done.results) if decoded.rows else None
     out = _Result(
         accepted=0 if result is None else result.accepted,
         rejected=rejected,

@@ -157,8 +157,15 @@ class PartitionWorker:
                 self.owned.pop(p, None)
             if lost or surplus or gained:
                 # memory holds exactly the owned partitions' customers, as storage has them
-                await self.engine.uow.resync(self.owns)
-                await self.engine.profiles.reload()
+                try:
+                    await self.engine.uow.resync(self.owns)
+                    await self.engine.profiles.reload()
+                except BaseException:  # not consumed from stale memory: given back, retaken later
+                    for p in gained:
+                        o = self.owned.pop(p)
+                        with contextlib.suppress(Exception):
+                            await self.leases.release(self.worker_id, p, o.epoch)
+                    raise
             for p in gained:
                 o = self.owned[p]
                 o.task = asyncio.create_task(self._consume(p, o))
@@ -186,6 +193,19 @@ class PartitionWorker:
 
     # -- consuming -----------------------------------------------------------------------
     async def _consume(self, p: int, o: _Owned) -> None:
+        """Apply the partition's commands until stopped or fenced. Whatever else fails, the
+        loop starts again from the committed position: a partition never stalls silently."""
+        while not o.stop.is_set():
+            try:
+                await self._consume_once(p, o)
+                return
+            except Exception:
+                log.exception("partition %d: consumer failed; resuming", p)
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(Exception):  # what storage says was applied, if it can
+                    o.applied = max(o.applied, await self.leases.applied_seq(p))
+
+    async def _consume_once(self, p: int, o: _Owned) -> None:
         feed = None
         try:
             while not o.stop.is_set():
@@ -275,7 +295,12 @@ class PartitionWorker:
                 await asyncio.sleep(wait)
         if landed:
             log.warning("partition %d seq %d: committed before the connection died", p, seq)
-            await self.engine.profiles.reload()
+            while True:  # memory must follow what was committed before going on
+                try:
+                    await self.engine.profiles.reload()
+                    break
+                except UNAVAILABLE:
+                    await asyncio.sleep(wait)
         return landed
 
     async def _park(self, p: int, o: _Owned, d: Delivered, exc: Exception) -> Handled:

@@ -113,8 +113,13 @@ class ProfileService:
         owners wrote of its new customers is in storage only). The state is columnar: a new one
         is built and swapped, under the writers' lock."""
         async with self.lock:
+            old = self.state
             self.state = ProfileState(self.cfg, ref=self.clock())
-            await self.start()
+            try:
+                await self.start()
+            except BaseException:  # storage unreadable: keep what was held, not an empty state
+                self.state = old
+                raise
 
     # --- reading ----------------------------------------------------------------------------
     def profile(self, customer_id: str, now: float | None = None) -> CustomerProfile | None:

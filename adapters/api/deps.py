@@ -18,7 +18,8 @@ from adapters.services.decisions import DecisionService
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: a plain def dependency runs in the thread pool, a hop on every request
     svc: Services = request.app.state.services
     return svc
 
@@ -40,7 +41,7 @@ async def principal(
 ) -> Principal:
     if creds is None or not creds.credentials:
         raise ApiError(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
-    svc = services(request)
+    svc: Services = request.app.state.services
     found = await svc.keys.principal(creds.credentials)
     if found is None:
         raise ApiError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})

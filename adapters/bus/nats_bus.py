@@ -274,7 +274,8 @@ class NatsBus:
             )
         except (TimeoutError, nats.errors.Error) as exc:
             raise BusUnavailable(f"no owner answered: {type(exc).__name__}") from exc
-        return msg.data
+        data: bytes = msg.data
+        return data
 
     # -- control -------------------------------------------------------------------------
     async def broadcast(self, kind: str, payload: bytes = b"") -> None:

@@ -87,6 +87,7 @@ class PartitionWorker:
         self.owned: dict[int, _Owned] = {}
         self.lags: dict[int, int] = {}
         self._loop: asyncio.Task[None] | None = None
+        self._beat: asyncio.Task[None] | None = None
         self._tick_lock = asyncio.Lock()
 
     @property
@@ -106,16 +107,30 @@ class PartitionWorker:
         await self.leases.configure(self.cfg.partitions)
         await self.tick()
         self._loop = asyncio.create_task(self._run())
+        self._beat = asyncio.create_task(self._beat_forever())
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
+        for task in (self._loop, self._beat):
+            if task is None:
+                continue
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+                await task
         await self._stop_consumers(list(self.owned))
         self.owned.clear()
         with contextlib.suppress(Exception):  # a clean exit hands over at once, else by expiry
             await self.leases.leave(self.worker_id)
+
+    async def _beat_forever(self) -> None:
+        """Renewal on its own beat: a slow rebalance (stopping consumers, re-reading storage)
+        must not let this worker's liveness and leases lapse while it runs."""
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_s)
+            lags = {p: self.lags.get(p, 0) for p in self.owned}
+            try:
+                await self.leases.heartbeat(self.info, self.cfg.lease_ttl_s, lags)
+            except Exception as exc:
+                log.warning("heartbeat failed: %s", exc)
 
     async def _run(self) -> None:
         while True:

@@ -1,20 +1,14 @@
 """Soak (issue 14): a steady open-loop load on `geo-engine serve` for --minutes, bounded, loopback.
 
-The engine as a user runs it — one `serve` (role all), or with --workers N one `serve --role api`
-and N `serve --role worker` — on PostgreSQL and NATS: embedded ones of the script's own
-(default), or the machine's with --database-url and --nats-url (a fresh database and bus prefix
-either way, removed at the end). 300 store fences in Paris; --customers customers walking around
-them, swept in order (every customer once per customers/rate seconds: all seen after the first
-sweep). 500-fix batches at --rate fixes/s on a fixed schedule (open loop over --connections
-connections), without ?wait (202 once durable); latency from each batch's *scheduled* send time,
-so a stall is not hidden by the loader waiting. Every second: RSS (VmRSS) of each engine process
-and its children; every 5 s: GET /v1/cluster (the owners' applied sequences and lag); every 10 s:
-PostgreSQL and NATS memory apart; every minute: CPU per process (/proc schedstat; other jobs on
-the machine included). After the load: how long until the owners applied the whole log.
-
-Verdicts: a batch's p99 ≤ 3 × p50, no error, engine RSS flat once every customer has been
-applied (slope over the second half of the run), the owners keep up (applied ≈ offered).
-Writes bench/soak.json and bench/soak.md (scripts/soak_report.py renders them).
+One `serve` (role all), or with --workers N `serve --role api` + N `serve --role worker`, on
+embedded PostgreSQL and NATS of the script's own, or the machine's (--database-url, --nats-url);
+a fresh database and bus prefix, removed at the end. --customers walk around 300 Paris stores,
+swept in order (all seen after customers/rate s). 500-fix batches at --rate fixes/s on a fixed
+schedule over --connections connections, without ?wait (202 once durable); latency from each
+batch's *scheduled* send time (no coordinated omission). Sampled: engine RSS per process every
+second, GET /v1/cluster every 5 s, PostgreSQL/NATS memory every 10 s, CPU every minute. Verdicts
+(scripts/soak_report.py): p99 ≤ 3 × p50, no error, RSS flat once every customer is applied, the
+owners keep up. Writes bench/soak.json and bench/soak.md.
 
     python scripts/soak.py                              # 10 min, 5,000 fixes/s, 200,000 customers
     python scripts/soak.py --minutes 2 --customers 20000
@@ -57,7 +51,7 @@ from bench_cluster import (
 )
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from soak_report import render, summarise
+from soak_report import render, summarise, to_json
 
 console = Console()
 WINDOW_S = 10.0
@@ -335,7 +329,11 @@ def main() -> None:
     ap.add_argument("--flat", type=float, default=2.0, help="RSS slope deemed flat (MB/min)")
     ap.add_argument("--timeout", type=float, help="hard limit (s; default minutes + 6 min)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench")
+    ap.add_argument("--render", action="store_true", help="re-render <out>/soak.md only")
     a = ap.parse_args()
+    if a.render:  # the same figures, the Markdown again (after a change of its layout)
+        (a.out / "soak.md").write_text(render(json.loads((a.out / "soak.json").read_text())))
+        return
     if bool(a.database_url) != bool(a.nats_url):
         ap.error("--database-url and --nats-url go together (default: both embedded)")
     a.customers = max(1, round(a.customers / BATCH)) * BATCH
@@ -347,17 +345,22 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_term)
     git = ["git", "status", "--porcelain", "--untracked-files=no"]
     dirty = subprocess.run(git, cwd=ROOT, capture_output=True, text=True).stdout.splitlines()
-    raw = asyncio.run(amain(a))
+    try:
+        raw = asyncio.run(amain(a))
+    except KeyboardInterrupt:
+        sys.exit("interrupted: what it started is stopped, its database and stream removed")
     # (bench_cluster's strips the first line's status column: that path loses a letter)
     raw["machine"]["uncommitted_files"] = [x[3:] for x in dirty]  # others' work in this tree
     raw["command"] = "python scripts/soak.py" + "".join(f" {shlex.quote(x)}" for x in sys.argv[1:])
     raw["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
     doc = summarise(raw, WINDOW_S)
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "soak.json").write_text(json.dumps(no_nan(doc), indent=1) + "\n")
+    (a.out / "soak.json").write_text(to_json(no_nan(doc)))
     md = render(doc)
     (a.out / "soak.md").write_text(md)
     print(md)
+    if doc["timed_out"]:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

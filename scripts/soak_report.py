@@ -8,6 +8,7 @@ kB}]; cpu [minute, {component: {cores, runqueue}}]."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -182,9 +183,24 @@ def summarise(raw: dict[str, Any], window_s: float) -> dict[str, Any]:
         "windows": spans(raw, window_s, end, fixes_per_msg),
         "cpu_per_minute": raw["cpu"],
         "raw": {k: raw[k] for k in ("polls", "infra_mem")}
-        | {"rss_total_mb": [[t, round(sum(v.values()) / MB, 1)] for t, v in raw["rss"]]}
+        | {
+            "rss_mb": [
+                [t, round(sum(v.values()) / MB, 1), {k: round(x / MB, 1) for k, x in v.items()}]
+                for t, v in raw["rss"]
+            ]
+        }
         | {"batches": [b[1:4] for b in batches]},
     }
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    """Indented, but the raw series one row a line (not one number a line)."""
+    head = json.dumps({k: v for k, v in doc.items() if k != "raw"}, indent=1)[:-2]
+    series = [
+        f'  "{k}": [\n' + ",\n".join("   " + json.dumps(r, separators=(",", ":")) for r in rows)
+        for k, rows in doc["raw"].items()
+    ]
+    return head + ',\n "raw": {\n' + "\n  ],\n".join(series) + "\n  ]\n }\n}\n"
 
 
 def f(x: float | None, fmt: str = ",.0f", none: str = "–") -> str:
@@ -273,6 +289,7 @@ def render(d: dict[str, Any]) -> str:
         f" {f(d['first_sweep_answered_s'])} s, applied by the owners at"
         f" {f(d['all_customers_applied_s'])} s.\n"
     )
+    timed_out = " (**hard timeout hit**)" if d["timed_out"] else ""
     errs = "\n".join(f"    {x}" for x in d["engine_log_errors"][:10]) or "    (none)"
     return f"""# Soak
 
@@ -286,8 +303,8 @@ Engine: {d["setup"]}, 16 partitions, raw fixes stored; {a["fences"]} store fence
 {a["customers"]:,} customers swept in order (each one fix every {a["customers"] / a["rate"]:g} s),
 500-fix batches at {a["rate"]:,.0f} fixes/s on a fixed schedule over {a["connections"]} connections,
 without `?wait` (202 once durable in the log); latency from each batch's scheduled send time.
-{d["load_s"]:.0f} s of load{" (**hard timeout hit**)" if d["timed_out"] else ""}; other engineers'
-jobs share the machine (CPU per minute below).
+{d["load_s"]:.0f} s of load{timed_out}. Other jobs may share the machine: the CPU per minute below
+says how much they took.
 
 ## Verdicts
 

@@ -8,6 +8,7 @@ fences have few edges, and this avoids building a shapely Point per ping.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,12 +52,46 @@ class PolygonEdges:
         e = np.flatnonzero(pt_ring[1:] == pt_ring[:-1])
         self.seg = np.column_stack([x[e], y[e], x[e + 1], y[e + 1]])
         counts = np.bincount(fence[e], minlength=n).astype(np.int64)
-        self.ptr = np.concatenate([[0], np.cumsum(counts)])
+        # Where each fence's edges start: only (ptr, count) per fence are read, so an edit can
+        # append a fence's edges at the end and leave its old ones unreferenced (edit.py).
+        self.ptr = np.cumsum(counts) - counts
         self.count = counts
         # The b - a terms are the same for every point: keep them.
         self.dx = self.seg[:, 2] - self.seg[:, 0]
         self.dy = self.seg[:, 3] - self.seg[:, 1]
         self.inv_len2 = 1.0 / np.maximum(self.dx**2 + self.dy**2, 1e-300)
+
+    def put(self, slot: int, fence: Geofence) -> PolygonEdges:
+        """A copy with `fence` at `slot` (== len: appended); the arrays are never mutated."""
+        one = PolygonEdges([fence])
+        new = copy.copy(self)
+        for name in ("ref_lat", "ref_lon", "kx", "planar_ok", "count"):
+            old, row = getattr(self, name), getattr(one, name)
+            if slot == old.size:
+                setattr(new, name, np.concatenate([old, row]))
+            else:
+                arr = old.copy()
+                arr[slot] = row[0]
+                setattr(new, name, arr)
+        start = np.array([self.seg.shape[0]], np.int64)
+        new.ptr = np.concatenate([self.ptr, start]) if slot == self.ptr.size else self.ptr.copy()
+        new.ptr[slot] = start[0]
+        new.seg = np.concatenate([self.seg, one.seg])
+        new.dx = np.concatenate([self.dx, one.dx])
+        new.dy = np.concatenate([self.dy, one.dy])
+        new.inv_len2 = np.concatenate([self.inv_len2, one.inv_len2])
+        return new
+
+    def swap_remove(self, slot: int) -> PolygonEdges:
+        """A copy without the fence at `slot`: the last fence takes its place."""
+        new = copy.copy(self)
+        last = self.ptr.size - 1
+        for name in ("ref_lat", "ref_lon", "kx", "planar_ok", "count", "ptr"):
+            arr = getattr(self, name)[:last].copy()
+            if slot < last:
+                arr[slot] = getattr(self, name)[last]
+            setattr(new, name, arr)
+        return new
 
     def distance_m(self, fence: NDArray[np.int32], lat: Floats, lon: Floats) -> Floats:
         """Unsigned distance from each point to its fence's boundary (polygon fences only)."""

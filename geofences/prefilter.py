@@ -62,14 +62,26 @@ class Raster:
                 break
             k -= 1
         self.strips = _merge(b[wide][:, [1, 3]])
+        self.res, self.edge_m = res, edge_m
         # Raster cells only under coarse (interior) cover cells stay NEEDS_H3: settling them
         # would cost build time in proportion to the area of big fences, for few pings.
         f = fine & ~wide
-        if M_PER_DEG / self.scale > edge_m / 2:
-            f[:] = False  # cells too coarse to fit inside H3 cells: don't bother
+        if not self.settles:
+            f[:] = False
         near = _cells(i0[f], i1[f], j0[f], j1[f], count[f], self.nj)
         codes = np.full(keys.size, NEEDS_H3, np.int32)
-        codes[np.searchsorted(keys, near)] = self._codes(near, res, segment_of)
+        c, self.normals, self.pair_cells = self._codes(near, segment_of, 0)
+        self.seg_a, self.seg_b = _pair_segments(self.pair_cells, segment_of)
+        codes[np.searchsorted(keys, near)] = c
+        self._layout(keys, codes)
+
+    @property
+    def settles(self) -> bool:
+        """False when raster cells are too coarse to fit inside H3 cells: all stay NEEDS_H3."""
+        return M_PER_DEG / self.scale <= self.edge_m / 2
+
+    def _layout(self, keys: Ints, codes: I32) -> None:
+        """Lay sorted raster keys and their codes out as one dense window or as tiles."""
         i, j = keys // self.nj, keys % self.nj
         self.dense = keys.size > 0 and (
             (int(i.max() - i.min()) + 1) * (int(j.max() - j.min()) + 1)
@@ -95,16 +107,18 @@ class Raster:
     def _col(self, lon: Floats) -> Ints:
         return np.clip(np.floor((lon + 180.0) * self.scale), 0, self.nj - 1).astype(np.int64)
 
-    def _codes(self, keys: Ints, res: int, segment_of: Callable[[Ints], I32]) -> I32:
-        """Per raster cell: a segment, a split or NEEDS_H3, from the H3 cells of its corners."""
+    def _codes(
+        self, keys: Ints, segment_of: Callable[[Ints], I32], pair0: int
+    ) -> tuple[I32, Floats, Ints]:
+        """Per raster cell: a segment, a split or NEEDS_H3, from the H3 cells of its corners;
+        and the normals and the (A, B) H3 cells of the split pairs, numbered from `pair0`."""
         i, j = keys // self.nj, keys % self.nj
-        s = self.scale
+        s, res = self.scale, self.res
         sane = np.abs(i / s - 90.0) < _POLAR
-        self.normals: Floats = np.empty((0, 3))
-        self.seg_a: I32 = np.empty(0, np.int32)
-        self.seg_b: I32 = np.empty(0, np.int32)
+        normals: Floats = np.empty((0, 3))
+        cells: Ints = np.empty((0, 2), np.int64)
         if keys.size == 0:
-            return np.empty(0, np.int32)
+            return np.empty(0, np.int32), normals, cells
         ia, ja = int(i.min()), int(j.min())
         h, w = int(i.max()) + 2 - ia, int(j.max()) + 2 - ja  # corner grid of the window
         if h * w <= min(_MAX_DENSE, 2 * keys.size):
@@ -134,10 +148,9 @@ class Raster:
             ok, pair, normals, cell_a, cell_b = split_cells(
                 i[t] / s - 90.0, j[t] / s - 180.0, 1.0 / s, q[t], res, margin
             )
-            self.normals = normals
-            self.seg_a, self.seg_b = segment_of(cell_a), segment_of(cell_b)
-            out[t[ok]] = _SPLIT - pair[ok].astype(np.int32)
-        return out
+            cells = np.column_stack([cell_a, cell_b])
+            out[t[ok]] = _SPLIT - pair0 - pair[ok].astype(np.int32)
+        return out, normals, cells
 
     def codes(self, lat: Floats, lon: Floats) -> I32:
         """EMPTY, NEEDS_H3 or a cover segment for each (valid) point."""
@@ -165,6 +178,12 @@ class Raster:
             side = np.einsum("nj,nj->n", p, self.normals[k]) >= 0.0
             out[split] = np.where(side, self.seg_a[k], self.seg_b[k])
         return out
+
+
+def _pair_segments(cells: Ints, segment_of: Callable[[Ints], I32]) -> tuple[I32, I32]:
+    """Cover segments of the two H3 cells of each split pair (kept, so an edit can renumber)."""
+    seg = segment_of(cells.ravel()).reshape(-1, 2)
+    return np.ascontiguousarray(seg[:, 0]), np.ascontiguousarray(seg[:, 1])
 
 
 def _cells(i0: Ints, i1: Ints, j0: Ints, j1: Ints, count: Ints, nj: int) -> Ints:

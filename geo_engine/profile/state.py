@@ -32,6 +32,7 @@ from geo_engine.profile.events import (
     SensitivePages,
     kpis_of,
 )
+from geo_engine.profile.packed import AttributeTable, CategoryTable, ConsentTable, Strings
 from geo_engine.profile.places import Place
 from geo_engine.profile.rfm import RfmFigures, RfmScorer
 from geo_engine.profile.ring import DayRing, day_of, window_weights
@@ -76,18 +77,20 @@ class ProfileState:
         self.slots: dict[str, int] = {}
         self.ring = DayRing(N_KPIS, cfg.ring_days, capacity)
         self.trend = np.zeros((capacity, N_VELOCITY), np.int8)
-        self.orders = np.zeros(capacity, np.int32)
-        self.converted = np.zeros(capacity, np.int32)
-        self.money = np.zeros(capacity, np.float64)
-        self.first_ts = np.zeros(capacity, np.float64)
-        self.last_ts = np.zeros(capacity, np.float64)
+        # RFM figures of buyers only, a row each (orders, converted, money, first, last):
+        # most active customers have none, and 40 B a slot would be idle for them
+        self.buyer = np.full(capacity, -1, np.int32)  # slot -> row, -1: no figures
+        self.rfm_rows = np.zeros((0, 5), np.float64)
+        self.n_buyers = 0
         self.channel = np.zeros((capacity, len(CHANNELS)), np.float64)
         self.channel_decay = Decay(cfg.channel_half_life_days, ref)
         self.category_decay = Decay(cfg.category_half_life_days, ref)
-        self.categories: dict[int, dict[str, float]] = {}  # only customers with some
+        # repeated strings (category names, consent sources, attribute values) as numbers
+        self.strings = Strings()
+        self.categories = CategoryTable(self.strings)  # by slot, only customers with some
         self.places: dict[str, tuple[Place, ...]] = {}
-        self.attributes: dict[str, Attributes] = {}
-        self.consents: dict[str, dict[ConsentPurpose, Consent]] = {}
+        self.attributes = AttributeTable(self.slots, self.ids, self.strings)
+        self.consents = ConsentTable(self.slots, self.ids, self.strings)
         self.objecting: set[str] = set()
         self.scorer = RfmScorer()
 
@@ -102,11 +105,16 @@ class ProfileState:
             self._reserve(s + 1)
             self.slots[customer_id] = s
             self.ids.append(customer_id)
+            self.attributes.adopt(customer_id, s)
+            self.consents.adopt(customer_id, s)
         return s
 
     def truncate(self, n: int) -> None:
         """Forget the slots made after the first `n` by a plan never applied: a plan writes no
         row, so they are free again (a rolled-back ingest leaves no empty profile behind)."""
+        self.attributes.truncate(n)
+        self.consents.truncate(n)
+        self.categories.truncate(n)
         for cid in self.ids[n:]:
             del self.slots[cid]
         del self.ids[n:]
@@ -117,9 +125,9 @@ class ProfileState:
         new = self.ring.capacity
         if new == cap:
             return
-        for name in ("trend", "orders", "converted", "money", "first_ts", "last_ts", "channel"):
+        for name in ("trend", "buyer", "channel"):
             old = getattr(self, name)
-            grown = np.zeros((new, *old.shape[1:]), old.dtype)
+            grown = np.full((new, *old.shape[1:]), -1 if name == "buyer" else 0, old.dtype)
             grown[:cap] = old
             setattr(self, name, grown)
 
@@ -268,40 +276,37 @@ class ProfileState:
         s = self.slot(customer_id)
         if fig is None:
             fig = RfmFigures(0, 0, 0.0, 0.0, 0.0)
-        self.orders[s] = fig.orders
-        self.converted[s] = fig.converted_orders
-        self.money[s] = fig.total
-        self.first_ts[s] = fig.first_ts
-        self.last_ts[s] = fig.last_ts
+        r = int(self.buyer[s])
+        if r < 0:
+            r = self.n_buyers
+            if r == len(self.rfm_rows):
+                grown = np.zeros((max(64, 2 * r), 5), np.float64)
+                grown[:r] = self.rfm_rows
+                self.rfm_rows = grown
+            self.n_buyers += 1
+            self.buyer[s] = r
+        # orders as float64: exact up to 2**53, and the scorer ranks them as floats anyway
+        self.rfm_rows[r] = (fig.orders, fig.converted_orders, fig.total, fig.first_ts, fig.last_ts)
         self.scorer.changes += 1
 
     def rfm(self, slot: int) -> RfmFigures | None:
-        if self.orders[slot] <= 0:
+        r = int(self.buyer[slot])
+        if r < 0 or self.rfm_rows[r, 0] <= 0:
             return None
-        return RfmFigures(
-            int(self.orders[slot]),
-            int(self.converted[slot]),
-            float(self.money[slot]),
-            float(self.first_ts[slot]),
-            float(self.last_ts[slot]),
-        )
+        orders, converted, money, first, last = self.rfm_rows[r].tolist()
+        return RfmFigures(int(orders), int(converted), money, first, last)
 
     def refresh_scores(self, now: float) -> None:
         """Re-take the base the quintiles rank against (vectorized over all buyers)."""
-        n = len(self.ids)
-        buyers = self.orders[:n] > 0
-        self.scorer.refresh(
-            self.last_ts[:n][buyers],
-            self.orders[:n][buyers].astype(np.float64),
-            self.money[:n][buyers],
-            now,
-        )
+        rows = self.rfm_rows[: self.n_buyers]
+        rows = rows[rows[:, 0] > 0]  # the scorer sorts each column: row order is free
+        self.scorer.refresh(rows[:, 4], rows[:, 0], rows[:, 2], now)
 
     def set_attributes(self, customer_id: str, attrs: Attributes) -> None:
         self.attributes[customer_id] = attrs
 
     def set_consents(self, customer_id: str, consents: Mapping[ConsentPurpose, Consent]) -> None:
-        self.consents[customer_id] = dict(consents)
+        self.consents[customer_id] = consents
         if objects_to_processing(consents):
             self.objecting.add(customer_id)
         else:
@@ -315,13 +320,10 @@ class ProfileState:
         if self.channel_decay.needs_rebase(now):
             self.channel *= self.channel_decay.rebase(now)
         if self.category_decay.needs_rebase(now):
-            k = self.category_decay.rebase(now)
-            for scores in self.categories.values():
-                for cat in scores:
-                    scores[cat] *= k
+            self.categories.scale(self.category_decay.rebase(now))
 
     def nbytes(self) -> dict[str, int]:
         """Array bytes of the columns (allocated capacity)."""
-        arrays: list[NDArray[np.generic]] = [self.ring.counts, self.trend, self.orders]
-        arrays += [self.converted, self.money, self.first_ts, self.last_ts, self.channel]
+        arrays: list[NDArray[np.generic]] = [self.ring.counts, self.trend, self.buyer]
+        arrays += [self.rfm_rows, self.channel]
         return {"arrays": sum(int(a.nbytes) for a in arrays), "capacity": self.ring.capacity}

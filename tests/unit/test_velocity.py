@@ -135,9 +135,43 @@ def test_ring_forgets_old_days_and_saturates() -> None:
     ring.advance(103)  # days 100..102 cleared? no: 100 is still held (103-4 < 100)
     assert ring.counts[100 % 4, 0, 1] == 1 and ring.counts[99 % 4].sum() == 0
     ring.add(np.zeros(70_000, np.int64), np.zeros(70_000, np.int64), np.full(70_000, 103))
-    assert ring.counts[103 % 4, 0, 0] == 65535
+    assert ring.count(103, 0, 0) == 65535 and ring.counts[103 % 4, 0, 0] == 255
     ring.reserve(5)
     assert ring.capacity >= 5 and ring.counts[100 % 4, 0, 1] == 1
+    assert ring.count(103, 0, 0) == 65535
+    ring.advance(107)  # the day of the big count leaves: so does its side-table cell
+    assert ring.count(103, 0, 0) == 0 and not ring.over
+
+
+def test_ring_cells_past_a_byte_read_their_true_count() -> None:
+    """One byte a cell, the side table past 254: windows and daily counts equal a plain
+    16-bit count of the same events (the layout before)."""
+    rng = np.random.default_rng(5)
+    today = 20_000
+    ring = DayRing(N_KPIS, 16, capacity=3)
+    ring.advance(today)
+    ref = np.zeros((16, 3, N_KPIS), np.int64)
+    for _ in range(6):
+        n = 900
+        slots = rng.integers(0, 3, n)
+        kpis = rng.choice([Kpi.PAGE_VIEW, Kpi.SEARCH], n).astype(np.int64)
+        days = today - rng.integers(0, 3, n)
+        ring.add(slots, kpis, days)
+        np.add.at(ref, (days % 16, slots, kpis), 1)
+    assert ring.over  # some cells did pass 255
+    for (b, s, k), v in ring.over.items():
+        assert v == ref[b, s, k] > 255
+    now = today * DAY_S + 7 * 3600
+    latest, previous = ring.windows(7, now)
+    for sel in (np.array([2, 0]), np.array([1, 1, 2])):
+        lat, prev = ring.windows(7, now, sel)
+        assert np.array_equal(lat, latest[sel]) and np.array_equal(prev, previous[sel])
+        daily = ring.daily(sel, now, 3).astype(np.int64)
+        want = np.stack([ref[(today - i) % 16][sel] for i in range(3)])
+        assert np.array_equal(daily, want)
+    # every event is within the last 3 days: all of them in the latest window
+    want_latest = ref[[(today - i) % 16 for i in range(3)]].sum(axis=0).astype(np.float32)
+    assert np.array_equal(latest, want_latest)
 
 
 def _event(cid: str, ts: float, t: EventType = EventType.PAGE_VIEW) -> BehaviouralEvent:

@@ -11,14 +11,16 @@ import msgspec
 from adapters.assembly import Engine
 from adapters.bus.nats_bus import NatsBus
 from adapters.services.live import UNLINKED_PREFIX
+from adapters.services.unit_of_work import NO_CHANGE, Change
 from geo_engine.ports import IdentityDirectory
+from geo_engine.presence import PresenceEngine
 
 log = logging.getLogger(__name__)
 
 
 class _Change(msgspec.Struct, array_like=True):
     origin: str  # the process that made it (already followed it)
-    subject: str = ""  # a deleted fence's id
+    subject: str = ""  # the fence created, replaced or deleted ("" for "fences": all of them)
 
 
 _change = msgspec.msgpack.Decoder(_Change)
@@ -51,13 +53,30 @@ class Control:
     async def _follow(self, kind: str, subject: str) -> None:
         e = self.engine
         if kind == "fences":
-            await e.live.reload_fences()
+            if subject:  # one fence created or replaced: edit the live index (ms at 100 k)
+                await e.live.apply_fence_edit(subject)
+            else:  # a bulk import, or a sender that does not name the fence
+                await e.live.reload_fences()
         elif kind == "fence_deleted":
-            await e.runtime.forget_fence(subject)
+            await self._fence_deleted(subject)
         elif kind == "campaigns":
             await e.decisions.reload()
         else:
             log.warning("unknown control message %r", kind)
+
+    async def _fence_deleted(self, fence_id: str) -> None:
+        """Out of the index first (no new presence inside it), then its states go (the store
+        already deleted their rows), with no events. Not `runtime.forget_fence`: that one
+        rebuilds the whole index after, minutes at 100 k fences, and would hold up every
+        control message behind it."""
+        e = self.engine
+        await e.live.apply_fence_edit(fence_id)
+
+        def drop(engine: PresenceEngine) -> Change:
+            engine.drop_fence(fence_id)
+            return NO_CHANGE
+
+        await e.uow.transact(drop)
 
     async def _links(self, moved: list[tuple[str, str | None]]) -> None:
         links = self.engine.live.device_links

@@ -1,0 +1,83 @@
+"""LivePresence.apply_fence_edit: one fence edit goes live without a rebuild, and an edit made
+while a full rebuild runs survives that rebuild's swap."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from adapters.memory.stores import MemoryFenceRepository, MemoryPresenceStore
+from adapters.services.live import LivePresence
+from geo_engine.models import PresenceConfig
+from geofences.index import FenceIndex
+from geofences.model import Geofence
+from tests.unit.test_index import _feature
+
+
+def _circle(fid: str, lon: float, r: float = 100.0) -> Geofence:
+    return _feature(fid, {"type": "Point", "coordinates": [lon, 48.85]}, r)
+
+
+def _hits(live: LivePresence, lon: float) -> list[str]:
+    return _hits_of(live.index, lon)
+
+
+async def test_edits_go_live_one_fence_at_a_time() -> None:
+    repo = MemoryFenceRepository()
+    await repo.upsert_many([_circle("a", 2.30), _circle("b", 2.31)])
+    live = LivePresence(MemoryPresenceStore(), repo, PresenceConfig())
+    await live.start()
+    before = live.index
+    await repo.upsert(_circle("c", 2.32))
+    await live.apply_fence_edit("c")
+    assert _hits(live, 2.32) == ["c"] and len(live.index) == 3
+    await repo.upsert(_circle("a", 2.33))  # moved
+    await live.apply_fence_edit("a")
+    assert _hits(live, 2.30) == [] and _hits(live, 2.33) == ["a"]
+    await repo.delete("b")
+    await live.apply_fence_edit("b")
+    await live.apply_fence_edit("b")  # a repeated broadcast: nothing more to do
+    assert _hits(live, 2.31) == [] and live.index.position("b") is None
+    assert sorted(f.id for f in live.index.fences) == ["a", "c"]
+    assert _hits_of(before, 2.31) == ["b"]  # a reader's old index did not change
+
+
+def _hits_of(index: FenceIndex, lon: float) -> list[str]:
+    m = index.match(np.array([48.85]), np.array([lon]))
+    return sorted(index.fences[i].id for i in m.fence_idx.tolist())
+
+
+class _SlowAll(MemoryFenceRepository):
+    """all() returns its snapshot, then waits: edits land while the build 'runs'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: asyncio.Event | None = None
+        self.read = asyncio.Event()
+
+    async def all(self) -> list[Geofence]:
+        snapshot = await super().all()
+        self.read.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return snapshot
+
+
+async def test_an_edit_during_a_full_rebuild_is_not_lost() -> None:
+    repo = _SlowAll()
+    await repo.upsert_many([_circle("a", 2.30), _circle("b", 2.31)])
+    live = LivePresence(MemoryPresenceStore(), repo, PresenceConfig())
+    await live.start()
+    repo.gate, repo.read = asyncio.Event(), asyncio.Event()
+    rebuild = asyncio.create_task(live.reload_fences())
+    await repo.read.wait()  # the rebuild holds a snapshot with a and b
+    await repo.upsert(_circle("c", 2.32))
+    await live.apply_fence_edit("c")
+    await repo.delete("a")
+    await live.apply_fence_edit("a")
+    assert _hits(live, 2.32) == ["c"] and _hits(live, 2.30) == []  # live at once
+    repo.gate.set()
+    await rebuild
+    assert sorted(f.id for f in live.index.fences) == ["b", "c"]
+    assert _hits(live, 2.32) == ["c"] and _hits(live, 2.30) == []

@@ -4,6 +4,9 @@
     python scripts/bench_matching.py --quick    # 200 k points, up to 10 k fences
     python scripts/bench_matching.py --density  # also the constant-density rows (+3 min)
 
+From 1 000 fences on, each row also times single-fence edits (add, move, delete) on the built
+index and until a match sees them (--no-edits to skip).
+
 Writes bench/matching.json and bench/matching.md. PostGIS is not measured: no server here has
 the extension (`select postgis_version()` fails on 127.0.0.1), so that column is left out.
 """
@@ -11,6 +14,7 @@ the extension (`select postgis_version()` fails on 127.0.0.1), so that column is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -29,6 +33,7 @@ from machine_info import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from geofences.edit import with_fence, without_fence
 from geofences.h3cells import latlng_to_cells
 from geofences.index import FenceIndex
 from geofences.model import FenceKind, Geofence
@@ -132,6 +137,65 @@ def strtree_shapes(fences: list[Geofence]) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
+EDITS = 7  # edits of each kind per fence count (medians over these)
+
+
+def _inside_point(f: Geofence) -> tuple[float, float]:
+    if f.shape is None:
+        lon, lat = f.geometry["coordinates"][:2]
+        return float(lat), float(lon)
+    p = shapely.point_on_surface(f.shape)
+    return float(p.y), float(p.x)
+
+
+def edit_latency(
+    index: FenceIndex, n_fences: int, box: tuple[float, float, float, float]
+) -> dict[str, Any]:
+    """Single-fence edits on the built index (geofences/edit.py), chained as a console would
+    make them: add a new fence, move an existing one (new geometry, same id), delete one.
+    `edit` is the new index being ready; `visible` adds one match of 1 000 pings around the
+    edited spot, which must see the change (the new or moved fence there, the deleted one
+    gone)."""
+    rng = np.random.default_rng(n_fences + 1)
+    fresh = make_fences(3 * EDITS, rng, box)
+    out: dict[str, Any] = {}
+    for kind in ("add", "move", "delete"):
+        edit, visible = [], []
+        for k in range(EDITS):
+            src = fresh[k if kind == "add" else EDITS + k]
+            if kind == "add":
+                fence: Geofence | None = dataclasses.replace(src, id=f"edit{k}")
+            elif kind == "move":
+                fid = index.fences[int(rng.integers(len(index)))].id
+                fence = dataclasses.replace(src, id=fid)
+            else:
+                fence = None
+                fid = index.fences[int(rng.integers(len(index)))].id
+                old = index.fences[index.position(fid) or 0]
+            t = time.perf_counter()
+            index = with_fence(index, fence) if fence is not None else without_fence(index, fid)
+            t_edit = time.perf_counter() - t
+            lat, lon = _inside_point(fence if fence is not None else old)
+            la = lat + rng.normal(0, 2e-4, 1000)
+            lo = lon + rng.normal(0, 3e-4, 1000)
+            la[0], lo[0] = lat, lon
+            m = index.match(la, lo)
+            t_vis = time.perf_counter() - t
+            seen = {index.fences[i].id for i in m.fence_idx[m.ping_idx == 0].tolist()}
+            want = fence.id if fence is not None else fid
+            assert (want in seen) == (fence is not None), (kind, want)
+            edit.append(t_edit * 1000)
+            visible.append(t_vis * 1000)
+        out[kind] = {
+            "edit_ms_median": round(statistics.median(edit), 1),
+            "edit_ms_max": round(max(edit), 1),
+            "visible_ms_median": round(statistics.median(visible), 1),
+            "visible_ms_max": round(max(visible), 1),
+        }
+    out["edits_per_kind"] = EDITS
+    return out
+
+
 def run(
     n_fences: int,
     lat: np.ndarray,
@@ -141,6 +205,7 @@ def run(
     box: tuple[float, float, float, float] = BOX,
     strtree: bool = True,
     slow_s: float = 8.0,
+    edits: bool = False,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(n_fences)
     fences = make_fences(n_fences, rng, box)
@@ -190,6 +255,8 @@ def run(
         "index_speedup_vs_strtree": round(tree_s / tree_n / (match_s / n), 2) if strtree else None,
         "timed_runs": {k: len(v) for k, v in times.items()},
     }
+    if edits and n_fences >= 1000:
+        row["edits"] = edit_latency(index, n_fences, box)
     print(json.dumps(row), flush=True)
     return row
 
@@ -249,6 +316,32 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _edit_table(rows: list[dict[str, Any]]) -> list[str]:
+    kinds = ("add", "move", "delete")
+    head = ["fences", "full build s"]
+    head += [f"{k} ms (median / max)" for k in kinds]
+    head += [f"{k} seen by a match ms (median / max)" for k in kinds]
+    lines = [
+        "## Single-fence edits (geofences/edit.py): no rebuild",
+        "",
+        f"{rows[0]['edits']['edits_per_kind']} edits of each kind, chained on the built index "
+        "(in the same box as above): add a fence, move one (new geometry, same id), delete one. "
+        "'Seen by a match' adds one match of 1,000 pings around the spot, which must show the "
+        "change. The service applies one edit per control broadcast "
+        "(`LivePresence.apply_fence_edit`) and swaps the index in one assignment.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---:|" * len(head),
+    ]
+    for r in rows:
+        e = r["edits"]
+        cells = [f"{r['fences']:,}", f"{r['build_s']:,}"]
+        cells += [f"{e[k]['edit_ms_median']} / {e[k]['edit_ms_max']}" for k in kinds]
+        cells += [f"{e[k]['visible_ms_median']} / {e[k]['visible_ms_max']}" for k in kinds]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def write(
     results: list[dict[str, Any]], density: list[dict[str, Any]], meta: dict[str, Any], out: Path
 ) -> None:
@@ -301,6 +394,9 @@ def write(
         "cells), so more pings compute an H3 cell.",
         "",
     ]
+    edited = [r for r in results if "edits" in r]
+    if edited:
+        lines += _edit_table(edited)
     if density:
         lines += [
             "## Constant density: the box grows with the count (points stay in Paris)",
@@ -325,6 +421,7 @@ def main() -> None:
     ap.add_argument(
         "--slow-s", type=float, default=8.0, help="a method slower than this per run: 1 run"
     )
+    ap.add_argument("--no-edits", action="store_true", help="skip the single-fence edit rows")
     ap.add_argument("--rewrite", action="store_true", help="only re-render <out>/matching.md")
     a = ap.parse_args()
     if a.rewrite:
@@ -343,7 +440,10 @@ def main() -> None:
     lon = rng.uniform(BOX[2], BOX[3], points)
     meta = {**machine(), "points": points, "resolution": a.resolution, "runs": a.runs}
     meta["slow_s"] = a.slow_s
-    results = [run(n, lat, lon, a.resolution, a.runs, slow_s=a.slow_s) for n in counts]
+    results = [
+        run(n, lat, lon, a.resolution, a.runs, slow_s=a.slow_s, edits=not a.no_edits)
+        for n in counts
+    ]
     density = []
     if a.density and not a.no_density:
         for n in (1_000, 10_000, 100_000) if not a.quick else (1_000, 10_000):

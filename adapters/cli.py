@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -35,6 +36,16 @@ def serve(
             " run); worker: partition owner, no HTTP (default: GEO_ENGINE_ROLE, else all)"
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes sharing the port (all, api): one per core uses every core; with"
+            " role all each also owns its share of the partitions",
+        ),
+    ] = 1,
+    loop: Annotated[str, typer.Option(help="uvloop or asyncio (for comparison)")] = "uvloop",
+    http: Annotated[str, typer.Option(help="httptools or h11 (for comparison)")] = "httptools",
 ) -> None:
     """Run the engine (migrations are applied at start). README: "Run a cluster"."""
     import uvicorn
@@ -54,7 +65,23 @@ def serve(
         console.print(
             "[yellow]GEO_ENGINE_ADMIN_KEY is not set: no admin can create keys or fences.[/]"
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    # uvloop and httptools, not uvicorn's pure-Python fallbacks: measured in
+    # scripts/bench_e2e.py (README "Benchmarks"), they cut the serving stack's share of a request
+    if loop not in ("uvloop", "asyncio") or http not in ("httptools", "h11"):
+        raise typer.BadParameter("--loop uvloop|asyncio, --http httptools|h11")
+    served = dict(host=host, port=port, log_level=log_level, access_log=False, loop=loop)
+    if workers == 1:
+        uvicorn.run(create_app(settings), http=http, **served)  # type: ignore[arg-type]
+        return
+    # each process builds its own services from the environment: the role goes there
+    os.environ["GEO_ENGINE_ROLE"] = settings.role
+    uvicorn.run(
+        "adapters.api.app:create_app",
+        factory=True,
+        workers=workers,
+        http=http,
+        **served,  # type: ignore[arg-type]
+    )
 
 
 async def _worker(settings: Settings) -> None:

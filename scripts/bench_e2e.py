@@ -1,12 +1,18 @@
-"""End-to-end benchmark: pings through `POST /v1/pings` on a real server and real PostgreSQL.
+"""End to end through `POST /v1/pings`, against the floor this machine's HTTP stack allows.
 
-One run: a uvicorn server in a subprocess on 127.0.0.1 (embedded PostgreSQL, or DATABASE_URL),
-realistic Paris stores, and a fleet of customers walking around. Measures
-  - throughput with 500-ping batches (several concurrent uploaders), median of runs;
-  - latency p50/p99 of single-ping requests sent at a fixed rate.
-Writes bench/e2e.json and bench/e2e.md.
+One run, the same cores, the same request bodies (500-fix batches of 20 k customers walking
+around Paris, 300 store fences), the same client (scripts/loadgen.py: several processes of
+keep-alive connections):
+  - floor: scripts/floor_app.py, an ASGI app that only decodes the bodies with msgspec, under
+    uvicorn (2 processes, uvloop, httptools);
+  - engine: `geo-engine serve` as a user starts it (embedded PostgreSQL and NATS unless
+    DATABASE_URL / GEO_ENGINE_NATS_URL are set), with an ingest key; then
+      accepted fixes/s: 202 once durable in the log (median of runs), and its ratio to the floor;
+      applied fixes/s: from the first request until every partition owner caught up;
+      single fixes at --rate requests/s, open loop: p50 / p99 from the scheduled send time.
+  --profile records py-spy of the engine processes during one accepted run (bench/e2e-*.txt).
 
-    python scripts/bench_e2e.py [--batches 200] [--runs 3] [--rate 200]
+    python scripts/bench_e2e.py [--seconds 10] [--runs 3] [--workers 1] [--rate 1000]
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+from loadgen import closed_loop, open_loop, request
 from machine_info import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,19 +44,7 @@ from tests.server import start_server as serve  # noqa: E402
 
 ADMIN = "bench-admin-key-000000000000"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-def start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    """The engine as deployed: `geo-engine serve` in its own process (tests/server.py)."""
-    return serve(
-        None,
-        port,
-        data_dir,
-        admin_key=ADMIN,
-        timeout_s=60.0,
-        GEO_ENGINE_RAW_FIX_RETENTION_S=os.environ.get("GEO_ENGINE_RAW_FIX_RETENTION_S", "86400"),
-        GEO_ENGINE_RATE_LIMIT_PER_S="0",  # measure the engine, not the throttle
-    )
+JSON = {"Content-Type": "application/json"}
 
 
 def make_fences(rng: np.random.Generator, n: int) -> list[dict[str, object]]:
@@ -73,144 +69,186 @@ def make_batches(
         lat[who] += rng.normal(0, 0.0002, size)
         lon[who] += rng.normal(0, 0.0003, size)
         rows = [
-            {
-                "customer_id": f"c{w}",
-                "lat": float(lat[w]),
-                "lon": float(lon[w]),
-                "ts": float(t[w]),
-                "accuracy_m": 10.0,
-            }
+            {"customer_id": f"c{w}", "lat": float(lat[w]), "lon": float(lon[w]),
+             "ts": float(t[w]), "accuracy_m": 10.0}
             for w in who
-        ]
+        ]  # fmt: skip
         out.append(json.dumps({"pings": rows}).encode())
     return out
 
 
-async def throughput(base: str, batches: list[bytes], concurrency: int) -> float:
-    queue = list(reversed(batches))
-    total = 0
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal total
-        while queue:
-            body = queue.pop()
-            r = await client.post(
-                "/v1/pings?wait=true",
-                content=body,
-                headers={**AUTH, "content-type": "application/json"},
-            )
-            r.raise_for_status()
-            total += r.json()["accepted"]
-
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return total / elapsed
+def cpu_s(pid: int) -> float:
+    """CPU seconds of the engine's Python processes (uvicorn's workers are children; an
+    embedded nats-server child is not counted)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().startswith("python"):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(cpu_s(int(k)) for k in kids)
 
 
-async def latency(base: str, rate: float, count: int, t0: float) -> list[float]:
-    lat_ms: list[float] = []
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        interval = 1.0 / rate
-        tasks = []
+def start_floor(port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "scripts.floor_app:app", "--workers", "2"]
+    cmd += ["--loop", "uvloop", "--http", "httptools", "--port", str(port), "--log-level", "error"]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    for _ in range(200):
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/", content=b'{"pings": []}', timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the floor app did not start")
 
-        async def one(i: int) -> None:
-            body = {
-                "pings": [
-                    {
-                        "customer_id": f"single-{i % 500}",
-                        "lat": LAT0,
-                        "lon": LON0 + (i % 7) * 1e-4,
-                        "ts": t0 + i,
-                        "accuracy_m": 8.0,
-                    }
-                ]
-            }
-            started = time.perf_counter()
-            r = await client.post("/v1/pings?wait=true", json=body, headers=AUTH)
-            r.raise_for_status()
-            lat_ms.append((time.perf_counter() - started) * 1000)
 
-        next_at = time.perf_counter()
-        for i in range(count):
-            tasks.append(asyncio.create_task(one(i)))
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        await asyncio.gather(*tasks)
-    return lat_ms
+def loaded(port: int, reqs: list[bytes], a: argparse.Namespace) -> dict[str, Any]:
+    closed_loop(port, reqs, procs=a.procs, conns=a.conns, seconds=2)  # warm-up
+    runs = []
+    for _ in range(a.runs):
+        rps, fps, errors = closed_loop(port, reqs, procs=a.procs, conns=a.conns, seconds=a.seconds)
+        runs.append({"requests_per_s": rps, "fixes_per_s": fps, "errors": errors})
+        print(f"  {fps:,.0f} fixes/s ({rps:,.0f} req/s) {errors or ''}")
+    return {"runs": runs, "fixes_per_s": statistics.median(r["fixes_per_s"] for r in runs)}
+
+
+def caught_up(base: str) -> bool:
+    leases = httpx.get(f"{base}/v1/cluster", headers=AUTH, timeout=30).json()["leases"]
+    return all(x["caught_up"] for x in leases)
+
+
+def engine(reqs_of: Any, a: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"GEO_ENGINE_RATE_LIMIT_PER_S": "0", "GEO_ENGINE_RAW_FIX_RETENTION_S": "86400"}
+    with tempfile.TemporaryDirectory(prefix="geo-bench-") as tmp:
+        proc = serve(None, port, Path(tmp), admin_key=ADMIN, timeout_s=120, **env,
+                     extra_args=["--workers", str(a.workers)])  # fmt: skip
+        try:
+            fences = {"type": "FeatureCollection", "features": make_fences(rng, a.fences)}
+            httpx.post(f"{base}/v1/geofences/import", headers=AUTH, timeout=300, json=fences)
+            app = {"name": "bench app", "role": "ingest"}
+            key = httpx.post(f"{base}/v1/api-keys", headers=AUTH, timeout=30, json=app).json()[
+                "key"
+            ]
+            headers = {**JSON, "Authorization": f"Bearer {key}"}
+            out = accepted_and_applied(port, base, proc.pid, reqs_of(headers), a)
+            singles = [request("/v1/pings", b, headers) for b in single_bodies(a.singles)]
+            t = asyncio.run(open_loop(port, singles, a.rate))
+            lat = np.percentile(t.latencies_ms, [50, 99])
+            out["single"] = {"rate": a.rate, "count": t.requests, "errors": t.errors,
+                             "p50_ms": float(lat[0]), "p99_ms": float(lat[1])}  # fmt: skip
+            print(f"  single fixes at {a.rate:g}/s: p50 {lat[0]:.2f} ms, p99 {lat[1]:.2f} ms")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    return out
+
+
+def accepted_and_applied(
+    port: int, base: str, pid: int, reqs: list[bytes], a: argparse.Namespace
+) -> dict[str, Any]:
+    spy = None
+    if a.profile:
+        path = a.out / f"e2e-{a.profile}.txt"
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses", "-r",
+                                "100", "-d", str(int(a.seconds)), "-f", "raw", "-o", str(path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    c0, t0 = cpu_s(pid), time.perf_counter()
+    out = loaded(port, reqs, a)
+    c1, t1 = cpu_s(pid), time.perf_counter()
+    while not caught_up(base):
+        time.sleep(0.2)
+    c2, t2 = cpu_s(pid), time.perf_counter()
+    if spy is not None:
+        spy.wait()
+    total = sum(r["fixes_per_s"] for r in out["runs"]) * a.seconds  # approximately, per run
+    out["engine_cores_while_loaded"] = (c1 - c0) / (t1 - t0)
+    out["drain_s_after_load"] = t2 - t1
+    out["applied_fixes_per_s"] = total / (t2 - t0)
+    out["engine_cpu_us_per_fix"] = (c2 - c0) / total * 1e6
+    print(f"  applied {out['applied_fixes_per_s']:,.0f} fixes/s (drained {t2 - t1:.1f} s after)")
+    return out
+
+
+def single_bodies(n: int) -> list[bytes]:
+    now = time.time()
+    rows = [
+        {"customer_id": f"single-{i % 500}", "lat": LAT0, "lon": LON0 + (i % 7) * 1e-4,
+         "ts": now - 600 + i * 1e-3, "accuracy_m": 8.0}
+        for i in range(n)
+    ]  # fmt: skip
+    return [json.dumps({"pings": [r]}).encode() for r in rows]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--batches", type=int, default=200, help="500-ping batches per run")
+    ap.add_argument("--seconds", type=float, default=10.0, help="per loaded run")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--fences", type=int, default=1000)
+    ap.add_argument("--fences", type=int, default=300)
     ap.add_argument("--customers", type=int, default=20_000)
-    ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--rate", type=float, default=200.0, help="single pings per second")
-    ap.add_argument("--singles", type=int, default=2000)
+    ap.add_argument("--batches", type=int, default=400, help="distinct bodies, sent in turn")
+    ap.add_argument("--procs", type=int, default=4, help="uploading processes")
+    ap.add_argument("--conns", type=int, default=4, help="connections per uploading process")
+    ap.add_argument("--workers", type=int, default=2, help="`serve --workers`")
+    ap.add_argument("--rate", type=float, default=1000.0, help="single fixes per second")
+    ap.add_argument("--singles", type=int, default=10_000)
+    ap.add_argument("--profile", default="", help="record py-spy into bench/e2e-<name>.txt")
     ap.add_argument("--out", type=Path, default=ROOT / "bench")
-    args = ap.parse_args()
-
+    a = ap.parse_args()
+    a.out.mkdir(exist_ok=True)
     rng = np.random.default_rng(7)
+    bodies = make_batches(rng, a.batches, 500, a.customers, time.time() - 6 * 3600)
+    started = time.perf_counter()
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="geo-bench-") as tmp:
-        proc = start_server(port, Path(tmp))
-        try:
-            r = httpx.post(
-                f"{base}/v1/geofences/import",
-                headers=AUTH,
-                timeout=120,
-                json={"type": "FeatureCollection", "features": make_fences(rng, args.fences)},
-            )
-            r.raise_for_status()
-            t0 = time.time() - 6 * 86400
-            warm = make_batches(rng, 20, 500, args.customers, t0 - 3600)
-            asyncio.run(throughput(base, warm, args.concurrency))
-            rates = []
-            for run in range(args.runs):
-                batches = make_batches(rng, args.batches, 500, args.customers, t0 + run * 86400 / 4)
-                rates.append(asyncio.run(throughput(base, batches, args.concurrency)))
-                print(f"run {run + 1}: {rates[-1]:,.0f} pings/s")
-            lat = asyncio.run(latency(base, args.rate, args.singles, time.time() - 3 * 86400))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    p50, p99 = np.percentile(lat, [50, 99])
-    result = {
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded pgserver",
-        },
-        "fences": args.fences,
-        "customers": args.customers,
-        "batch_size": 500,
-        "batches_per_run": args.batches,
-        "concurrency": args.concurrency,
-        "pings_per_s_runs": rates,
-        "pings_per_s_median": statistics.median(rates),
-        "single_ping_rate_per_s": args.rate,
-        "single_ping_latency_ms": {"p50": p50, "p99": p99, "count": len(lat)},
-    }
-    args.out.mkdir(exist_ok=True)
-    (args.out / "e2e.json").write_text(json.dumps(result, indent=2))
-    md = (
-        "End to end through `POST /v1/pings` (uvicorn, 1 process, "
-        f"{result['machine']['database']}, "
-        f"{args.fences} fences, raw fixes stored; {cpu_name()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()})\n\n"
-        "| measure | value |\n|---|---|\n"
-        f"| pings/s, 500-ping batches, {args.concurrency} uploaders (median of {args.runs}) "
-        f"| {statistics.median(rates):,.0f} |\n"
-        f"| single-ping request latency at {args.rate:.0f}/s, p50 | {p50:.2f} ms |\n"
-        f"| single-ping request latency at {args.rate:.0f}/s, p99 | {p99:.2f} ms |\n"
+    print(f"floor (scripts/floor_app.py, uvicorn 2 processes) on {os.cpu_count()} cores")
+    floor_proc = start_floor(port)
+    try:
+        floor = loaded(port, [request("/v1/pings", b, JSON) for b in bodies], a)
+    finally:
+        floor_proc.terminate()
+        floor_proc.wait(timeout=30)
+    print(f"engine (geo-engine serve --workers {a.workers})")
+    eng = engine(lambda h: [request("/v1/pings", b, h) for b in bodies], a, rng)
+    doc = {
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python":
+                    platform.python_version(), "database": "DATABASE_URL"
+                    if os.environ.get("DATABASE_URL") else "embedded pgserver"},
+        "command": "python scripts/bench_e2e.py " + " ".join(sys.argv[1:]),
+        "fences": a.fences, "customers": a.customers, "batch_size": 500, "seconds": a.seconds,
+        "uploaders": {"procs": a.procs, "conns": a.conns}, "workers": a.workers,
+        "floor": floor, "engine": eng,
+        "ratio_to_floor": eng["fixes_per_s"] / floor["fixes_per_s"],
+        "wall_s": time.perf_counter() - started,
+    }  # fmt: skip
+    (a.out / "e2e.json").write_text(json.dumps(doc, indent=2))
+    (a.out / "e2e.md").write_text(render(doc))
+    print(render(doc))
+
+
+def render(d: dict[str, Any]) -> str:
+    e, s = d["engine"], d["engine"]["single"]
+    n = len(e["runs"])
+    return (
+        f"End to end through `POST /v1/pings`: {d['fences']} fences, {d['customers']:,} "
+        f"customers, 500-fix batches from {d['uploaders']['procs']} processes × "
+        f"{d['uploaders']['conns']} connections; `{d['command']}`\n\n"
+        "| measure | value |\n|---|---:|\n"
+        f"| floor: bare ASGI decode (uvicorn ×2, uvloop, httptools), fixes/s (median of {n}) "
+        f"| {d['floor']['fixes_per_s']:,.0f} |\n"
+        f"| engine (`serve --workers {d['workers']}`): accepted fixes/s (median of {n}) "
+        f"| {e['fixes_per_s']:,.0f} |\n"
+        f"| engine ÷ floor | {d['ratio_to_floor']:.1%} |\n"
+        f"| applied fixes/s, first request to every owner caught up | "
+        f"{e['applied_fixes_per_s']:,.0f} |\n"
+        f"| engine CPU per fix, accepted and applied | {e['engine_cpu_us_per_fix']:.1f} µs |\n"
+        f"| single fix at {s['rate']:g} req/s: p50 / p99 | {s['p50_ms']:.2f} / "
+        f"{s['p99_ms']:.2f} ms |\n"
     )
-    (args.out / "e2e.md").write_text(md)
-    print(md)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ def start_server(
     nats_url: str | None = None,
     bus_prefix: str | None = None,
     role: str = "all",
+    extra_args: Sequence[str] = (),
     **env: str,
 ) -> subprocess.Popen[bytes]:
     """Start `geo-engine serve` and wait until it is ready. `database_url` None: whatever the
@@ -59,6 +61,7 @@ def start_server(
             str(port),
             "--log-level",
             "warning",
+            *extra_args,
         ],
         env=full_env,
         stdout=subprocess.PIPE if role == "worker" else subprocess.DEVNULL,

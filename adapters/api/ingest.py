@@ -8,13 +8,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
-import msgspec
+import numpy as np
 from fastapi import Header, Query, Request
 
 from adapters.api.errors import ApiError, Pending, field_error
 from adapters.auth import Principal
 from adapters.cluster import commands as c
 from adapters.cluster.submit import Submitted
+from adapters.codecs.fix_columns import Fixes, fixes_of
 from adapters.codecs.pings import DecodedPings
 from adapters.composition import Services
 from adapters.services.presence import IngestResult
@@ -105,22 +106,24 @@ def result(reply: c.Reply, type_: type[T]) -> T:
     return c.result_of(reply, type_)
 
 
-def ping_parts(svc: Services, decoded: DecodedPings) -> dict[int, c.Pings]:
+def ping_parts(svc: Services, decoded: DecodedPings) -> dict[int, Fixes]:
     """The good rows, each with its customer resolved, split by partition (order kept)."""
-    parts: dict[int, c.Pings] = {}
-    for row, index, ts in zip(decoded.rows, decoded.row_index, decoded.ts, strict=True):
-        cid = row.customer_id
-        if cid is None:
-            cid = svc.runtime.customer_for(row.device_id or "")
-            row = msgspec.structs.replace(row, customer_id=cid)
-        p = svc.ingest.partition(cid)
-        part = parts.get(p)
-        if part is None:
-            part = parts[p] = c.Pings([], [], [])
-        part.rows.append(row)
-        part.row_index.append(index)
-        part.ts.append(ts)
-    return parts
+    rows = decoded.rows
+    customer_for = svc.runtime.customer_for
+    cids = [
+        r.customer_id if r.customer_id is not None else customer_for(r.device_id or "")
+        for r in rows
+    ]
+    partition = svc.ingest.partition
+    of = np.fromiter((partition(cid) for cid in cids), np.int32, len(cids))
+    fixes = fixes_of(decoded, cids)
+    if len(cids) == 0:
+        return {}
+    if (of == of[0]).all():
+        return {int(of[0]): fixes}
+    order = np.argsort(of, kind="stable")
+    cuts = np.flatnonzero(np.diff(of[order])) + 1
+    return {int(of[idx[0]]): fixes.take(idx) for idx in np.split(order, cuts)}
 
 
 def merged_ingest(replies: list[c.Reply]) -> IngestResult:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import nats
@@ -178,19 +178,34 @@ class NatsBus:
         return f"{self.prefix}.in.{partition}"
 
     async def publish(
-        self, partition: int, payload: bytes, msg_id: str, reply_to: str | None = None
-    ) -> bool:
-        """Durable once this returns; True when the stream already held `msg_id` (a resend)."""
+        self, parts: Sequence[tuple[int, bytes, str]], reply_to: str | None
+    ) -> list[bool]:
+        """Publish (partition, payload, msg_id) each; durable once this returns. True where the
+        stream already held that `msg_id` (a resend). All are sent before any ack is awaited:
+        one round trip for a request's parts, not one per part."""
         if self._js is None or not self.connected:
             raise BusUnavailable("the bus is not connected")
-        headers = {"Nats-Msg-Id": msg_id}
-        if reply_to is not None:
-            headers[REPLY_HEADER] = reply_to
+        js = self._js
+        futures = []
         try:
-            ack = await self._js.publish(self.subject(partition), payload, headers=headers)
+            for partition, payload, msg_id in parts:
+                headers = {"Nats-Msg-Id": msg_id}
+                if reply_to is not None:
+                    headers[REPLY_HEADER] = reply_to
+                futures.append(
+                    await js.publish_async(
+                        self.subject(partition),
+                        payload,
+                        wait_stall=self._timeout_s,
+                        headers=headers,
+                    )
+                )
+            acks = await asyncio.wait_for(asyncio.gather(*futures), self._timeout_s)
         except (TimeoutError, nats.errors.Error, nats.js.errors.Error, OSError) as exc:
+            for f in futures:
+                f.cancel()
             raise BusUnavailable(f"the stream did not confirm: {type(exc).__name__}") from exc
-        return bool(ack.duplicate)
+        return [bool(a.duplicate) for a in acks]
 
     async def feed(self, partition: int, start_seq: int) -> PartitionFeed:
         assert self._js is not None
@@ -212,6 +227,20 @@ class NatsBus:
         assert self._js is not None
         info = await self._js.stream_info(self.stream)
         return int(info.state.messages)
+
+    async def head_seqs(self, partitions: int) -> list[int]:
+        """Each partition's last sequence in the stream (0: none yet): an owner whose applied
+        sequence reached it is caught up, whatever its last report said."""
+        assert self._js is not None
+        js = self._js
+
+        async def head(p: int) -> int:
+            try:
+                return int((await js.get_last_msg(self.stream, self.subject(p))).seq or 0)
+            except nats.js.errors.NotFoundError:
+                return 0
+
+        return list(await asyncio.gather(*(head(p) for p in range(partitions))))
 
     # -- replies -------------------------------------------------------------------------
     def expect(self, parts: int) -> tuple[str, asyncio.Future[list[bytes]]]:

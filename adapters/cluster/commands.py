@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.codecs.events import rebuilt_row
+from adapters.codecs.fix_columns import Fixes
 from adapters.codecs.nfc_sun import SunMessage
 from adapters.codecs.owntracks import Beacon, Transition
 from adapters.codecs.pings import PingIn
@@ -22,6 +23,9 @@ from geo_engine.profile.events import Channel, EventType
 
 
 class Pings(msgspec.Struct, tag="pings", array_like=True):
+    """Fixes as rows: what earlier versions published (new ones publish Fixes, as columns);
+    still applied, so a log written before an upgrade drains after it."""
+
     rows: list[PingIn]  # customer_id resolved by the API process
     row_index: list[int]  # each row's index in the request
     ts: list[float]
@@ -119,7 +123,8 @@ class Erase(msgspec.Struct, tag="erase", array_like=True):
 
 
 Command = (
-    Pings
+    Fixes
+    | Pings
     | Sightings
     | OwnTracksBeacon
     | OwnTracksTransition

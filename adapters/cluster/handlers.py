@@ -14,6 +14,7 @@ from typing import Any
 
 from adapters.assembly import Engine
 from adapters.cluster import commands as c
+from adapters.codecs.fix_columns import Fixes, fixes_of
 from adapters.codecs.nfc_sun import TapRefused
 from adapters.codecs.owntracks import Beacon
 from adapters.codecs.pings import DecodedPings
@@ -42,9 +43,12 @@ class CommandHandlers:
     async def handle(self, cmd: c.Command) -> Handled:
         e = self.engine
         match cmd:
-            case c.Pings(rows, row_index, ts):
-                result = await e.runtime.ingest(DecodedPings(rows, row_index, ts, []))
-                return Handled(c.reply_ok(result))
+            case Fixes():
+                return Handled(c.reply_ok(await e.runtime.ingest(cmd)))
+            case c.Pings(rows, row_index, ts):  # published by an earlier version
+                cids = [r.customer_id or "" for r in rows]  # resolved by the API process
+                fixes = fixes_of(DecodedPings(rows, row_index, ts, []), cids)
+                return Handled(c.reply_ok(await e.runtime.ingest(fixes)))
             case c.Sightings(rows):
                 return Handled(c.reply_ok(await e.proximity.sightings(rows)))
             case c.NfcTap(cid, device_id, tag_id, ts, sun):

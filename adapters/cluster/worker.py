@@ -30,6 +30,7 @@ from adapters.cluster import commands as c
 from adapters.cluster.checkpoint import Position, applying
 from adapters.cluster.handlers import CommandHandlers, Handled
 from adapters.cluster.metrics import APPLIED, FAILED, LAG, OWNED
+from adapters.codecs.fix_columns import Fixes, concat
 from adapters.db.errors import UNAVAILABLE
 from geo_engine.cluster_ports import Fenced, PartitionLeases, WorkerInfo
 from geo_engine.partitions import partition_of, target_owners
@@ -39,6 +40,33 @@ log = logging.getLogger(__name__)
 
 _RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _POISON_TRIES = 5  # a command failing this often for no outage becomes a dead letter
+
+
+class _GaveUp(Exception):
+    """A merged run failed for no outage: its commands are applied one by one."""
+
+
+_Item = tuple[Delivered, c.Command | msgspec.DecodeError]  # not decodable: parked when applied
+
+
+def _runs(batch: list[Delivered]) -> list[list[_Item]]:
+    """The fetched commands in order, decoded once; consecutive fix batches without a waiting
+    client grouped (a waited-for command, or any other kind, stays alone: its reply is its
+    own)."""
+    out: list[list[_Item]] = []
+    merging = False
+    for d in batch:
+        try:
+            cmd: c.Command | msgspec.DecodeError = c.decode_command(d.data)
+        except msgspec.DecodeError as exc:
+            cmd = exc
+        mergeable = d.reply_to is None and isinstance(cmd, Fixes)
+        if mergeable and merging:
+            out[-1].append((d, cmd))
+        else:
+            out.append([(d, cmd)])
+        merging = mergeable
+    return out
 
 
 def new_worker_id() -> str:
@@ -126,7 +154,7 @@ class PartitionWorker:
         must not let this worker's liveness and leases lapse while it runs."""
         while True:
             await asyncio.sleep(self.cfg.heartbeat_s)
-            lags = {p: self.lags.get(p, 0) for p in self.owned}
+            lags = {p: self.lags[p] for p in self.owned if p in self.lags}  # known ones
             try:
                 await self.leases.heartbeat(self.info, self.cfg.lease_ttl_s, lags)
             except Exception as exc:
@@ -144,7 +172,7 @@ class PartitionWorker:
     async def tick(self) -> None:
         async with self._tick_lock:
             cfg = self.cfg
-            lags = {p: self.lags.get(p, 0) for p in self.owned}
+            lags = {p: self.lags[p] for p in self.owned if p in self.lags}  # known ones
             held = await self.leases.heartbeat(self.info, cfg.lease_ttl_s, lags)
             lost = [p for p, o in self.owned.items() if held.get(p) != o.epoch]
             if lost:
@@ -167,6 +195,7 @@ class PartitionWorker:
                     lease = await self.leases.acquire(self.worker_id, p, cfg.lease_ttl_s)
                     if lease is not None:
                         self.owned[p] = _Owned(lease.epoch, lease.applied_seq)
+                        self.lags.pop(p, None)  # unknown until its first fetch
                         gained.append(p)
             for p in lost:
                 self.owned.pop(p, None)
@@ -240,14 +269,13 @@ class PartitionWorker:
                     LAG.labels(str(p)).set(0)
                     continue
                 last = None
-                for d in batch:
-                    if d.seq <= o.applied:
-                        continue  # redelivered: already committed
-                    handled = await self._apply(p, o, d)
+                for run in _runs([d for d in batch if d.seq > o.applied]):  # else: redelivered
+                    handled = await self._apply_run(p, o, run)
+                    d = run[-1][0]
                     o.applied = d.seq
                     self.lags[p] = d.lag
                     LAG.labels(str(p)).set(d.lag)
-                    APPLIED.inc()
+                    APPLIED.inc(len(run))
                     last = d
                     if handled.links:  # before the reply: the client's next fix is routed anew
                         await self.bus.broadcast("links", c.encode(list(handled.links)))
@@ -263,11 +291,34 @@ class PartitionWorker:
             if feed is not None:
                 await feed.close()
 
-    async def _apply(self, p: int, o: _Owned, d: Delivered) -> Handled:
+    async def _apply_run(self, p: int, o: _Owned, run: list[_Item]) -> Handled:
+        """A run of fix batches nobody waits for is applied as one batch, in one transaction
+        that moves the position past all of them: the cost of a commit is paid per fetch, not
+        per request (group commit). A run that fails for no outage is applied one by one, so
+        only a bad command is parked."""
+        if len(run) == 1:
+            return await self._apply(p, o, *run[0])
+        merged = concat([cmd for _, cmd in run if isinstance(cmd, Fixes)])  # all: _runs
         try:
-            cmd = c.decode_command(d.data)
-        except msgspec.DecodeError as exc:  # not ours to fix here: kept, and said
-            return await self._park(p, o, d, exc)
+            return await self._apply(p, o, run[-1][0], merged, retries=1)
+        except _GaveUp:
+            log.warning("partition %d: a run of %d failed; applying one by one", p, len(run))
+        for d, cmd in run:
+            handled = await self._apply(p, o, d, cmd)
+            o.applied = d.seq
+        return handled
+
+    async def _apply(
+        self,
+        p: int,
+        o: _Owned,
+        d: Delivered,
+        cmd: c.Command | msgspec.DecodeError,
+        *,
+        retries: int | None = None,
+    ) -> Handled:
+        if isinstance(cmd, msgspec.DecodeError):  # not ours to fix here: kept, and said
+            return await self._park(p, o, d, cmd)
         tries = 0
         while True:
             pos = Position(p, o.epoch, d.seq)
@@ -290,6 +341,8 @@ class PartitionWorker:
             except Exception as exc:
                 FAILED.labels("error").inc()
                 log.exception("partition %d seq %d: command failed", p, d.seq)
+                if retries is not None and tries + 1 >= retries:
+                    raise _GaveUp from exc
                 if tries + 1 >= _POISON_TRIES:
                     return await self._park(p, o, d, exc)
                 wait = _RETRY_S[min(tries, len(_RETRY_S) - 1)]

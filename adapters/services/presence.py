@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from adapters import metrics
-from adapters.codecs.pings import DecodedPings, to_batch
+from adapters.codecs.fix_columns import Fixes, optional
 from adapters.privacy.metrics import DROPPED
 from adapters.services.live import UNLINKED_PREFIX, LivePresence
 from adapters.services.unit_of_work import NO_CHANGE, Change, PresenceUnitOfWork
@@ -32,6 +34,27 @@ __all__ = ["UNLINKED_PREFIX", "IngestResult", "PresenceRuntime"]
 
 # customer id -> None (may be located) or the reason not to (adapters/services/consent.py)
 LocationGate = Callable[[str], str | None]
+
+
+def raw_fixes(fixes: Fixes, flags: Sequence[FixFlag | None]) -> list[RawFix]:
+    """What raw_fixes stores of a batch: every fix as received, with its flag."""
+    f = fixes.floats
+    return [
+        RawFix(cid, dev, t, la, lo, acc, sp, hd, bool(m), None if fl is None else str(fl))
+        for cid, dev, t, la, lo, acc, sp, hd, m, fl in zip(
+            fixes.customer_ids,
+            fixes.device_ids,
+            f("ts").tolist(),
+            f("lat").tolist(),
+            f("lon").tolist(),
+            optional(f("accuracy_m")),
+            optional(f("speed_mps")),
+            optional(f("heading")),
+            fixes.mocks().tolist(),
+            flags,
+            strict=True,
+        )
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,73 +114,48 @@ class PresenceRuntime:
         await self.uow.transact(drop)
         await self.live.reload_fences()
 
-    async def ingest(self, decoded: DecodedPings) -> IngestResult:
-        customer_ids = [
-            p.customer_id if p.customer_id is not None else self.customer_for(p.device_id or "")
-            for p in decoded.rows
-        ]
+    async def ingest(self, fixes: Fixes) -> IngestResult:
+        """One batch of fixes (customers resolved) through the presence pipeline, in one unit
+        of work; flags and dropped rows by their index in the request."""
         dropped: list[tuple[int, str]] = []
         if self.location_gate is not None:
-            decoded, customer_ids, dropped = self._gate(decoded, customer_ids, self.location_gate)
-            if not decoded.rows:
+            fixes, dropped = self._gate(fixes, self.location_gate)
+            if not len(fixes):
                 return IngestResult(0, [], [], dropped)
-        rows = decoded.rows
-        batch = to_batch(decoded, customer_ids)
+        batch = fixes.batch()
         outcome: BatchOutcome | None = None
 
         def apply(engine: PresenceEngine) -> Change:
             nonlocal outcome
             outcome = run_batch(batch, self.live.index, engine)
-            raw: list[RawFix] = []
-            if self.keep_raw:
-                raw = [
-                    RawFix(
-                        customer_id=cid,
-                        device_id=p.device_id,
-                        ts=t,
-                        lat=p.lat,
-                        lon=p.lon,
-                        accuracy_m=p.accuracy_m,
-                        speed_mps=p.speed_mps,
-                        heading=p.heading,
-                        mock=p.mock,
-                        flag=None if f is None else str(f),
-                    )
-                    for cid, p, t, f in zip(
-                        customer_ids, rows, decoded.ts, outcome.flags, strict=True
-                    )
-                ]
+            raw = raw_fixes(fixes, outcome.flags) if self.keep_raw else []
             return Change(outcome.events, raw)
 
         started = time.perf_counter()
         stored = await self.uow.transact(apply)
         assert outcome is not None
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.PINGS.labels("accepted").inc(len(rows))
-        flags = [(decoded.row_index[i], f) for i, f in enumerate(outcome.flags) if f is not None]
+        metrics.PINGS.labels("accepted").inc(len(fixes))
+        index = fixes.indexes()
+        flags = [(int(index[i]), f) for i, f in enumerate(outcome.flags) if f is not None]
         for _, f in flags:
             metrics.PING_FLAGS.labels(str(f)).inc()
-        return IngestResult(len(rows), flags, stored, dropped)
+        return IngestResult(len(fixes), flags, stored, dropped)
 
     @staticmethod
     def _gate(
-        decoded: DecodedPings, customer_ids: list[str], gate: Callable[[str], str | None]
-    ) -> tuple[DecodedPings, list[str], list[tuple[int, str]]]:
+        fixes: Fixes, gate: Callable[[str], str | None]
+    ) -> tuple[Fixes, list[tuple[int, str]]]:
         """Rows whose customer may not be located are removed before anything sees them."""
-        reasons = [gate(cid) for cid in customer_ids]
+        reasons = [gate(cid) for cid in fixes.customer_ids]
         if not any(reasons):
-            return decoded, customer_ids, []
-        keep = [i for i, r in enumerate(reasons) if r is None]
-        dropped = [(decoded.row_index[i], r) for i, r in enumerate(reasons) if r is not None]
+            return fixes, []
+        index = fixes.indexes()
+        dropped = [(int(index[i]), r) for i, r in enumerate(reasons) if r is not None]
         for _, r in dropped:
             DROPPED.labels("ping", r).inc()
-        kept = DecodedPings(
-            rows=[decoded.rows[i] for i in keep],
-            row_index=[decoded.row_index[i] for i in keep],
-            ts=[decoded.ts[i] for i in keep],
-            errors=decoded.errors,
-        )
-        return kept, [customer_ids[i] for i in keep], dropped
+        keep = np.array([i for i, r in enumerate(reasons) if r is None], np.intp)
+        return fixes.take(keep), dropped
 
     async def sweep(self, now: float | None = None) -> list[tuple[int, PresenceEvent]]:
         """Dwell and exits due by the clock (less the upload grace), with no new ping needed."""

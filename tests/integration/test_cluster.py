@@ -128,6 +128,34 @@ async def test_cluster_endpoint_lists_workers_and_leases(client: httpx.AsyncClie
     (worker,) = [w for w in doc["workers"] if w["live"]]
     assert worker["partitions"] == [0, 1, 2, 3]
     assert [x["owner"] for x in doc["leases"]] == [worker["worker_id"]] * 4
+    assert all(x["caught_up"] is True for x in doc["leases"])  # nothing published yet
+
+
+async def test_batches_nobody_waits_for_apply_once_each_in_order(
+    client: httpx.AsyncClient, services: Any
+) -> None:
+    """Runs of unawaited batches are applied in one transaction per run (group commit): every
+    fix stored once, the walk-in entered once, and the owner's head reached."""
+    assert (await client.post("/v1/geofences", json=square_feature("shop"))).status_code == 201
+    far = offset(LAT0, LON0, 400, 0)
+    for k in range(20):  # each customer walks from far to the shop over the 20 batches
+        at = far if k < 10 else (LAT0, LON0)
+        batch = {"pings": [ping(f"g{i}", *at, T0 + 30 * k) for i in range(25)]}
+        r = await client.post("/v1/pings", json=batch)
+        assert r.status_code == 202 and r.json()["accepted"] == 25
+
+    async def caught_up() -> bool:
+        leases = (await client.get("/v1/cluster")).json()["leases"]
+        return all(x["caught_up"] for x in leases)
+
+    await _wait(caught_up)
+    assert await services.pool.fetchval("SELECT count(*) FROM raw_fixes") == 500
+    enters = await services.pool.fetch(
+        "SELECT customer_id FROM presence_events WHERE type = 'enter'"
+    )
+    assert sorted(r["customer_id"] for r in enters) == sorted(f"g{i}" for i in range(25))
+    heads = (await client.get("/v1/cluster")).json()["leases"]
+    assert all(x["applied_seq"] == x["head_seq"] for x in heads if x["head_seq"])
 
 
 async def test_bus_gone_means_503_with_retry_after_never_500(

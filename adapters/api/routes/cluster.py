@@ -33,6 +33,10 @@ class PartitionOut(BaseModel):
     epoch: int = Field(description="Changes of owner so far: commits carry it (fencing)")
     applied_seq: int = Field(description="Stream sequence of the last applied command")
     lag: int | None = Field(description="Messages after it, as its owner last reported")
+    head_seq: int | None = Field(
+        description="Stream sequence of the partition's last command (None: the bus is away)"
+    )
+    caught_up: bool | None = Field(description="applied_seq reached head_seq")
 
 
 class ClusterOut(BaseModel):
@@ -54,9 +58,10 @@ async def cluster(svc: Svc, _: Admin) -> ClusterOut:
         if p.owner is not None:
             owned.setdefault(p.owner, []).append(p.partition)
     try:
-        held = await svc.bus.pending()
+        held: int | None = await svc.bus.pending()
+        heads: list[int | None] = list(await svc.bus.head_seqs(s.partitions))
     except Exception:  # the bus away: the rest still answers
-        held = None
+        held, heads = None, [None] * s.partitions
     return ClusterOut(
         partitions=s.partitions,
         stream=svc.bus.stream,
@@ -81,7 +86,13 @@ async def cluster(svc: Svc, _: Admin) -> ClusterOut:
                 epoch=p.epoch,
                 applied_seq=p.applied_seq,
                 lag=p.lag,
+                head_seq=heads[p.partition],
+                caught_up=_caught_up(p.applied_seq, heads[p.partition]),
             )
             for p in parts
         ],
     )
+
+
+def _caught_up(applied: int, head: int | None) -> bool | None:
+    return None if head is None else applied >= head

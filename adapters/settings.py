@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     bus_prefix: str = Field(default="geo", pattern=r"^[A-Za-z0-9_-]{1,32}$")  # subjects, stream
     lease_ttl_s: float = Field(default=5.0, gt=0)  # a dead owner's partitions move after this
     heartbeat_s: float = Field(default=1.0, gt=0)
-    worker_batch: int = Field(default=64, ge=1)  # messages fetched at once per partition
+    worker_batch: int = Field(default=256, ge=1)  # fetched at once per partition: one group commit
     ingest_wait_timeout_s: float = Field(default=10.0, gt=0)  # ?wait=true gives up (202) after
     bus_publish_timeout_s: float = Field(default=2.0, gt=0)  # then 503 + Retry-After
     # a resent Idempotency-Key is a no-op within this window (NATS de-duplication)

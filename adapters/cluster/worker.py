@@ -5,9 +5,9 @@ order through the services, and commits every command's effects with its log pos
     workers (geo_engine/partitions.py) -> hand over the surplus, acquire the missing -> when
     the set changed, memory resyncs from storage (presence, profiles) before consuming
 
-A command is applied under its position (adapters/cluster/checkpoint.py): the transaction that
-commits its effects also moves the partition's applied sequence, fenced by the lease's epoch.
-Only then is it acked and answered. After a crash or a takeover the owner resumes right after
+Consuming is adapters/cluster/consume.py. A command is applied under its position
+(adapters/cluster/checkpoint.py): the transaction that commits its effects also moves the
+partition's applied sequence, fenced by the lease's epoch. Only then is it acked and answered. After a crash or a takeover the owner resumes right after
 the committed sequence: effects once, whatever the bus redelivers.
 """
 
@@ -20,66 +20,23 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-
-import msgspec
+from dataclasses import dataclass
 
 from adapters.assembly import Engine
-from adapters.bus.nats_bus import Delivered, NatsBus
-from adapters.cluster import commands as c
-from adapters.cluster.checkpoint import Position, applying
-from adapters.cluster.handlers import CommandHandlers, Handled
-from adapters.cluster.metrics import APPLIED, FAILED, LAG, OWNED
-from adapters.codecs.fix_columns import Fixes, concat
-from adapters.db.errors import UNAVAILABLE
-from geo_engine.cluster_ports import Fenced, PartitionLeases, WorkerInfo
+from adapters.bus.nats_bus import NatsBus
+from adapters.cluster.checkpoint import Position
+from adapters.cluster.consume import Owned, PartitionConsumer
+from adapters.cluster.handlers import CommandHandlers
+from adapters.cluster.metrics import OWNED
+from geo_engine.cluster_ports import PartitionLeases, WorkerInfo
 from geo_engine.partitions import partition_of, target_owners
 from geo_engine.ports import Transactions
 
 log = logging.getLogger(__name__)
 
-_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-_POISON_TRIES = 5  # a command failing this often for no outage becomes a dead letter
-
-
-class _GaveUp(Exception):
-    """A merged run failed for no outage: its commands are applied one by one."""
-
-
-_Item = tuple[Delivered, c.Command | msgspec.DecodeError]  # not decodable: parked when applied
-
-
-def _runs(batch: list[Delivered]) -> list[list[_Item]]:
-    """The fetched commands in order, decoded once; consecutive fix batches without a waiting
-    client grouped (a waited-for command, or any other kind, stays alone: its reply is its
-    own)."""
-    out: list[list[_Item]] = []
-    merging = False
-    for d in batch:
-        try:
-            cmd: c.Command | msgspec.DecodeError = c.decode_command(d.data)
-        except msgspec.DecodeError as exc:
-            cmd = exc
-        mergeable = d.reply_to is None and isinstance(cmd, Fixes)
-        if mergeable and merging:
-            out[-1].append((d, cmd))
-        else:
-            out.append([(d, cmd)])
-        merging = mergeable
-    return out
-
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class _Owned:
-    epoch: int
-    applied: int
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    stop_reads: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +44,7 @@ class WorkerConfig:
     partitions: int
     lease_ttl_s: float = 5.0
     heartbeat_s: float = 1.0
-    batch: int = 64
+    batch: int = 256  # messages fetched at once per partition: the most a group commit holds
 
 
 class PartitionWorker:
@@ -112,8 +69,17 @@ class PartitionWorker:
         self.cfg = config
         self.info = WorkerInfo(worker_id or new_worker_id(), socket.gethostname(), os.getpid())
         self.reads = reads
-        self.owned: dict[int, _Owned] = {}
+        self.owned: dict[int, Owned] = {}
         self.lags: dict[int, int] = {}
+        self.consumer = PartitionConsumer(
+            bus=bus,
+            leases=leases,
+            engine=engine,
+            handlers=handlers,
+            transactions=transactions,
+            batch=config.batch,
+            lags=self.lags,
+        )
         self._loop: asyncio.Task[None] | None = None
         self._beat: asyncio.Task[None] | None = None
         self._tick_lock = asyncio.Lock()
@@ -194,7 +160,7 @@ class PartitionWorker:
                 if w == self.worker_id and p not in self.owned:
                     lease = await self.leases.acquire(self.worker_id, p, cfg.lease_ttl_s)
                     if lease is not None:
-                        self.owned[p] = _Owned(lease.epoch, lease.applied_seq)
+                        self.owned[p] = Owned(lease.epoch, lease.applied_seq)
                         self.lags.pop(p, None)  # unknown until its first fetch
                         gained.append(p)
             for p in lost:
@@ -212,7 +178,7 @@ class PartitionWorker:
                     raise
             for p in gained:
                 o = self.owned[p]
-                o.task = asyncio.create_task(self._consume(p, o))
+                o.task = asyncio.create_task(self.consumer.run(p, o))
                 if self.reads is not None:
                     o.stop_reads = await self.bus.serve_reads(p, self.reads)
             if gained:
@@ -234,151 +200,3 @@ class PartitionWorker:
             _, pending = await asyncio.wait(tasks, timeout=self.cfg.lease_ttl_s)
             for t in pending:  # stuck on I/O: its commit is fenced anyway
                 t.cancel()
-
-    # -- consuming -----------------------------------------------------------------------
-    async def _consume(self, p: int, o: _Owned) -> None:
-        """Apply the partition's commands until stopped or fenced. Whatever else fails, the
-        loop starts again from the committed position: a partition never stalls silently."""
-        while not o.stop.is_set():
-            try:
-                await self._consume_once(p, o)
-                return
-            except Exception:
-                log.exception("partition %d: consumer failed; resuming", p)
-                await asyncio.sleep(1.0)
-                with contextlib.suppress(Exception):  # what storage says was applied, if it can
-                    o.applied = max(o.applied, await self.leases.applied_seq(p))
-
-    async def _consume_once(self, p: int, o: _Owned) -> None:
-        feed = None
-        try:
-            while not o.stop.is_set():
-                try:
-                    if feed is None:
-                        feed = await self.bus.feed(p, o.applied + 1)
-                    batch = await feed.fetch(self.cfg.batch, 0.5)
-                except Exception as exc:  # the bus restarted: a new consumer from applied + 1
-                    log.warning("partition %d: feed lost (%s)", p, type(exc).__name__)
-                    if feed is not None:
-                        await feed.close()
-                    feed = None
-                    await asyncio.sleep(0.5)
-                    continue
-                if not batch:
-                    self.lags[p] = 0
-                    LAG.labels(str(p)).set(0)
-                    continue
-                last = None
-                for run in _runs([d for d in batch if d.seq > o.applied]):  # else: redelivered
-                    handled = await self._apply_run(p, o, run)
-                    d = run[-1][0]
-                    o.applied = d.seq
-                    self.lags[p] = d.lag
-                    LAG.labels(str(p)).set(d.lag)
-                    APPLIED.inc(len(run))
-                    last = d
-                    if handled.links:  # before the reply: the client's next fix is routed anew
-                        await self.bus.broadcast("links", c.encode(list(handled.links)))
-                    if d.reply_to:
-                        await self.bus.reply(d.reply_to, handled.reply)
-                    if o.stop.is_set():
-                        break
-                if last is not None:
-                    await feed.ack(last)
-        except Fenced:
-            log.warning("partition %d: fenced (another owner took it)", p)
-        finally:
-            if feed is not None:
-                await feed.close()
-
-    async def _apply_run(self, p: int, o: _Owned, run: list[_Item]) -> Handled:
-        """A run of fix batches nobody waits for is applied as one batch, in one transaction
-        that moves the position past all of them: the cost of a commit is paid per fetch, not
-        per request (group commit). A run that fails for no outage is applied one by one, so
-        only a bad command is parked."""
-        if len(run) == 1:
-            return await self._apply(p, o, *run[0])
-        merged = concat([cmd for _, cmd in run if isinstance(cmd, Fixes)])  # all: _runs
-        try:
-            return await self._apply(p, o, run[-1][0], merged, retries=1)
-        except _GaveUp:
-            log.warning("partition %d: a run of %d failed; applying one by one", p, len(run))
-        for d, cmd in run:
-            handled = await self._apply(p, o, d, cmd)
-            o.applied = d.seq
-        return handled
-
-    async def _apply(
-        self,
-        p: int,
-        o: _Owned,
-        d: Delivered,
-        cmd: c.Command | msgspec.DecodeError,
-        *,
-        retries: int | None = None,
-    ) -> Handled:
-        if isinstance(cmd, msgspec.DecodeError):  # not ours to fix here: kept, and said
-            return await self._park(p, o, d, cmd)
-        tries = 0
-        while True:
-            pos = Position(p, o.epoch, d.seq)
-            try:
-                with applying(pos):
-                    handled = await self.handlers.handle(cmd)
-                    if not pos.recorded:  # nothing committed: the position moves alone
-                        async with self.transactions.transaction():
-                            pass
-                return handled
-            except Fenced:
-                raise
-            except UNAVAILABLE as exc:
-                wait = _RETRY_S[min(tries, len(_RETRY_S) - 1)]
-                log.warning(
-                    "partition %d: database unavailable (%s), retry in %.1f s", p, exc, wait
-                )
-                if await self._landed(p, d.seq, wait):
-                    return Handled(c.reply_applied())
-            except Exception as exc:
-                FAILED.labels("error").inc()
-                log.exception("partition %d seq %d: command failed", p, d.seq)
-                if retries is not None and tries + 1 >= retries:
-                    raise _GaveUp from exc
-                if tries + 1 >= _POISON_TRIES:
-                    return await self._park(p, o, d, exc)
-                wait = _RETRY_S[min(tries, len(_RETRY_S) - 1)]
-            tries += 1
-            if o.stop.is_set():
-                raise Fenced(p, o.epoch)  # handing over: the next owner retries it
-            await asyncio.sleep(wait)
-
-    async def _landed(self, p: int, seq: int, wait: float) -> bool:
-        """Whether the failed attempt's COMMIT reached the database before the connection died
-        (the position commits with the effects, so the position says). Then memory follows
-        storage: presence re-read its touched customers already; profiles reload."""
-        while True:
-            try:
-                landed = await self.leases.applied_seq(p) >= seq
-                break
-            except UNAVAILABLE:
-                await asyncio.sleep(wait)
-        if landed:
-            log.warning("partition %d seq %d: committed before the connection died", p, seq)
-            while True:  # memory must follow what was committed before going on
-                try:
-                    await self.engine.profiles.reload()
-                    break
-                except UNAVAILABLE:
-                    await asyncio.sleep(wait)
-        return landed
-
-    async def _park(self, p: int, o: _Owned, d: Delivered, exc: Exception) -> Handled:
-        """A command that fails for no outage would stall its partition forever: it is kept
-        as a dead letter, in the transaction that moves the partition past it."""
-        FAILED.labels("dead_letter").inc()
-        log.error("partition %d seq %d: dead-lettered after %d failures", p, d.seq, _POISON_TRIES)
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        with applying(Position(p, o.epoch, d.seq)):
-            async with self.transactions.transaction() as tx:
-                await self.leases.park(tx, p, d.seq, d.data, error)
-        reason = "the command could not be applied; it is kept as a dead letter"
-        return Handled(c.reply_refused(500, "", reason))

@@ -10,7 +10,7 @@ import numpy as np
 
 from adapters.bus.nats_bus import Delivered
 from adapters.cluster import commands as c
-from adapters.cluster.worker import _runs
+from adapters.cluster.consume import _runs
 from adapters.codecs.fix_columns import Fixes, concat, fixes_of, optional
 from adapters.codecs.pings import _row_by_row, decode_pings
 

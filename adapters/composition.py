@@ -43,6 +43,7 @@ from adapters.delivery.gateways.twilio import TwilioGateway
 from adapters.delivery.gateways.webhook import WebhookGateway
 from adapters.delivery.relay import Relay
 from adapters.privacy.retention import Retention, purge_forever
+from adapters.privacy.retention import maintain as maintain_raw_fix_days
 from adapters.ratelimit import RateLimiter
 from adapters.services.bandit import BanditRefresher
 from adapters.services.decisions import DecisionService
@@ -110,6 +111,10 @@ async def build_services(
     applied = await migrate(pool)
     if applied:
         log.info("applied migrations: %s", ", ".join(f"{m.version:03d}_{m.name}" for m in applied))
+    try:  # raw fixes' days ahead exist from the start; the retention job keeps them ahead
+        await maintain_raw_fix_days(pool)
+    except Exception:  # DEFAULT holds the fixes meanwhile; the job retries
+        log.exception("raw fixes: creating the days ahead failed")
     admin = settings.admin_key.get_secret_value() if settings.admin_key else None
     presence = PgPresenceStore(pool, store_raw_fixes=settings.raw_fix_retention_s > 0)
     campaigns = PgCampaignRepository(pool, redemption_valid_days=settings.redemption_valid_days)

@@ -86,6 +86,14 @@ async def test_the_days_ahead_exist(pool: asyncpg.Pool) -> None:
 async def test_copy_spanning_days_lands_in_each_days_partition(days: asyncpg.Pool) -> None:
     created = await rf.create_days(days, [day(-1), day(0), day(1)])
     assert created == [rf.day_name(day(i)) for i in (-1, 0, 1)]
+    # an attached day has the parent's indexes: received_at (the places reader's cursor), ts
+    # (the boundary day's DELETE), customer_id (erasure, identity merges)
+    indexed = await days.fetch(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+        " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = $1::regclass",
+        f"partitions.{rf.day_name(day(0))}",
+    )
+    assert sorted(r["attname"] for r in indexed) == ["customer_id", "received_at", "ts"]
     ts = [NOON - DAY, NOON - 12 * 3600, NOON, NOON + 12 * 3600 - 1, NOON + DAY]
     late, skewed = NOON - 5 * DAY, NOON + 9 * DAY  # no partition holds their day
     await _write(days, [fix("a", t) for t in [*ts, late, skewed]])

@@ -32,7 +32,13 @@ from geo_engine.profile.events import (
     SensitivePages,
     kpis_of,
 )
-from geo_engine.profile.packed import AttributeTable, CategoryTable, ConsentTable, Strings
+from geo_engine.profile.packed import (
+    AttributeTable,
+    CategoryTable,
+    ConsentTable,
+    Records,
+    Strings,
+)
 from geo_engine.profile.places import Place
 from geo_engine.profile.rfm import RfmFigures, RfmScorer
 from geo_engine.profile.ring import DayRing, day_of, window_weights
@@ -87,10 +93,12 @@ class ProfileState:
         self.category_decay = Decay(cfg.category_half_life_days, ref)
         # repeated strings (category names, consent sources, attribute values) as numbers
         self.strings = Strings()
-        self.categories = CategoryTable(self.strings)  # by slot, only customers with some
+        # consents, attributes and category scores: one packed record a customer (packed.py)
+        self.records = Records(self.slots, self.ids)
+        self.categories = CategoryTable(self.records, self.strings)  # by slot
         self.places: dict[str, tuple[Place, ...]] = {}
-        self.attributes = AttributeTable(self.slots, self.ids, self.strings)
-        self.consents = ConsentTable(self.slots, self.ids, self.strings)
+        self.attributes = AttributeTable(self.records, self.strings)
+        self.consents = ConsentTable(self.records, self.strings)
         self.objecting: set[str] = set()
         self.scorer = RfmScorer()
 
@@ -105,16 +113,13 @@ class ProfileState:
             self._reserve(s + 1)
             self.slots[customer_id] = s
             self.ids.append(customer_id)
-            self.attributes.adopt(customer_id, s)
-            self.consents.adopt(customer_id, s)
+            self.records.adopt(customer_id, s)
         return s
 
     def truncate(self, n: int) -> None:
         """Forget the slots made after the first `n` by a plan never applied: a plan writes no
         row, so they are free again (a rolled-back ingest leaves no empty profile behind)."""
-        self.attributes.truncate(n)
-        self.consents.truncate(n)
-        self.categories.truncate(n)
+        self.records.truncate(n)
         for cid in self.ids[n:]:
             del self.slots[cid]
         del self.ids[n:]

@@ -81,3 +81,38 @@ async def test_an_edit_during_a_full_rebuild_is_not_lost() -> None:
     await rebuild
     assert sorted(f.id for f in live.index.fences) == ["b", "c"]
     assert _hits(live, 2.32) == ["c"] and _hits(live, 2.30) == []
+
+
+async def test_control_follows_one_fence_without_a_rebuild() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from adapters.cluster.control import Control
+
+    repo = MemoryFenceRepository()
+    await repo.upsert_many([_circle("a", 2.30), _circle("b", 2.31)])
+    live = LivePresence(MemoryPresenceStore(), repo, PresenceConfig())
+    await live.start()
+    rebuilds: list[int] = []
+    full = live.reload_fences
+
+    async def counted() -> None:
+        rebuilds.append(1)
+        await full()
+
+    live.reload_fences = counted  # type: ignore[method-assign]
+    dropped: list[object] = []
+
+    async def transact(fn: Any) -> None:
+        dropped.append(fn(live.engine))
+
+    engine: Any = SimpleNamespace(live=live, uow=SimpleNamespace(transact=transact))
+    control = Control(engine, identities=None, origin="here")  # type: ignore[arg-type]
+    await repo.upsert(_circle("c", 2.32))
+    await control.changed("fences", "c")
+    await repo.delete("a")
+    await control.changed("fence_deleted", "a")
+    assert rebuilds == [] and len(dropped) == 1
+    assert sorted(f.id for f in live.index.fences) == ["b", "c"]
+    await control.changed("fences")  # no subject (a bulk import): the full rebuild
+    assert rebuilds == [1]

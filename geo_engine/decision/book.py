@@ -17,16 +17,20 @@ CACHE_MAX = 100_000  # trigger shapes remembered by a Book
 
 @dataclass(slots=True)
 class Shape:
-    """What one trigger shape fires: its campaigns in rank-bound order, when they are all live,
-    and the traces of customer-wide stops (the same objects every time: no allocation on the
-    path that lists every campaign)."""
+    """What one trigger shape fires: its campaigns in rank-bound order with their bounds, when
+    they are all live, and the traces of customer-wide stops and the lists of campaigns not
+    evaluated (the same objects every time: no allocation on the paths that list campaigns)."""
 
     campaigns: tuple[Campaign, ...]
     ids: tuple[str, ...]
     index: dict[str, int]  # campaign id -> position
     live_from: float  # every campaign is live on [live_from, live_until) (empty: none live)
     live_until: float
+    bounds: tuple[tuple[int, float, str], ...] = ()  # Book.bound of each campaign, same order
+    # each campaign's offers in the book, its order (an id with no offer left out), same order
+    offers: tuple[tuple[Offer, ...], ...] = ()
     stops: dict[tuple[str, str], tuple[Trace, ...]] = field(default_factory=dict)
+    rests: dict[int, tuple[str, ...]] = field(default_factory=dict)
     calls: bool = False  # some campaign makes a call-center task (needs no message consent)
 
     def all_live(self, t: float) -> bool:
@@ -40,6 +44,13 @@ class Shape:
             hit = self.stops[key] = tuple(
                 Trace(c.id, None, 0.0, reason, (step,)) for c in self.campaigns
             )
+        return hit
+
+    def rest(self, i: int) -> tuple[str, ...]:
+        """`ids[i:]`: the campaigns a decision did not reach (the winner outranks them)."""
+        hit = self.rests.get(i)
+        if hit is None:
+            hit = self.rests[i] = self.ids[i:]
         return hit
 
 
@@ -129,6 +140,8 @@ class Book:
             {c.id: i for i, c in enumerate(out)},
             lo,
             hi,
+            tuple(self._bound[c.id] for c in out),
+            tuple(tuple(self.offers[o] for o in c.offer_ids if o in self.offers) for c in out),
             calls=any(c.action != "message" for c in out),
         )
         return found

@@ -15,22 +15,16 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 from geo_engine.decision.bandit import Propensity
 from geo_engine.decision.book import Book
-from geo_engine.decision.calls import call_rules
 from geo_engine.decision.conditions import Facts
 from geo_engine.decision.facts import Customer, TriggerEvent
-from geo_engine.decision.gates import held_back, solicitation_stop
+from geo_engine.decision.message_rules import message_rules
 from geo_engine.decision.models import Campaign, Offer
-from geo_engine.decision.rules import (
-    DecisionConfig,
-    Pressure,
-    channel_capped,
-    overall_capped,
-    send_time,
-)
+from geo_engine.decision.rules import DecisionConfig, Pressure, overall_capped
 from geo_engine.decision.trace import Trace
 
 BASE_PROPENSITY = 0.1  # a customer with no affinity for the category still might redeem
@@ -120,38 +114,49 @@ def decide(
     heap: list[tuple[tuple[int, float, str], Campaign, Offer, float]] = []
     # the bound at this customer's best affinity: the same factor for every campaign, so the
     # precomputed order holds and the bound is tight
-    k = BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * max(customer.affinity.values(), default=0.0)
+    aff = customer.affinity
+    k = BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * (max(aff.values()) if aff else 0.0)
     if propensity is not None:
         k = 1.0  # a learned propensity (a Beta draw or mean) is in (0, 1): bounded by 1 only
+    ts = ev.ts
+    bounds, offers = shape.bounds, shape.offers
+    live = shape.all_live(ts)  # the usual case: no campaign to check for liveness
+    n = len(order)
     i = 0
     chosen: tuple[Campaign, Offer, str, float, str] | None = None
     while True:
-        while i < len(order) and (not heap or _scaled(book.bound(order[i]), k) <= heap[0][0]):
+        while i < n:
+            if heap:
+                b = bounds[i]
+                if not (b[0], b[1] * k, b[2]) <= heap[0][0]:
+                    break  # it cannot outrank the best eligible one, nor can those after it
             c = order[i]
+            os_ = offers[i]
             i += 1
-            if not c.live_at(ev.ts):
+            if not live and not c.live_at(ts):
                 continue
-            elig = _eligible(c, ev, customer, facts, book, usage, broken, traces, propensity)
+            elig = _eligible(c, os_, ev, customer, facts, book, usage, broken, traces, propensity)
             if elig is not None:
                 offer, score = elig
                 heapq.heappush(heap, ((-c.priority, -score, c.id), c, offer, score))
         if not heap:
             break
         _, c, offer, score = heapq.heappop(heap)
-        result, steps, pick = _apply_rules(ev, customer, c, offer, pressure, suppressed_in, cfg)
+        result, steps, pick = message_rules(ev, customer, c, offer, pressure, suppressed_in, cfg)
         traces.append(Trace(c.id, offer.id, score, result, steps))
         if pick is not None:
             chosen = (c, offer, pick[0], pick[1], result)
             break
-    for _, c, offer, score in sorted(heap, key=lambda h: h[0]):
-        traces.append(Trace(c.id, offer.id, score, "outranked", ()))
+    if heap:
+        for _, c, offer, score in sorted(heap, key=_rank):
+            traces.append(Trace(c.id, offer.id, score, "outranked", ()))
     # below the winner's rank even at their best: not evaluated (not even liveness), listed
-    skipped = shape.ids[i:] if i < len(order) else ()
+    skipped = shape.rest(i) if i < n else ()
     if chosen is None:
         return _none(customer, ev, traces, broken)
     c, offer, channel, send_after, result = chosen
     outcome = result if result in ("holdout", "control") else "send"
-    if outcome == "send" and send_after > ev.ts:
+    if outcome == "send" and send_after > ts:
         outcome = "held"
     expires = min(offer.valid_until, c.end, send_after + cfg.offer_ttl_s)
     return Decision(
@@ -169,8 +174,7 @@ def decide(
     )
 
 
-def _scaled(b: tuple[int, float, str], k: float) -> tuple[int, float, str]:
-    return (b[0], b[1] * k, b[2])
+_rank = itemgetter(0)  # a heap entry's rank key (unique: it ends with the campaign id)
 
 
 def _none(
@@ -217,6 +221,7 @@ def _suppressed_or_cooling(
 
 def _eligible(
     c: Campaign,
+    offers: tuple[Offer, ...],
     ev: TriggerEvent,
     customer: Customer,
     facts: Facts,
@@ -236,7 +241,7 @@ def _eligible(
         if not ok:
             traces.append(book.fixed(c.id, "conditions", "conditions:false"))
             return None
-    best = _best_offer(c, ev, customer, book, usage, propensity)
+    best = _best_offer(c, offers, ev, customer, usage, propensity)
     if best is None:
         traces.append(book.fixed(c.id, "no_valid_offer", "offer:none"))
     return best
@@ -244,81 +249,31 @@ def _eligible(
 
 def _best_offer(
     c: Campaign,
+    offers: tuple[Offer, ...],
     ev: TriggerEvent,
     customer: Customer,
-    book: Book,
     usage: Mapping[str, Usage],
     propensity: Propensity | None,
 ) -> tuple[Offer, float] | None:
     best: tuple[Offer, float] | None = None
-    for oid in c.offer_ids:
-        o = book.offers.get(oid)
-        if o is None or not o.valid_at(ev.ts) or not o.serves(ev.store_id):
+    ts, store, aff = ev.ts, ev.store_id, customer.affinity
+    for o in offers:
+        if not o.valid_from <= ts < o.valid_until:
             continue
-        u = usage.get(oid)
+        if o.store_ids and (store is None or store not in o.store_ids):
+            continue  # not served here (no store list: served everywhere)
+        u = usage.get(o.id) if usage else None
         if u is not None and (
             (o.redemption_cap is not None and u.issued >= o.redemption_cap)
             or (o.budget is not None and u.value + o.value > o.budget)
         ):
             continue
-        aff = customer.affinity.get(o.category, 0.0) if o.category else 0.0
-        prop = BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * aff
+        prop = BASE_PROPENSITY + (1.0 - BASE_PROPENSITY) * (
+            aff.get(o.category, 0.0) if o.category else 0.0
+        )
         if propensity is not None:
             prop = propensity(c.id, o.id, prop)
         score = o.value * prop
         if best is None or score > best[1]:
             best = (o, score)
     return best
-
-
-def _step(prefix: str, chans: tuple[str, ...]) -> str:
-    """`prefix` + the channels joined (or "none"): the few distinct strings built once."""
-    key = (prefix, chans)
-    hit = _STEPS.get(key)
-    if hit is None:
-        hit = _STEPS[key] = prefix + (",".join(chans) or "none")
-    return hit
-
-
-_STEPS: dict[tuple[str, tuple[str, ...]], str] = {}
-
-
-def _apply_rules(
-    ev: TriggerEvent,
-    customer: Customer,
-    c: Campaign,
-    offer: Offer,
-    pressure: Pressure,
-    suppressed_in: frozenset[str],
-    cfg: DecisionConfig,
-) -> tuple[str, tuple[str, ...], tuple[str, float] | None]:
-    if c.action != "message":
-        return call_rules(ev, customer, c, pressure, suppressed_in, cfg)
-    steps: list[str] = []
-    chans = tuple(ch for ch in c.channels if ch in offer.channels and ch in customer.consented)
-    steps.append(_step("consent:", chans))
-    if not chans:
-        return "no_consent", tuple(steps), None
-    stop = solicitation_stop(ev, customer, c, pressure, suppressed_in, cfg, steps)
-    if stop is not None:
-        return stop, tuple(steps), None
-    chans = tuple(ch for ch in chans if not channel_capped(pressure, ch, cfg))
-    steps.append(_step("channel_caps:", chans))
-    if not chans:
-        return "channel_cap", tuple(steps), None
-    tz = ev.timezone or cfg.default_timezone
-    timed: dict[str, float] = {}
-    for ch in chans:
-        t = send_time(ev.ts, ch, tz, cfg)
-        if t < offer.valid_until and t < c.end:
-            timed[ch] = t
-    steps.append("hours:" + (",".join(f"{k}@{int(v)}" for k, v in timed.items()) or "none"))
-    if not timed:
-        return "outside_hours", tuple(steps), None
-    order = [customer.preferred_channel, *cfg.fallback_order, *c.channels]
-    channel = next(ch for ch in order if ch in timed)
-    pick = (channel, timed[channel])
-    if (group := held_back(customer, c, cfg, steps)) is not None:
-        return group, tuple(steps), pick
-    steps.append(f"channel:{channel}")
-    return "chosen", tuple(steps), pick

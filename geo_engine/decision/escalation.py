@@ -98,7 +98,7 @@ def follow_up(
     book = Book([one], {offer.id: replace(offer, store_ids=frozenset())})
     d = decide(
         ev,
-        replace(customer, preferred_channel=None),
+        customer._replace(preferred_channel=None),
         {},
         book,
         pressure,

@@ -25,14 +25,11 @@ def solicitation_stop(
         steps.append("objection:yes")
         return "objection"
     steps.append("objection:no")
-    hit = (
-        sorted((c.suppression_lists | cfg.suppression_lists) & suppressed_in)
-        if suppressed_in
-        else []
-    )
-    if hit:
-        steps.append("suppressed:" + ",".join(hit))
-        return "suppressed"
+    if suppressed_in:  # on no list (the usual customer): no set built
+        hit = sorted((c.suppression_lists | cfg.suppression_lists) & suppressed_in)
+        if hit:
+            steps.append("suppressed:" + ",".join(hit))
+            return "suppressed"
     steps.append("suppressed:no")
     last = pressure.last_by_campaign.get(c.id)
     if last is not None and ev.ts - last < c.cooldown_s:

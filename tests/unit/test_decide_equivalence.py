@@ -5,7 +5,6 @@ independently of decide.py, over random catalogues, customers, pressure and time
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -160,7 +159,7 @@ def worlds(draw: st.DrawFn, contested: bool = False) -> dict[str, Any]:
     if contested:
         w.update(history=[], suppressed=NONE, ts=TUE_11, trigger=("enter", "opera", "gps"))
         cust: Customer = w["customer"]
-        w["customer"] = dataclasses.replace(cust, consented=BOTH, objects_to_direct_marketing=False)
+        w["customer"] = cust._replace(consented=BOTH, objects_to_direct_marketing=False)
     return w
 
 

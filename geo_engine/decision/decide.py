@@ -8,6 +8,8 @@ caps) → sending hours (held until the next allowed moment, or dropped past the
 holdout and control groups (decided, logged, not sent) → channel choice (preferred, then the
 fallback order). The first campaign in rank order that passes wins; the rest are `outranked`
 (those that could not beat the winner even at their best are not evaluated at all).
+Eligibility and ranking are here; the rules from consent on are message_rules.py's (calls.py's
+for a call-center task).
 """
 
 from __future__ import annotations

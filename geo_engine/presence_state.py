@@ -173,6 +173,23 @@ class PresenceState:
             else:
                 self._inside.pop(cid, None)
 
+    @property
+    def config(self) -> PresenceConfig:
+        return self._cfg
+
+    def advance(self, moves: Iterable[tuple[str, CustomerCursor]]) -> None:
+        """Move customers inside no fence to new cursors (the bulk path of a batch: fixes
+        that change nothing else). Logged like any change, so undoable."""
+        cursors, log = self._cursors, self._log
+        if log is None:
+            self._last = None
+            cursors.update(moves)
+            return
+        for cid, new in moves:
+            if cid not in log:
+                log[cid] = (cursors.get(cid), None)  # inside none: no fence states to save
+            cursors[cid] = new
+
     def _touch(self, cid: str) -> None:
         """Call before changing a customer's cursor or fence states."""
         log = self._log

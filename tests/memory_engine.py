@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 from adapters.assembly import Ports, assemble
 from adapters.codecs.events import EventRow, decode_events
-from adapters.codecs.pings import DecodedPings, decode_pings
+from adapters.codecs.fix_columns import Fixes, fixes_of
+from adapters.codecs.pings import decode_pings
 from adapters.memory.beacons import MemoryBeaconRegistry, MemoryNfcTagRegistry
 from adapters.memory.campaigns import MemoryCampaignStore
 from adapters.memory.identities import MemoryIdentityDirectory
@@ -71,8 +72,9 @@ class MemoryServices:
     identities: IdentityService
 
     # --- inputs, decoded as the API routes decode them --------------------------------------
-    def pings(self, rows: Sequence[Mapping[str, Any]]) -> DecodedPings:
-        """A `POST /v1/pings` body's rows, decoded at the clock's now."""
+    def pings(self, rows: Sequence[Mapping[str, Any]]) -> Fixes:
+        """A `POST /v1/pings` body's rows, decoded at the clock's now, customers resolved: what
+        an API process publishes (adapters/api/ingest.py `ping_parts`) for `runtime.ingest`."""
         s = self.settings
         body = json.dumps({"pings": list(rows)}).encode()
         decoded = decode_pings(
@@ -83,7 +85,10 @@ class MemoryServices:
             max_age_s=s.max_past_age_s,
         )
         assert decoded.errors == [], decoded.errors
-        return decoded
+        resolve = self.runtime.customer_for
+        return fixes_of(
+            decoded, [r.customer_id or resolve(r.device_id or "") for r in decoded.rows]
+        )
 
     def events(self, rows: Sequence[Mapping[str, Any]]) -> list[Resolved]:
         """A `POST /v1/events` body's rows (by customer_id), decoded at the clock's now."""

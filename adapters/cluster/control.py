@@ -11,9 +11,7 @@ import msgspec
 from adapters.assembly import Engine
 from adapters.bus.nats_bus import NatsBus
 from adapters.services.live import UNLINKED_PREFIX
-from adapters.services.unit_of_work import NO_CHANGE, Change
 from geo_engine.ports import IdentityDirectory
-from geo_engine.presence import PresenceEngine
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +56,11 @@ class Control:
             else:  # a bulk import, or a sender that does not name the fence
                 await e.live.reload_fences()
         elif kind == "fence_deleted":
-            await self._fence_deleted(subject)
+            await self.engine.runtime.forget_fence(subject)
         elif kind == "campaigns":
             await e.decisions.reload()
         else:
             log.warning("unknown control message %r", kind)
-
-    async def _fence_deleted(self, fence_id: str) -> None:
-        """Out of the index first (no new presence inside it), then its states go (the store
-        already deleted their rows), with no events. Not `runtime.forget_fence`: that one
-        rebuilds the whole index after, minutes at 100 k fences, and would hold up every
-        control message behind it."""
-        e = self.engine
-        await e.live.apply_fence_edit(fence_id)
-
-        def drop(engine: PresenceEngine) -> Change:
-            engine.drop_fence(fence_id)
-            return NO_CHANGE
-
-        await e.uow.transact(drop)
 
     async def _links(self, moved: list[tuple[str, str | None]]) -> None:
         links = self.engine.live.device_links

@@ -7,8 +7,9 @@ order through the services, and commits every command's effects with its log pos
 
 Consuming is adapters/cluster/consume.py. A command is applied under its position
 (adapters/cluster/checkpoint.py): the transaction that commits its effects also moves the
-partition's applied sequence, fenced by the lease's epoch. Only then is it acked and answered. After a crash or a takeover the owner resumes right after
-the committed sequence: effects once, whatever the bus redelivers.
+partition's applied sequence, fenced by the lease's epoch. Only then is it acked and answered.
+After a crash or a takeover the owner resumes right after the committed sequence: effects once,
+whatever the bus redelivers.
 """
 
 from __future__ import annotations

@@ -105,14 +105,15 @@ class PresenceRuntime:
         await self.live.reload_fences()
 
     async def forget_fence(self, fence_id: str) -> None:
-        """A deleted fence: its states go (the store already deleted their rows), no events."""
+        """A deleted fence: out of the index first (no new presence inside it; one edit, not a
+        rebuild), then its states go (the store already deleted their rows), with no events."""
+        await self.live.apply_fence_edit(fence_id)
 
         def drop(engine: PresenceEngine) -> Change:
             engine.drop_fence(fence_id)
             return NO_CHANGE
 
         await self.uow.transact(drop)
-        await self.live.reload_fences()
 
     async def ingest(self, fixes: Fixes) -> IngestResult:
         """One batch of fixes (customers resolved) through the presence pipeline, in one unit

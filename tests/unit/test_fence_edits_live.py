@@ -84,15 +84,15 @@ async def test_an_edit_during_a_full_rebuild_is_not_lost() -> None:
 
 
 async def test_control_follows_one_fence_without_a_rebuild() -> None:
-    from types import SimpleNamespace
-    from typing import Any
-
+    """On the real services (memory ports): a named edit and a deletion edit the index in
+    place, and the deleted fence's presence goes with it; only a bulk change rebuilds."""
     from adapters.cluster.control import Control
+    from tests.memory_engine import build_memory_services, store_feature
 
-    repo = MemoryFenceRepository()
-    await repo.upsert_many([_circle("a", 2.30), _circle("b", 2.31)])
-    live = LivePresence(MemoryPresenceStore(), repo, PresenceConfig())
-    await live.start()
+    svc = await build_memory_services(
+        features=[store_feature("a"), store_feature("b")], require_location_consent=False
+    )
+    live = svc.live
     rebuilds: list[int] = []
     full = live.reload_fences
 
@@ -101,18 +101,16 @@ async def test_control_follows_one_fence_without_a_rebuild() -> None:
         await full()
 
     live.reload_fences = counted  # type: ignore[method-assign]
-    dropped: list[object] = []
-
-    async def transact(fn: Any) -> None:
-        dropped.append(fn(live.engine))
-
-    engine: Any = SimpleNamespace(live=live, uow=SimpleNamespace(transact=transact))
-    control = Control(engine, identities=None, origin="here")  # type: ignore[arg-type]
-    await repo.upsert(_circle("c", 2.32))
+    control = Control(svc, identities=None, origin="here")  # type: ignore[arg-type]
+    await svc.fences.upsert(_circle("c", 2.32))
     await control.changed("fences", "c")
-    await repo.delete("a")
+    at = live.index.fences[live.index.position("a") or 0].shape.centroid
+    await svc.runtime.ingest(svc.pings([{"customer_id": "x", "lat": at.y, "lon": at.x,
+                                          "ts": svc.clock() - 60, "accuracy_m": 5.0}]))  # fmt: skip
+    assert "a" in live.engine.inside("x")
+    await svc.fences.delete("a")
     await control.changed("fence_deleted", "a")
-    assert rebuilds == [] and len(dropped) == 1
+    assert rebuilds == [] and "a" not in live.engine.inside("x")
     assert sorted(f.id for f in live.index.fences) == ["b", "c"]
     await control.changed("fences")  # no subject (a bulk import): the full rebuild
     assert rebuilds == [1]

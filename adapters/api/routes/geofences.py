@@ -80,7 +80,7 @@ async def create_fence(body: Feature, svc: Svc, p: Manager) -> dict[str, Any]:
     if await svc.fences.get(fence.id) is not None:
         raise field_error(409, "id", f"geofence {fence.id!r} exists: use PUT to replace it")
     await svc.fences.upsert(fence)
-    await svc.control.changed("fences")
+    await svc.control.changed("fences", fence.id)  # one fence: live in ms, not a rebuild
     return fence_to_feature(fence)
 
 
@@ -155,7 +155,7 @@ async def put_fence(
         _check_scope(p, old)
     created = await svc.fences.upsert(fence)
     response.status_code = 201 if created else 200
-    await svc.control.changed("fences")
+    await svc.control.changed("fences", fence.id)
     return fence_to_feature(fence)
 
 

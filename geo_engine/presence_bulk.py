@@ -42,11 +42,12 @@ def settle_plain(
     fresh: list[int] = []  # no cursor yet: the fix becomes it
     rows: list[int] = []
     prev: list[tuple[float, float, float, float]] = []
+    cursors, inside = state.cursors, state.inside_any
     for r in np.flatnonzero(~done & ~busy).tolist():
         cid = ids[r]
-        if counts[cid] != 1 or state.is_inside_any(cid):
+        if counts[cid] != 1 or cid in inside:
             continue
-        cur = state.cursor(cid)
+        cur = cursors.get(cid)
         if cur is None:
             fresh.append(r)
         elif cur.last_ts != NEG_INF and cur.suspect_ts is None and cur.last_event_ts is None:

@@ -177,6 +177,16 @@ class PresenceState:
     def config(self) -> PresenceConfig:
         return self._cfg
 
+    @property
+    def cursors(self) -> Mapping[str, CustomerCursor]:
+        """Every customer's cursor, read-only (bulk readers: no method call per customer)."""
+        return self._cursors
+
+    @property
+    def inside_any(self) -> Mapping[str, Mapping[str, FenceState]]:
+        """The customers inside at least one fence, read-only."""
+        return self._inside
+
     def advance(self, moves: Iterable[tuple[str, CustomerCursor]]) -> None:
         """Move customers inside no fence to new cursors (the bulk path of a batch: fixes
         that change nothing else). Logged like any change, so undoable."""

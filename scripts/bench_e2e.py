@@ -126,8 +126,10 @@ def engine(reqs_of: Any, a: argparse.Namespace, rng: np.random.Generator) -> dic
     base = f"http://127.0.0.1:{port}"
     env = {"GEO_ENGINE_RATE_LIMIT_PER_S": "0", "GEO_ENGINE_RAW_FIX_RETENTION_S": "86400"}
     with tempfile.TemporaryDirectory(prefix="geo-bench-") as tmp:
-        proc = serve(None, port, Path(tmp), admin_key=ADMIN, timeout_s=120, **env,
+        role = "api" if a.split else "all"
+        proc = serve(None, port, Path(tmp), admin_key=ADMIN, timeout_s=120, role=role, **env,
                      extra_args=["--workers", str(a.workers)])  # fmt: skip
+        owner = None
         try:
             fences = {"type": "FeatureCollection", "features": make_fences(rng, a.fences)}
             httpx.post(f"{base}/v1/geofences/import", headers=AUTH, timeout=300, json=fences)
@@ -136,7 +138,11 @@ def engine(reqs_of: Any, a: argparse.Namespace, rng: np.random.Generator) -> dic
                 "key"
             ]
             headers = {**JSON, "Authorization": f"Bearer {key}"}
-            out = accepted_and_applied(port, base, proc.pid, reqs_of(headers), a)
+            if a.split:  # the partition owner in its own process, after the API's migrations
+                owner = serve(None, free_port(), Path(tmp), admin_key=ADMIN, timeout_s=120,
+                              role="worker", **env)  # fmt: skip
+            pids = [proc.pid] + ([] if owner is None else [owner.pid])
+            out = accepted_and_applied(port, base, pids, reqs_of(headers), a)
             singles = [request("/v1/pings", b, headers) for b in single_bodies(a.singles)]
             t = asyncio.run(open_loop(port, singles, a.rate))
             lat = np.percentile(t.latencies_ms, [50, 99])
@@ -144,26 +150,28 @@ def engine(reqs_of: Any, a: argparse.Namespace, rng: np.random.Generator) -> dic
                              "p50_ms": float(lat[0]), "p99_ms": float(lat[1])}  # fmt: skip
             print(f"  single fixes at {a.rate:g}/s: p50 {lat[0]:.2f} ms, p99 {lat[1]:.2f} ms")
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            for p in (owner, proc):
+                if p is not None:
+                    p.terminate()
+                    p.wait(timeout=60)
     return out
 
 
 def accepted_and_applied(
-    port: int, base: str, pid: int, reqs: list[bytes], a: argparse.Namespace
+    port: int, base: str, pids: list[int], reqs: list[bytes], a: argparse.Namespace
 ) -> dict[str, Any]:
     spy = None
     if a.profile:
         path = a.out / f"e2e-{a.profile}.txt"
-        spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--subprocesses", "-r",
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(pids[0]), "--subprocesses", "-r",
                                 "100", "-d", str(int(a.seconds)), "-f", "raw", "-o", str(path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    c0, t0 = cpu_s(pid), time.perf_counter()
+    c0, t0 = sum(map(cpu_s, pids)), time.perf_counter()
     out = loaded(port, reqs, a)
-    c1, t1 = cpu_s(pid), time.perf_counter()
+    c1, t1 = sum(map(cpu_s, pids)), time.perf_counter()
     while not caught_up(base):
         time.sleep(0.2)
-    c2, t2 = cpu_s(pid), time.perf_counter()
+    c2, t2 = sum(map(cpu_s, pids)), time.perf_counter()
     if spy is not None:
         spy.wait()
     total = sum(r["fixes_per_s"] for r in out["runs"]) * a.seconds  # approximately, per run
@@ -195,6 +203,9 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=4, help="uploading processes")
     ap.add_argument("--conns", type=int, default=4, help="connections per uploading process")
     ap.add_argument("--workers", type=int, default=2, help="`serve --workers`")
+    ap.add_argument(
+        "--split", action="store_true", help="`serve --role api` + one `serve --role worker`"
+    )
     ap.add_argument("--rate", type=float, default=1000.0, help="single fixes per second")
     ap.add_argument("--singles", type=int, default=10_000)
     ap.add_argument("--profile", default="", help="record py-spy into bench/e2e-<name>.txt")
@@ -212,7 +223,8 @@ def main() -> None:
     finally:
         floor_proc.terminate()
         floor_proc.wait(timeout=30)
-    print(f"engine (geo-engine serve --workers {a.workers})")
+    split = " --role api, and one --role worker" if a.split else ""
+    print(f"engine (geo-engine serve --workers {a.workers}{split})")
     eng = engine(lambda h: [request("/v1/pings", b, h) for b in bodies], a, rng)
     doc = {
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python":
@@ -221,6 +233,7 @@ def main() -> None:
         "command": "python scripts/bench_e2e.py " + " ".join(sys.argv[1:]),
         "fences": a.fences, "customers": a.customers, "batch_size": 500, "seconds": a.seconds,
         "uploaders": {"procs": a.procs, "conns": a.conns}, "workers": a.workers,
+        "topology": "api + worker" if a.split else "all",
         "floor": floor, "engine": eng,
         "ratio_to_floor": eng["fixes_per_s"] / floor["fixes_per_s"],
         "wall_s": time.perf_counter() - started,
@@ -240,7 +253,8 @@ def render(d: dict[str, Any]) -> str:
         "| measure | value |\n|---|---:|\n"
         f"| floor: bare ASGI decode (uvicorn ×2, uvloop, httptools), fixes/s (median of {n}) "
         f"| {d['floor']['fixes_per_s']:,.0f} |\n"
-        f"| engine (`serve --workers {d['workers']}`): accepted fixes/s (median of {n}) "
+        f"| engine (`serve --workers {d['workers']}{topology(d)}`): accepted fixes/s "
+        f"(median of {n}) "
         f"| {e['fixes_per_s']:,.0f} |\n"
         f"| engine ÷ floor | {d['ratio_to_floor']:.1%} |\n"
         f"| applied fixes/s, first request to every owner caught up | "
@@ -249,6 +263,10 @@ def render(d: dict[str, Any]) -> str:
         f"| single fix at {s['rate']:g} req/s: p50 / p99 | {s['p50_ms']:.2f} / "
         f"{s['p99_ms']:.2f} ms |\n"
     )
+
+
+def topology(d: dict[str, Any]) -> str:
+    return " --role api` + `serve --role worker" if d.get("topology") == "api + worker" else ""
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ console = Console()
 # -- the machine and where things run -----------------------------------------------------
 def git(*args: str) -> str:
     out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip()
+    return out.stdout.strip("\n")  # not strip(): porcelain lines start with a status column
 
 
 def machine(pg_version: str, nats_version: str, database: str) -> dict[str, Any]:

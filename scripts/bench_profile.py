@@ -284,7 +284,7 @@ def main() -> None:
         f"| {vel['sweep_s_first']:.2f} s |\n"
         f"| of which windows + % change + trends (vectorized core) "
         f"| {vel['windows_and_velocity_s']:.3f} s |\n"
-        f"| profile arrays per customer ({mem['kpis']} KPIs x {mem['ring_days']} days uint16 "
+        f"| profile arrays per customer ({mem['kpis']} KPIs x {mem['ring_days']} days, 1 B a cell "
         f"+ RFM, channels, trends) | {mem['profile_array_bytes_per_customer']:.0f} B |\n"
         f"| profile state per customer incl. slot dict, id list, id strings "
         f"| {mem['profile_total_bytes_per_customer']:.0f} B |\n"

@@ -65,8 +65,6 @@ class PartitionWorker:
         self.bus = bus
         self.leases = leases
         self.engine = engine
-        self.handlers = handlers
-        self.transactions = transactions
         self.cfg = config
         self.info = WorkerInfo(worker_id or new_worker_id(), socket.gethostname(), os.getpid())
         self.reads = reads

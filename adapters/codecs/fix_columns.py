@@ -19,6 +19,10 @@ from adapters.codecs.pings import DecodedPings
 from geo_engine.batch import FixBatch
 
 F64 = NDArray[np.float64]
+F = np.float64
+# the array columns of Fixes, each with its element type (take and concat treat them alike)
+_COLUMNS = (("row_index", np.int32), ("ts", F), ("lat", F), ("lon", F), ("accuracy_m", F),
+            ("speed_mps", F), ("heading", F), ("mock", np.bool_))  # fmt: skip
 
 
 class Fixes(msgspec.Struct, tag="fixes", array_like=True):
@@ -60,22 +64,12 @@ class Fixes(msgspec.Struct, tag="fixes", array_like=True):
     def take(self, idx: NDArray[np.intp]) -> Fixes:
         """The fixes at `idx`, in that order."""
         pick = idx.tolist()
-
-        def col(name: str) -> bytes:
-            return self.floats(name)[idx].tobytes()
-
         return Fixes(
             [self.customer_ids[i] for i in pick],
             [self.device_ids[i] for i in pick],
-            self.indexes()[idx].tobytes(),
-            col("ts"),
-            col("lat"),
-            col("lon"),
-            col("accuracy_m"),
-            col("speed_mps"),
-            col("heading"),
-            self.mocks()[idx].tobytes(),
-        )
+            **{name: np.frombuffer(getattr(self, name), kind)[idx].tobytes()
+               for name, kind in _COLUMNS},
+        )  # fmt: skip
 
 
 def fixes_of(decoded: DecodedPings, customer_ids: Sequence[str]) -> Fixes:
@@ -105,21 +99,10 @@ def concat(parts: Sequence[Fixes]) -> Fixes:
     """Several commands' fixes as one batch, in order (a run applied in one transaction)."""
     if len(parts) == 1:
         return parts[0]
-
-    def col(name: str) -> bytes:
-        return b"".join(getattr(p, name) for p in parts)
-
     return Fixes(
         [c for p in parts for c in p.customer_ids],
         [d for p in parts for d in p.device_ids],
-        col("row_index"),
-        col("ts"),
-        col("lat"),
-        col("lon"),
-        col("accuracy_m"),
-        col("speed_mps"),
-        col("heading"),
-        col("mock"),
+        **{name: b"".join(getattr(p, name) for p in parts) for name, _ in _COLUMNS},
     )
 
 

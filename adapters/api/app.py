@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from adapters import console
 from adapters.api import errors
 from adapters.api.limits import BodySizeLimit
 from adapters.api.routes import (
@@ -107,4 +108,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         webhooks,
     ):
         app.include_router(module.router)
+    app.include_router(console.router)  # /console: the web console (adapters/console)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from datetime import UTC, datetime
@@ -71,7 +72,14 @@ def serve(
         raise typer.BadParameter("--loop uvloop|asyncio, --http httptools|h11")
     served = dict(host=host, port=port, log_level=log_level, access_log=False, loop=loop)
     if workers == 1:
-        uvicorn.run(create_app(settings), http=http, **served)  # type: ignore[arg-type]
+        # uvicorn.run's server, which also ends the open live-presence streams on Ctrl-C
+        from adapters.api.serving import EngineServer
+
+        server = EngineServer(uvicorn.Config(create_app(settings), http=http, **served))  # type: ignore[arg-type]
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once stopped
+            server.run()
+        if not server.started:
+            raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits
         return
     # each process builds its own services from the environment: the role goes there
     os.environ["GEO_ENGINE_ROLE"] = settings.role
@@ -80,6 +88,9 @@ def serve(
         factory=True,
         workers=workers,
         http=http,
+        # uvicorn's own workers cannot be handed EngineServer: an open live-presence stream
+        # is cut after the longest ordinary response (a ?wait=true ingest) plus a margin
+        timeout_graceful_shutdown=int(settings.ingest_wait_timeout_s) + 5,
         **served,  # type: ignore[arg-type]
     )
 

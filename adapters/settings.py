@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     max_fence_vertices: int = 10_000
     max_import_features: int = 10_000
 
+    # the console's live presence streams (GET /v1/stores/{id}/presence/stream): how often the
+    # newest presence event is polled, the idle comment that keeps proxies from closing the
+    # stream, and its lifetime (then it ends and the client reconnects: no stream is forever)
+    presence_stream_interval_s: float = Field(default=0.5, gt=0)
+    presence_stream_keepalive_s: float = Field(default=15.0, gt=0)
+    presence_stream_max_s: float = Field(default=3600.0, gt=0)
+
     # pings
     max_batch_size: int = Field(default=5_000, ge=1)
     max_future_skew_s: float = 120.0  # refused beyond: a future fix would make real ones "late"

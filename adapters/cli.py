@@ -125,15 +125,39 @@ def demo(
         typer.Option(help="Embedded PostgreSQL's directory (default: GEO_ENGINE_DATA_DIR)"),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar")] = True,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Then keep the API and the console running on the demo's database"
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option(help="With --serve: interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: TCP port")] = 8000,
 ) -> None:
     """Simulate a day of Paris shoppers through the real API; print a summary, write a report.
 
     Uses a fresh `geo_demo` database on the configured PostgreSQL: repeatable, and the engine's
-    own database is never touched.
+    own database is never touched. With --serve, the engine then serves that database and
+    prints the console's URL and keys, until Ctrl-C.
     """
     from adapters.demo.run import run_demo
 
-    s = run_demo(customers, seed, out, progress, data_dir=data_dir, console=console)
+    if serve:
+        from adapters.demo.serve import check_port_free
+
+        try:
+            check_port_free(host, port)
+        except OSError as exc:
+            raise typer.BadParameter(str(exc.strerror), param_hint="--port") from None
+    s = run_demo(
+        customers,
+        seed,
+        out,
+        progress,
+        data_dir=data_dir,
+        console=console,
+        serve=(host, port) if serve else None,
+    )
     if s.walkpast_triggers or s.spoof_triggers or s.sequence_errors:
         raise typer.Exit(1)  # the engine broke a promise: say so to scripts and CI
 

@@ -27,10 +27,10 @@ async def serving(app: FastAPI) -> AsyncIterator[tuple[str, EngineServer]]:
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = EngineServer(config, own_signals=False)  # pytest keeps its own signal handlers
     task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(15):
-        while not server.started:
-            assert not task.done(), task
-            await asyncio.sleep(0.02)
+    listening = asyncio.create_task(server.listening.wait())
+    await asyncio.wait((task, listening), timeout=15, return_when=asyncio.FIRST_COMPLETED)
+    listening.cancel()
+    assert server.started, task
     try:
         yield f"http://127.0.0.1:{port}", server
     finally:

@@ -7,7 +7,9 @@ the process's streams (adapters/api/presence_feed.py) when it is asked to stop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 from types import FrameType
 
@@ -23,6 +25,12 @@ class EngineServer(uvicorn.Server):
         after its shutdown, which would cancel the caller's clean-up."""
         super().__init__(config)
         self._own_signals = own_signals
+        self.listening = asyncio.Event()  # set once the sockets accept connections
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

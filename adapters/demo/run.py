@@ -79,10 +79,12 @@ def run_demo(
     *,
     data_dir: Path | None = None,
     console: Console | None = None,
+    serve: tuple[str, int] | None = None,
 ) -> DemoSummary:
     """`geo-engine demo`: a fresh `geo_demo` database on the configured server (the embedded
     one in the data dir unless DATABASE_URL is set), a simulated day through the API, the
-    summary printed, the report written to `out`."""
+    summary printed, the report written to `out`. `serve` (host, port): then the engine's API
+    and console on that database until Ctrl-C (serve.py)."""
     console = console or Console()
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
 
@@ -91,7 +93,12 @@ def run_demo(
             url = await fresh_database(settings)
         # the legal default: pings of customers without location consent are dropped, counted
         demo = settings.model_copy(update={"database_url": url})
-        return await run_demo_async(customers, seed, out, demo, progress, console)
+        summary = await run_demo_async(customers, seed, out, demo, progress, console)
+        if serve is not None:
+            from adapters.demo.serve import serve_demo
+
+            await serve_demo(demo, *serve, console)
+        return summary
 
     return asyncio.run(main())
 

@@ -38,6 +38,8 @@ def test_whole_api_survives_schemathesis(
         nats_url=nats_url,
         bus_prefix=bus_prefix,
         GEO_ENGINE_RATE_LIMIT_PER_S="0",
+        # a live presence stream of a store some generated fence created ends, and is checked
+        GEO_ENGINE_PRESENCE_STREAM_MAX_S="2",
     )
     try:
         run = subprocess.run(

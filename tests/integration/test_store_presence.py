@@ -125,7 +125,8 @@ async def test_fence_cells_are_the_index_cover_interior_and_boundary(
         if f["properties"]["full"]:
             assert fence.buffer(1e-7).contains(poly)  # interior: wholly inside
         else:
-            assert f["properties"]["res"] == 11 and poly.intersects(fence)
+            # at the fence's edge (the cover is conservative: within a cell's edge, 25 m)
+            assert f["properties"]["res"] == 11 and poly.distance(fence) * 111_195 < 25
     # every point of the fence lies in one of its cells (the cover misses nothing)
     lat, lon = offset(LAT0, LON0, 55, -55)
     here = h3.latlng_to_cell(lat, lon, 11)

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from adapters import console
 from adapters.api import errors
+from adapters.api.lean import LeanLane
 from adapters.api.limits import BodySizeLimit
 from adapters.api.routes import (
     beacons,
@@ -44,6 +46,21 @@ from adapters.privacy.audit import AuditLog
 from adapters.settings import Settings
 
 
+class EngineApp(FastAPI):
+    """FastAPI with the lean lane in front: the hot routes skip its middleware, routing and
+    dependency solving (adapters/api/lean.py); every other request is FastAPI's."""
+
+    lane = LeanLane(pings.LANE)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.lane.route(scope)
+        svc = getattr(self.state, "services", None) if route is not None else None
+        if route is not None and svc is not None:
+            await self.lane.serve(svc, route, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """With `services`, the caller owns them (tests); otherwise they live with the app."""
 
@@ -65,7 +82,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             await svc.close()
 
-    app = FastAPI(
+    app = EngineApp(
         title="geo-engine",
         version="0.1.0",
         summary="Geolocation-aware in-store trigger engine",

@@ -35,17 +35,14 @@ def campaign_repo(svc: Services) -> PgCampaignRepository:
     return svc.campaigns
 
 
-async def principal(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    if creds is None or not creds.credentials:
+async def authenticated(svc: Services, key: str | None) -> Principal:
+    """The key's principal, counted against its rate limit; 401 / 429 as the API's errors.
+    Shared by the dependency below and the lean lane (adapters/api/lean.py)."""
+    if not key:
         raise ApiError(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
-    svc: Services = request.app.state.services
-    found = await svc.keys.principal(creds.credentials)
+    found = await svc.keys.principal(key)
     if found is None:
         raise ApiError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    request.scope[AUDIT_SCOPE_KEY] = found  # for the audit log (adapters/privacy/audit.py)
     wait = svc.limiter.retry_after(found.key_id)
     if wait:
         raise ApiError(
@@ -56,14 +53,29 @@ async def principal(
     return found
 
 
+def permitted(p: Principal, roles: tuple[Role, ...]) -> Principal:
+    """Admin may do everything; otherwise the key's role must be one of `roles` (else 403)."""
+    if p.role is not Role.ADMIN and p.role not in roles:
+        allowed = ", ".join(sorted({"admin", *map(str, roles)}))
+        raise ApiError(403, f"role {p.role} may not do this (allowed: {allowed})")
+    return p
+
+
+async def principal(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    key = None if creds is None else creds.credentials
+    found = await authenticated(request.app.state.services, key)
+    request.scope[AUDIT_SCOPE_KEY] = found  # for the audit log (adapters/privacy/audit.py)
+    return found
+
+
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """Admin may do everything; otherwise the key's role must be one of `roles`."""
 
     async def check(p: Annotated[Principal, Depends(principal)]) -> Principal:
-        if p.role is not Role.ADMIN and p.role not in roles:
-            allowed = ", ".join(sorted({"admin", *map(str, roles)}))
-            raise ApiError(403, f"role {p.role} may not do this (allowed: {allowed})")
-        return p
+        return permitted(p, roles)
 
     return check
 

@@ -68,10 +68,38 @@ def _body(detail: str, errors: list[FieldError]) -> dict[str, Any]:
     return ErrorBody(detail=detail, errors=errors).model_dump(exclude_none=True)
 
 
+Answer = tuple[int, dict[str, Any], dict[str, str] | None]  # status, body, headers
+
+
+def answer_of(exc: BaseException) -> Answer | None:
+    """The API's answer to a refusal or an outage; None for a bug (a 500). Shared by the
+    exception handlers below and the lean lane (adapters/api/lean.py)."""
+    if isinstance(exc, ApiError):
+        return exc.status, _body(exc.detail, exc.errors), exc.headers
+    if isinstance(exc, BusUnavailable):
+        log.warning("bus unavailable: %s", exc)
+        reason = "the log (NATS) did not confirm; resend with the same Idempotency-Key"
+        body = _body(reason, [FieldError(field="bus", reason="unavailable")])
+        return 503, body, {"Retry-After": str(RETRY_AFTER_S)}
+    if isinstance(exc, UNAVAILABLE):
+        log.warning("database unavailable: %s", type(exc).__name__)  # the type: no data
+        reason = "the database is unreachable; nothing was stored: retry"
+        body = _body(reason, [FieldError(field="database", reason="unavailable")])
+        return 503, body, {"Retry-After": str(RETRY_AFTER_S)}
+    return None
+
+
+async def _answered(_: Request, exc: Exception) -> JSONResponse:
+    # async: Starlette runs a plain def handler in its thread pool
+    answer = answer_of(exc)
+    assert answer is not None  # registered for the exceptions answer_of knows only
+    status, body, headers = answer
+    return JSONResponse(body, status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.detail, exc.errors), exc.status, headers=exc.headers)
+    for answered in (ApiError, BusUnavailable, *UNAVAILABLE):
+        app.add_exception_handler(answered, _answered)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -99,26 +127,10 @@ def install(app: FastAPI) -> None:
     for unstorable in (*UNSTORABLE, UnicodeEncodeError, OverflowError):
         app.add_exception_handler(unstorable, _unstorable)
 
-    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", type(exc).__name__)  # the type: no data
-        reason = "the database is unreachable; nothing was stored: retry"
-        body = _body(reason, [FieldError(field="database", reason="unavailable")])
-        return JSONResponse(body, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
-
-    for unavailable in UNAVAILABLE:
-        app.add_exception_handler(unavailable, _unavailable)
-
     @app.exception_handler(Pending)
     async def _pending(_: Request, exc: Pending) -> JSONResponse:
         body = {"accepted": 1, "rejected": [], "duplicate": exc.duplicate}
         return JSONResponse(body, 202)
-
-    @app.exception_handler(BusUnavailable)
-    async def _bus(_: Request, exc: BusUnavailable) -> JSONResponse:
-        log.warning("bus unavailable: %s", exc)
-        reason = "the log (NATS) did not confirm; resend with the same Idempotency-Key"
-        body = _body(reason, [FieldError(field="bus", reason="unavailable")])
-        return JSONResponse(body, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

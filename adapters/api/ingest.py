@@ -3,6 +3,8 @@ for the owners when asked, and their refusals as the API's errors."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -23,6 +25,18 @@ from adapters.services.presence import IngestResult
 T = TypeVar("T")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+_PROCESS = uuid.uuid4().hex[:16] + "-"  # never a client's key: those carry the API key's id
+_COUNT = itertools.count()
+
+
+def _new_process() -> None:
+    # a forked child must not reuse its parent's prefix: the log would drop its requests as
+    # resends of the parent's
+    global _PROCESS
+    _PROCESS = uuid.uuid4().hex[:16] + "-"
+
+
+os.register_at_fork(after_in_child=_new_process)
 _INDEX = re.compile(r"\[(\d+)\]$")  # a refusal naming a row: identifiers[2]
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII: it becomes part of Nats-Msg-Id
 
@@ -43,11 +57,11 @@ Wait = Annotated[
 ]
 
 
-def log_key(request: Request, principal: Principal) -> str:
-    """The request's key in the log: the client's Idempotency-Key, per API key, or a new one."""
-    given = request.headers.get(IDEMPOTENCY_HEADER)
+def log_key(given: str | None, principal: Principal) -> str:
+    """The request's key in the log: the client's Idempotency-Key (`given`), per API key, or a
+    new one (this process's random prefix and a count: unique, and cheaper than a uuid4)."""
     if given is None:
-        return uuid.uuid4().hex
+        return f"{_PROCESS}{next(_COUNT):x}"
     if not _KEY.match(given):
         raise field_error(422, IDEMPOTENCY_HEADER, "1 to 200 visible ASCII characters")
     return f"{principal.key_id}.{given}"
@@ -62,7 +76,8 @@ async def submit(
     wait: bool,
 ) -> Submitted:
     """Raises BusUnavailable (503 + Retry-After) when the log did not confirm every part."""
-    return await svc.ingest.submit(parts, key=log_key(request, principal), wait=wait)
+    key = log_key(request.headers.get(IDEMPOTENCY_HEADER), principal)
+    return await svc.ingest.submit(parts, key=key, wait=wait)
 
 
 async def submit_one(
@@ -114,13 +129,14 @@ def ping_parts(svc: Services, decoded: DecodedPings) -> dict[int, Fixes]:
         r.customer_id if r.customer_id is not None else customer_for(r.device_id or "")
         for r in rows
     ]
-    partition = svc.ingest.partition
-    of = np.fromiter((partition(cid) for cid in cids), np.int32, len(cids))
-    fixes = fixes_of(decoded, cids)
-    if len(cids) == 0:
+    if not cids:
         return {}
-    if (of == of[0]).all():
-        return {int(of[0]): fixes}
+    partition = svc.ingest.partition
+    owners = [partition(cid) for cid in cids]
+    fixes = fixes_of(decoded, cids)
+    if owners.count(owners[0]) == len(owners):  # one fix, or one customer: no sort to do
+        return {owners[0]: fixes}
+    of = np.asarray(owners, np.int32)
     order = np.argsort(of, kind="stable")
     cuts = np.flatnonzero(np.diff(of[order])) + 1
     return {int(of[idx[0]]): fixes.take(idx) for idx in np.split(order, cuts)}

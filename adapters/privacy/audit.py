@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.auth import Principal, Role
 from adapters.db import audit as audit_db
+from adapters.db.types import Pool
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +59,21 @@ class AuditLog:
             await self.app(scope, receive, watch)
         finally:
             p = scope.get(SCOPE_KEY)
-            if isinstance(p, Principal) and p.role in AUDITED_ROLES:
+            if isinstance(p, Principal):
                 await self._write(scope, p, status)
 
     async def _write(self, scope: Scope, p: Principal, status: int) -> None:
         route = getattr(scope.get("route"), "path", None) or scope["path"]
         path = masked_path(route, dict(scope.get("path_params") or {}))
-        try:
-            await audit_db.insert_entry(
-                scope["app"].state.services.pool,
-                p.key_id,
-                str(p.role),
-                scope["method"],
-                route,
-                path,
-                status,
-            )
-        except Exception:  # the change is done: losing its trace must not fail the request
-            log.exception("audit log write failed")
+        await record(scope["app"].state.services.pool, p, scope["method"], route, path, status)
+
+
+async def record(pool: Pool, p: Principal, method: str, route: str, path: str, status: int) -> None:
+    """One audited request, if the key's role is audited; a failed write is logged only.
+    Shared with the lean lane (adapters/api/lean.py), which answers ahead of this middleware."""
+    if p.role not in AUDITED_ROLES:
+        return
+    try:
+        await audit_db.insert_entry(pool, p.key_id, str(p.role), method, route, path, status)
+    except Exception:  # the change is done: losing its trace must not fail the request
+        log.exception("audit log write failed")

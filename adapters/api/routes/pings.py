@@ -14,11 +14,14 @@ from pydantic import BaseModel, Field
 from adapters import metrics
 from adapters.api.deps import Svc, require
 from adapters.api.errors import ERROR_RESPONSES, field_error
-from adapters.api.ingest import IdempotencyKey, Wait, merged_ingest, ping_parts, submit
+from adapters.api.ingest import IdempotencyKey, Wait, log_key, merged_ingest, ping_parts
+from adapters.api.lean import LaneRoute
 from adapters.api.models import Accepted, PingBatchResult
 from adapters.api.schema import json_body
 from adapters.auth import Principal, Role
 from adapters.codecs.pings import BatchError, decode_pings
+from adapters.composition import Services
+from adapters.services.presence import IngestResult
 
 router = APIRouter(prefix="/v1", tags=["pings"], responses=ERROR_RESPONSES)
 Ingest = Annotated[Principal, Depends(require(Role.INGEST))]
@@ -89,12 +92,23 @@ async def post_pings(
     request: Request,
     svc: Svc,
     principal: Ingest,
-    _key: IdempotencyKey = None,
+    key: IdempotencyKey = None,
     wait: Wait = False,
 ) -> Response:
     """202 once the batch is durable in the log (its partition owners apply it in order);
-    with `?wait=true`, 200 once applied, with the transitions it caused."""
-    body = await request.body()
+    with `?wait=true`, 200 once applied, with the transitions it caused.
+
+    `serve` answers this route in the lean lane (adapters/api/lean.py, through `accepted`);
+    FastAPI answers what the lane leaves to it (a browser's request, for CORS)."""
+    status, body = await accepted(svc, principal, await request.body(), key, wait)
+    return Response(body, status, media_type="application/json")
+
+
+async def accepted(
+    svc: Services, principal: Principal, body: bytes, key: str | None, wait: bool
+) -> tuple[int, bytes]:
+    """The reply to a batch (status, JSON) once its good rows are durable in the log, or
+    applied when `wait`; a refusal raised as the API's error."""
     s = svc.settings
     try:
         decoded = decode_pings(
@@ -106,36 +120,35 @@ async def post_pings(
         )
     except BatchError as exc:
         raise field_error(exc.status, exc.field, exc.reason) from None
-    metrics.PINGS.labels("rejected").inc(len(decoded.errors))
+    if decoded.errors:
+        metrics.PINGS.labels("rejected").inc(len(decoded.errors))
     rejected = [_RowRejected(e.index, e.field, e.reason) for e in decoded.errors]
-    done = await submit(svc, request, principal, ping_parts(svc, decoded), wait=wait)
+    parts = ping_parts(svc, decoded)
+    done = await svc.ingest.submit(parts, key=log_key(key, principal), wait=wait)
     if done.results is None or not wait:
-        accepted = _Accepted(len(decoded.rows), rejected, done.resent)
-        return Response(_encode(accepted), 202, media_type="application/json")
+        return 202, _encode(_Accepted(len(decoded.rows), rejected, done.resent))
     result = merged_ingest(done.results) if decoded.rows else None
-    out = _Result(
-        accepted=0 if result is None else result.accepted,
-        rejected=rejected,
-        ignored=[]
-        if result is None
-        else sorted(
-            [_RowIgnored(i, str(f)) for i, f in result.flags]
-            + [_RowIgnored(i, r) for i, r in result.dropped],
-            key=lambda r: r.index,
-        ),
-        events=[]
-        if result is None
-        else [
-            _EventOut(
-                id=eid,
-                type=str(e.type),
-                customer_id=e.customer_id,
-                geofence_id=e.geofence_id,
-                ts=datetime.fromtimestamp(e.ts, UTC),
-                source=e.source,
-                reason=e.reason,
-            )
-            for eid, e in result.events
-        ],
-    )
-    return Response(_encode(out), media_type="application/json")
+    return 200, _encode(_applied(result, rejected))
+
+
+LANE = {"/v1/pings": LaneRoute((Role.INGEST,), accepted)}  # answered ahead of FastAPI
+
+
+def _applied(result: IngestResult | None, rejected: list[_RowRejected]) -> _Result:
+    if result is None:
+        return _Result(accepted=0, rejected=rejected, ignored=[], events=[])
+    ignored = [_RowIgnored(i, str(f)) for i, f in result.flags]
+    ignored += [_RowIgnored(i, r) for i, r in result.dropped]
+    events = [
+        _EventOut(
+            id=eid,
+            type=str(e.type),
+            customer_id=e.customer_id,
+            geofence_id=e.geofence_id,
+            ts=datetime.fromtimestamp(e.ts, UTC),
+            source=e.source,
+            reason=e.reason,
+        )
+        for eid, e in result.events
+    ]
+    return _Result(result.accepted, rejected, sorted(ignored, key=lambda r: r.index), events)

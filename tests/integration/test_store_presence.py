@@ -56,6 +56,7 @@ async def test_stores_are_derived_from_fences_and_scoped_by_key(client: httpx.As
 
 async def test_presence_counts_people_not_ids_and_only_for_the_stores_own_staff(
     client: httpx.AsyncClient,
+    settings_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     keys = await _setup(client)
     t = time.time() - 120
@@ -100,6 +101,22 @@ async def test_presence_counts_people_not_ids_and_only_for_the_stores_own_staff(
     assert r.status_code == 404 and "'nowhere'" in r.json()["detail"]
     r = await client.get("/v1/stores/s2/presence")  # admin: every store
     assert r.json()["inside"] == 1
+    # an API process that owns no partition (none of these customers) counts the same
+    from adapters.api.app import create_app
+    from adapters.composition import build_services
+
+    api = await build_services(settings_factory(role="api"), background=False)
+    try:
+        assert api.worker is None
+        transport = httpx.ASGITransport(app=create_app(services=api))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as other:
+            r = await other.get("/v1/stores/s1/presence", headers=_as(keys["s1"]))
+            assert r.status_code == 200, r.text
+            assert {k: v for k, v in r.json().items() if k != "at"} == {
+                k: v for k, v in body.items() if k != "at"
+            }
+    finally:
+        await api.close()
 
 
 async def test_fence_cells_are_the_index_cover_interior_and_boundary(

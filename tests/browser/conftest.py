@@ -1,0 +1,186 @@
+"""The console in a real headless Chromium (Playwright for Python, the system's Chromium through
+`executable_path`: no browser download), against a real `geo-engine serve`.
+
+One server and one browser for the whole run (per xdist worker: a `serve` takes ~8 s to start
+on 2 cores, a browser ~2 s), each test its own browser context (a fresh sessionStorage, so a
+fresh sign-in); every test works in stores and customers of its own, so tests never see each
+other's data. On CI (GEO_ENGINE_REQUIRE_BROWSER=1) a missing Chromium or
+Playwright fails the run instead of skipping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from adapters.db.connect import with_database
+from tests.conftest import ADMIN_KEY
+from tests.server import free_port, start_server
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+VIEWPORT = {"width": 1280, "height": 800}  # a landscape tablet or a small laptop
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("GEO_ENGINE_REQUIRE_BROWSER"):
+        pytest.fail(f"{what}: the console's browser tests must run here")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    chromium = next((b for b in map(shutil.which, BROWSERS) if b), None)
+    if chromium is None:
+        _missing("no Chromium on this machine (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as pw:
+        # --no-sandbox: root in CI containers; --lang: date inputs drawn as a French user sees them
+        b = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--lang=fr-FR"])
+        yield b
+        b.close()
+
+
+def run_async(coro: Any) -> Any:
+    """An asyncpg call from a sync fixture, on a thread of its own (pytest-asyncio owns this
+    thread's loop)."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(asyncio.run(coro)))
+    thread.start()
+    thread.join()
+    return out[0] if out else None
+
+
+async def _create_db(server: str, name: str) -> None:
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_db(server: str, name: str) -> None:
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Console:
+    url: str  # http://127.0.0.1:port
+    database_url: str
+    admin: httpx.Client
+    shots: Path
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def staff_key(self, *store_ids: str) -> str:
+        r = self.admin.post(
+            "/v1/api-keys", json={"name": "staff", "role": "staff", "store_ids": list(store_ids)}
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["key"])
+
+
+@pytest.fixture(scope="session")
+def console(
+    server_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Console]:
+    """A `geo-engine serve` on a database and a log of its own."""
+    name = f"geo_browser_{uuid.uuid4().hex[:10]}"
+    run_async(_create_db(server_url, name))
+    port = free_port()
+    data = tmp_path_factory.mktemp("console")
+    db = with_database(server_url, name)
+    proc = start_server(
+        db,
+        port,
+        data,
+        nats_url=nats_url,
+        bus_prefix=f"b{uuid.uuid4().hex[:12]}",
+    )
+    base = f"http://127.0.0.1:{port}"
+    # screenshots: bench/console/ when asked (the committed ones), else this run's temp dir
+    wanted = os.environ.get("GEO_ENGINE_CONSOLE_SCREENSHOTS")
+    shots = (ROOT / wanted) if wanted else data / "shots"
+    shots.mkdir(parents=True, exist_ok=True)
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    try:
+        yield Console(base, db, client, shots)
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        run_async(_drop_db(server_url, name))
+
+
+@pytest.fixture
+def page(browser: Any, console: Console) -> Iterator[Any]:
+    """A fresh tab (its own sessionStorage); any script error or console error fails the test."""
+    context = browser.new_context(viewport=VIEWPORT, locale="fr-FR")
+    p = context.new_page()
+    problems: list[str] = []
+    p.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    p.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning") and not _expected(m.text)
+            else None
+        ),
+    )
+    p.set_default_timeout(10_000)
+    yield p
+    context.close()
+    assert problems == [], problems
+
+
+def _expected(text: str) -> bool:
+    # the API's refusals are the point of some tests: the browser logs each non-2xx fetch
+    return "Failed to load resource" in text and any(f"status of {s}" in text for s in (403, 422))
+
+
+def sign_in(page: Any, console: Console, key: str = ADMIN_KEY, at: str = "map") -> None:
+    page.goto(f"{console.url}/console/")
+    page.fill("#signin-key", key)
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_selector("#nav a")
+    if at != "map":
+        page.click(f"#nav-{at}")
+    page.wait_for_selector(f'#view[data-page="{at}"]')
+
+
+def shot(
+    page: Any, console: Console, name: str, full_page: bool = False, toast: bool = False
+) -> Path:
+    """A screenshot of the page as it is (the last notice hidden unless it is the point)."""
+    if not toast:
+        page.evaluate("document.getElementById('toast').hidden = true")
+    path = console.shots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+Waiter = Callable[[], bool]

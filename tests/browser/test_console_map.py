@@ -1,0 +1,177 @@
+"""The map: a polygon drawn with mouse clicks is stored where it was clicked (within a metre,
+by the map's own projection); a self-intersecting one is refused with the API's reason beside
+it and nothing is stored; a staff key sees and edits only its own stores."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.browser.conftest import Console, shot, sign_in, unique
+from tests.browser.geo import metres, square
+
+# an empty corner of Paris for each drawing test: the map is centred there at zoom 18
+# (~0.4 m per pixel), far from every other test's fences
+SPOTS = {"draw": (2.2950, 48.8350), "bowtie": (2.2850, 48.8450)}
+
+
+def _centre(page: Any, lon: float, lat: float) -> dict[str, float]:
+    page.evaluate("([lat, lon]) => window.geoConsole.map.setView([lat, lon], 18)", [lat, lon])
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    return dict(box)
+
+
+def _click_polygon(page: Any, points: list[tuple[float, float]]) -> None:
+    page.click("#draw-polygon")
+    for x, y in points:
+        page.mouse.click(x, y)
+    page.mouse.click(*points[0])  # a click on the first vertex closes the ring
+    page.wait_for_selector("#fence-form")
+
+
+def _lonlat_of(page: Any, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """What the map itself says the clicked pixels are (page -> container -> lat/lon)."""
+    found = page.evaluate(
+        """(pts) => {
+            const map = window.geoConsole.map;
+            const r = map.getContainer().getBoundingClientRect();
+            return pts.map(([x, y]) => {
+                const ll = map.containerPointToLatLng([x - r.left, y - r.top]);
+                return [ll.lng, ll.lat];
+            });
+        }""",
+        points,
+    )
+    return [(float(lon), float(lat)) for lon, lat in found]
+
+
+def _fences(console: Console, store: str) -> list[dict[str, Any]]:
+    r = console.admin.get("/v1/geofences", params={"store_id": store})
+    assert r.status_code == 200, r.text
+    return list(r.json()["features"])
+
+
+def test_a_polygon_drawn_with_clicks_is_stored_where_it_was_clicked(
+    page: Any, console: Console
+) -> None:
+    store = unique("drawn")
+    sign_in(page, console)
+    box = _centre(page, *SPOTS["draw"])
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    points = [(cx - 150, cy - 90), (cx + 130, cy - 110), (cx + 160, cy + 100), (cx - 120, cy + 120)]
+    _click_polygon(page, points)
+    page.fill("#fence-name", "Rive gauche")
+    page.fill("#fence-store", store)
+    page.click("#fence-save")
+    page.wait_for_selector("#fence-delete")  # saved: the panel now edits a stored fence
+
+    expected = _lonlat_of(page, points)
+    (feature,) = _fences(console, store)
+    assert feature["properties"]["name"] == "Rive gauche"
+    assert feature["properties"]["kind"] == "store"
+    ring = feature["geometry"]["coordinates"][0]
+    assert ring[0] == ring[-1] and len(ring) == len(points) + 1
+    for want, got in zip(expected, ring[:-1], strict=True):
+        assert metres(want, (got[0], got[1])) < 1.0, (want, got)
+    shot(page, console, "map", toast=True)
+
+    # move a vertex with the mouse, save: the API has the new corner
+    page.click("#fence-vertices")
+    x0, y0 = points[0]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 - 40, y0 - 30, steps=5)
+    page.mouse.up()
+    moved = _lonlat_of(page, [(x0 - 40, y0 - 30)])[0]
+    page.click("#fence-save")
+    page.wait_for_selector("#fence-vertices")
+    (feature,) = _fences(console, store)
+    corner = feature["geometry"]["coordinates"][0][0]
+    assert metres(moved, (corner[0], corner[1])) < 1.0, (moved, corner)
+
+    # the fence's H3 cells, then the page in English
+    page.click("#fence-cells")
+    page.wait_for_selector("#cells-info")
+    assert page.locator("path.cell").count() > 0
+    shot(page, console, "map-cells")
+    page.select_option("#lang", "en")
+    assert page.inner_text("#nav-map") == "Map"
+    assert page.inner_text("#draw-polygon") == "Polygon"
+
+
+def test_a_self_intersecting_drawing_shows_the_reason_and_stores_nothing(
+    page: Any, console: Console
+) -> None:
+    store = unique("bowtie")
+    sign_in(page, console)
+    box = _centre(page, *SPOTS["bowtie"])
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # a bow tie: the second and fourth edges cross
+    _click_polygon(
+        page, [(cx - 120, cy - 80), (cx + 120, cy + 80), (cx + 120, cy - 80), (cx - 120, cy + 80)]
+    )
+    page.fill("#fence-name", "Nœud papillon")
+    page.fill("#fence-store", store)
+    page.click("#fence-save")
+    beside = page.locator(".leaflet-tooltip.shape-error")
+    beside.wait_for()
+    assert "Self-intersection" in beside.inner_text()
+    assert "Self-intersection" in page.inner_text("#map-panel .geometry-error")
+    assert _fences(console, store) == []
+    shot(page, console, "map-error")
+
+
+def test_a_staff_key_sees_and_edits_only_its_own_store(page: Any, console: Console) -> None:
+    a, b = unique("store-a"), unique("store-b")
+    lon, lat = 2.3500, 48.8600
+    fa = square(f"{a}-fence", lon, lat, 40, "store", a, "Magasin A")
+    fb = square(f"{b}-fence", lon + 0.002, lat, 40, "store", b, "Magasin B")
+    for f in (fa, fb):
+        assert console.admin.post("/v1/geofences", json=f).status_code == 201
+    key = console.staff_key(a)
+
+    sign_in(page, console, key)
+    page.wait_for_selector(".leaflet-tooltip.label")
+    labels = page.locator(".leaflet-tooltip.label").all_inner_texts()
+    assert "Magasin A" in labels and "Magasin B" not in labels
+    # a new shape can only be given one of the key's stores
+    page.click("#draw-circle")
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 100, box["y"] + 100)
+    page.mouse.click(box["x"] + 130, box["y"] + 100)
+    page.wait_for_selector("#fence-form")
+    options = page.locator("#fence-store option").evaluate_all("os => os.map(o => o.value)")
+    assert options == [a]
+    page.click("#fence-discard")
+
+    # a file naming store B: the API refuses it (403) and the console says so
+    fb_edit = {**fb, "properties": {**fb["properties"], "name": "B, renamed by A"}}
+    page.set_input_files(
+        "#import-file",
+        files=[
+            {
+                "name": "b.geojson",
+                "mimeType": "application/geo+json",
+                "buffer": json.dumps({"type": "FeatureCollection", "features": [fb_edit]}).encode(),
+            }
+        ],
+    )
+    page.wait_for_selector("#map-panel .error")
+    assert b in page.inner_text("#map-panel .error")
+    # and the other pages list store A only
+    page.click("#nav-presence")
+    stores = page.locator("#presence-store option").evaluate_all("os => os.map(o => o.value)")
+    assert stores == [a]
+
+    staff = {"Authorization": f"Bearer {key}"}
+    http = console.admin
+    assert http.get(f"/v1/geofences/{fb['id']}", headers=staff).status_code == 403
+    assert http.put(f"/v1/geofences/{fb['id']}", json=fb_edit, headers=staff).status_code == 403
+    assert http.delete(f"/v1/geofences/{fb['id']}", headers=staff).status_code == 403
+    assert http.get(f"/v1/stores/{b}/presence", headers=staff).status_code == 403
+    listed = http.get("/v1/stores", headers=staff).json()["stores"]
+    assert [s["store_id"] for s in listed] == [a]
+    (still,) = _fences(console, b)
+    assert still["properties"]["name"] == "Magasin B"

@@ -10,6 +10,7 @@ Playwright fails the run instead of skipping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -132,11 +133,11 @@ def console(
         run_async(_drop_db(server_url, name))
 
 
-@pytest.fixture
-def page(browser: Any, console: Console) -> Iterator[Any]:
+@contextlib.contextmanager
+def tab(browser: Any, **context: Any) -> Iterator[Any]:
     """A fresh tab (its own sessionStorage); any script error or console error fails the test."""
-    context = browser.new_context(viewport=VIEWPORT, locale="fr-FR")
-    p = context.new_page()
+    ctx = browser.new_context(**{"viewport": VIEWPORT, "locale": "fr-FR", **context})
+    p = ctx.new_page()
     problems: list[str] = []
     p.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     p.on(
@@ -148,9 +149,17 @@ def page(browser: Any, console: Console) -> Iterator[Any]:
         ),
     )
     p.set_default_timeout(10_000)
-    yield p
-    context.close()
+    try:
+        yield p
+    finally:
+        ctx.close()
     assert problems == [], problems
+
+
+@pytest.fixture
+def page(browser: Any, console: Console) -> Iterator[Any]:
+    with tab(browser) as p:
+        yield p
 
 
 def _expected(text: str) -> bool:

@@ -5,9 +5,10 @@ it and nothing is stored; a staff key sees and edits only its own stores."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
-from tests.browser.conftest import Console, shot, sign_in, unique
+from tests.browser.conftest import Console, shot, sign_in, tab, unique
 from tests.browser.geo import metres, square
 
 # an empty corner of Paris for each drawing test: the map is centred there at zoom 18
@@ -175,3 +176,70 @@ def test_a_staff_key_sees_and_edits_only_its_own_store(page: Any, console: Conso
     assert [s["store_id"] for s in listed] == [a]
     (still,) = _fences(console, b)
     assert still["properties"]["name"] == "Magasin B"
+
+
+def _scene(console: Console) -> tuple[str, list[tuple[float, float]]]:
+    """A store with two departments, a round store nearby, a competitor, beacons and tags."""
+    store, other = unique("opera"), unique("havre")
+    lon, lat = 2.3320, 48.8720
+    fences = [
+        square(f"{store}-f", lon, lat, 45, "store", store, "Opéra"),
+        square(f"{store}-shoes", lon - 0.00025, lat + 0.0001, 14, "zone", store, "Chaussures"),
+        square(f"{store}-beauty", lon + 0.0003, lat - 0.0001, 12, "zone", store, "Beauté"),
+        square(f"{store}-rival", lon + 0.0016, lat + 0.0004, 30, "competitor", store, "Rival"),
+        {
+            "type": "Feature",
+            "id": f"{other}-f",
+            "geometry": {"type": "Point", "coordinates": [lon - 0.0017, lat - 0.0003]},
+            "properties": {"name": "Havre", "kind": "store", "store_id": other, "radius_m": 35},
+        },
+    ]
+    fences[3]["properties"]["store_id"] = None  # a competitor belongs to no store of ours
+    for f in fences:
+        r = console.admin.post("/v1/geofences", json=f)
+        assert r.status_code == 201, r.text
+    for i, (zone, major) in enumerate(((f"{store}-shoes", 1), (f"{store}-beauty", 2))):
+        beacon = {"geofence_id": zone, "uuid": str(uuid.uuid4())}  # identities are unique
+        r = console.admin.post("/v1/beacons", json={**beacon, "major": major, "minor": i})
+        assert r.status_code == 201, r.text
+    tag = {"id": f"{store}-till", "geofence_id": f"{store}-f", "placement": "Caisse centrale"}
+    assert console.admin.post("/v1/nfc-tags", json=tag).status_code == 201
+    return store, [(lon - 0.0022, lat - 0.0008), (lon + 0.0020, lat + 0.0008)]
+
+
+def test_the_map_draws_each_kind_of_fence_and_the_devices(page: Any, console: Console) -> None:
+    _, corners = _scene(console)
+    sign_in(page, console)
+    page.evaluate(
+        "([a, b]) => window.geoConsole.map.fitBounds([[a[1], a[0]], [b[1], b[0]]])", corners
+    )
+    labels = page.locator(".leaflet-tooltip.label").all_inner_texts()
+    for name in ("Opéra", "Chaussures", "Beauté", "Rival", "Havre"):
+        assert name in labels
+    assert page.locator("path.device.beacon").count() >= 2
+    assert page.locator("path.device.tag").count() >= 1
+    shot(page, console, "map-overview")
+
+
+def test_on_a_tablet_nothing_overflows_and_controls_are_finger_sized(
+    browser: Any, console: Console
+) -> None:
+    store, _ = _scene(console)
+    key = console.staff_key(store)
+    tablet = {"viewport": {"width": 820, "height": 1180}, "has_touch": True, "is_mobile": True}
+    with tab(browser, **tablet) as page:
+        sign_in(page, console, key)
+        for at in ("map", "presence", "devices"):
+            page.click(f"#nav-{at}")
+            page.wait_for_selector(f'#view[data-page="{at}"]')
+            page.wait_for_load_state("networkidle")
+            wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert wide <= 0, f"{at}: {wide} px wider than the screen"
+            small = page.evaluate(
+                """() => [...document.querySelectorAll('#view button, #view select, #nav a')]
+                    .filter((e) => e.offsetParent !== null)
+                    .map((e) => [e.textContent.trim(), e.getBoundingClientRect().height])
+                    .filter(([, h]) => h < 40)"""
+            )
+            assert small == [], f"{at}: controls smaller than a finger: {small}"
+            shot(page, console, f"tablet-{at}")

@@ -4,6 +4,7 @@ beacons and NFC tags are listed, added (the API's 422 at its field), and drawn o
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from playwright.sync_api import expect
@@ -61,7 +62,7 @@ def test_beacons_and_tags_per_zone_listed_added_and_on_the_map(page: Any, consol
     form.locator('input[name="placement"]').fill("Entrée parfums")
     form.locator('button[type="submit"]').click()
     expect(form.locator('.field[data-field="uuid"] .field-error')).not_to_be_empty()
-    form.locator('input[name="uuid"]').fill("f7826da6-4fa2-4e98-8024-bc5b71e0893e")
+    form.locator('input[name="uuid"]').fill(str(uuid.uuid4()))
     form.locator('button[type="submit"]').click()
     expect(card.locator("tr[data-beacon]")).to_have_count(1)
 

@@ -30,6 +30,8 @@ export async function mount(root, ctx) {
   ctx.map = map; // the browser tests read the projection (containerPointToLatLng)
   if (ctx.tileUrl) L.tileLayer(ctx.tileUrl, { maxZoom: 19, attribution: ctx.tileAttribution }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
+  // beacons and tags above the fences' names (the tooltip pane is at 650)
+  map.createPane("devices").style.zIndex = 660;
   // geoman: drawing and vertex editing; its own toolbar stays hidden (the buttons above are
   // touch-sized). Self-intersection is allowed while drawing so the API, not the browser, says
   // what is wrong with a shape (one rule, one place).
@@ -102,12 +104,14 @@ export async function mount(root, ctx) {
       let at = Array.isArray(pos) ? L.latLng(pos[1], pos[0]) : fence ? centerOf(fence) : null;
       if (!at) return;
       if (!Array.isArray(pos)) {
+        // below the fence's name (drawn at its middle), then round it: ~9 m out at zoom 18
         const n = seen.get(item.geofence_id) || 0;
         seen.set(item.geofence_id, n + 1);
-        const fan = L.point(14 * Math.cos(n * 1.3), 14 * Math.sin(n * 1.3)); // px at zoom 18
-        if (n) at = map.unproject(map.project(at, 18).add(fan), 18);
+        const fan = L.point(22 * Math.cos(Math.PI / 2 + n * 0.8), 22 * Math.sin(Math.PI / 2 + n * 0.8));
+        at = map.unproject(map.project(at, 18).add(fan), 18);
       }
-      L.circleMarker(at, { radius: 7, className: `device ${cls}`, color: cls === "beacon" ? "#0e7490" : "#b45309", fillOpacity: 0.9 })
+      const color = cls === "beacon" ? "#0e7490" : "#b45309";
+      L.circleMarker(at, { pane: "devices", radius: 7, className: `device ${cls}`, color: "#fff", weight: 2, fillColor: color, fillOpacity: 1 })
         .bindTooltip(label)
         .addTo(groups.devices);
     };

@@ -50,8 +50,7 @@ def browser() -> Iterator[Any]:
     except ImportError:
         _missing("Playwright is not installed (pip install -e '.[test]')")
     with sync_playwright() as pw:
-        # --no-sandbox: root in CI containers; --lang: date inputs drawn as a French user sees them
-        b = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--lang=fr-FR"])
+        b = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])  # root in CI
         yield b
         b.close()
 

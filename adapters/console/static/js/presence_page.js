@@ -4,6 +4,9 @@
 import { h, clear, field, select, table, fmtNum, fmtDate } from "./dom.js";
 import { t } from "./i18n.js";
 
+// the store's own fence first, then its zones by name
+const storeFirst = (a, b) => (b.kind === "store") - (a.kind === "store") || a.name.localeCompare(b.name);
+
 export async function mount(root, ctx, [wanted]) {
   const storeSel = select(ctx.stores.map((s) => [s.store_id, s.name || s.store_id]), wanted || ctx.stores[0]?.store_id, { id: "presence-store" });
   const state = h("span", { class: "live-state", id: "presence-state" }, t("connecting"));
@@ -51,7 +54,7 @@ export async function mount(root, ctx, [wanted]) {
       h("h2", {}, t("by_fence")),
       table(
         [t("name"), t("kind"), t("inside_now")],
-        (p.fences || []).map((f) => h("tr", { "data-fence": f.geofence_id }, h("td", {}, f.name), h("td", {}, t(`kind_${f.kind}`)), h("td", { class: "num" }, fmtNum(f.inside)))),
+        [...(p.fences || [])].sort(storeFirst).map((f) => h("tr", { "data-fence": f.geofence_id }, h("td", {}, f.name), h("td", {}, t(`kind_${f.kind}`)), h("td", { class: "num" }, fmtNum(f.inside)))),
       ),
       h("p", { class: "muted" }, t("updated_at", { at: fmtDate(p.at) })),
     );

@@ -10,14 +10,13 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
-import numpy as np
 from fastapi import Header, Query, Request
 
 from adapters.api.errors import ApiError, Pending, field_error
 from adapters.auth import Principal
 from adapters.cluster import commands as c
 from adapters.cluster.submit import Submitted
-from adapters.codecs.fix_columns import Fixes, fixes_of
+from adapters.codecs.fix_columns import Fixes, fixes_by_part
 from adapters.codecs.pings import DecodedPings
 from adapters.composition import Services
 from adapters.services.presence import IngestResult
@@ -129,17 +128,7 @@ def ping_parts(svc: Services, decoded: DecodedPings) -> dict[int, Fixes]:
         r.customer_id if r.customer_id is not None else customer_for(r.device_id or "")
         for r in rows
     ]
-    if not cids:
-        return {}
-    partition = svc.ingest.partition
-    owners = [partition(cid) for cid in cids]
-    fixes = fixes_of(decoded, cids)
-    if owners.count(owners[0]) == len(owners):  # one fix, or one customer: no sort to do
-        return {owners[0]: fixes}
-    of = np.asarray(owners, np.int32)
-    order = np.argsort(of, kind="stable")
-    cuts = np.flatnonzero(np.diff(of[order])) + 1
-    return {int(of[idx[0]]): fixes.take(idx) for idx in np.split(order, cuts)}
+    return fixes_by_part(decoded, cids, svc.ingest.partitions_of(cids))
 
 
 def merged_ingest(replies: list[c.Reply]) -> IngestResult:

@@ -12,6 +12,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 from adapters.bus.nats_bus import NatsBus
 from adapters.cluster import commands as c
 from adapters.cluster.metrics import PUBLISHED
@@ -61,6 +64,16 @@ class IngestLog:
                 self._partition_of.clear()  # bounded: simpler than LRU, and rare
             p = self._partition_of[customer_id] = partition_of(customer_id, self.partitions)
         return p
+
+    def partitions_of(self, customer_ids: list[str]) -> NDArray[np.int32]:
+        """Each customer's partition (the cache's misses hashed once each)."""
+        found = list(map(self._partition_of.get, customer_ids))
+        if None in found:
+            found = [
+                self.partition(c) if p is None else p
+                for c, p in zip(customer_ids, found, strict=True)
+            ]
+        return np.array(found, np.int32)
 
     async def submit(
         self, parts: Mapping[int, c.Command], *, key: str, wait: bool = False

@@ -8,8 +8,8 @@ and the presence state key on them.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from itertools import pairwise
 
 import msgspec
 import numpy as np
@@ -72,27 +72,63 @@ class Fixes(msgspec.Struct, tag="fixes", array_like=True):
         )  # fmt: skip
 
 
+def _floats(values: list[float | None]) -> F64:
+    """A float64 column, None as NaN; an optional field is mostly all absent or all given."""
+    absent = values.count(None)
+    if absent == 0:
+        return np.array(values, F)
+    if absent == len(values):
+        return np.full(absent, np.nan)
+    return np.array([np.nan if v is None else v for v in values], F)
+
+
+def _columns(decoded: DecodedPings) -> tuple[list[str | None], list[NDArray[np.generic]]]:
+    """(device ids, the array columns in _COLUMNS order) of the good rows."""
+    rows = decoded.rows
+    arrays: list[NDArray[np.generic]] = [
+        np.array(decoded.row_index, np.int32),
+        np.array(decoded.ts, F),
+        np.array([p.lat for p in rows], F),
+        np.array([p.lon for p in rows], F),
+        _floats([p.accuracy_m for p in rows]),
+        _floats([p.speed_mps for p in rows]),
+        _floats([p.heading for p in rows]),
+        np.array([p.mock for p in rows], np.bool_),
+    ]
+    return [p.device_id for p in rows], arrays
+
+
 def fixes_of(decoded: DecodedPings, customer_ids: Sequence[str]) -> Fixes:
     """The good rows of a request as columns (customer ids resolved by the caller)."""
-    rows = decoded.rows
-    n = len(rows)
-    nan = math.nan
+    dev, arrays = _columns(decoded)
+    return Fixes(list(customer_ids), dev, *(a.tobytes() for a in arrays))
 
-    def col(values: Iterable[float]) -> bytes:
-        return np.fromiter(values, np.float64, n).tobytes()
 
-    return Fixes(
-        list(customer_ids),
-        [p.device_id for p in rows],
-        np.asarray(decoded.row_index, np.int32).tobytes(),
-        np.asarray(decoded.ts, np.float64).tobytes(),
-        col(p.lat for p in rows),
-        col(p.lon for p in rows),
-        col(nan if p.accuracy_m is None else p.accuracy_m for p in rows),
-        col(nan if p.speed_mps is None else p.speed_mps for p in rows),
-        col(nan if p.heading is None else p.heading for p in rows),
-        np.fromiter((p.mock for p in rows), np.bool_, n).tobytes(),
-    )
+def fixes_by_part(
+    decoded: DecodedPings, customer_ids: Sequence[str], parts: NDArray[np.int32]
+) -> dict[int, Fixes]:
+    """The good rows split by `parts` (each row's partition), in request order within each:
+    every column sorted once, then cut, rather than gathered once per partition."""
+    if len(parts) == 0:
+        return {}
+    if (parts == parts[0]).all():
+        return {int(parts[0]): fixes_of(decoded, customer_ids)}
+    dev, arrays = _columns(decoded)
+    order = np.argsort(parts, kind="stable")
+    pick = order.tolist()
+    cids = [customer_ids[i] for i in pick]
+    devs = [dev[i] for i in pick]
+    owner = parts[order]
+    cuts = [0, *(np.flatnonzero(owner[1:] != owner[:-1]) + 1).tolist(), len(pick)]
+    # each column sorted into bytes once, then cut as bytes: a slice of bytes costs less than
+    # a numpy slice and its tobytes, for each of 8 columns and ~16 partitions
+    columns = [(a[order].tobytes(), a.itemsize) for a in arrays]
+    return {
+        int(owner[a]): Fixes(
+            cids[a:b], devs[a:b], *(col[a * size : b * size] for col, size in columns)
+        )
+        for a, b in pairwise(cuts)
+    }
 
 
 def concat(parts: Sequence[Fixes]) -> Fixes:

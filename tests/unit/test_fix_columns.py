@@ -11,7 +11,7 @@ import numpy as np
 from adapters.bus.nats_bus import Delivered
 from adapters.cluster import commands as c
 from adapters.cluster.consume import _runs
-from adapters.codecs.fix_columns import Fixes, concat, fixes_of, optional
+from adapters.codecs.fix_columns import Fixes, concat, fixes_by_part, fixes_of, optional
 from adapters.codecs.pings import _row_by_row, decode_pings
 
 NOW = time.time()
@@ -63,6 +63,25 @@ def test_columns_survive_the_wire_split_and_merge() -> None:
     assert merged.floats("ts").tolist() == [NOW - 40, NOW - 60, NOW - 50]
     batch = merged.batch()
     assert math.isnan(batch.speed_mps[1]) and batch.speed_mps[0] == 1.5
+
+
+def test_a_request_splits_by_partition_as_gathering_each_partitions_rows_would() -> None:
+    rng = np.random.default_rng(3)
+    rows = [
+        {**ROWS[i % 3], "customer_id": f"c{i}", "lat": 48 + rng.random(), "ts": NOW - 100 + i}
+        for i in range(200)
+    ]
+    d = decode_pings(_body(rows), **LIMITS)
+    cids = [f"c{i}" for i in range(200)]
+    parts = rng.integers(0, 7, 200).astype(np.int32)
+    whole = fixes_of(d, cids)
+    split = fixes_by_part(d, cids, parts)
+    assert sorted(split) == sorted(set(parts.tolist()))
+    for p, got in split.items():
+        assert got == whole.take(np.flatnonzero(parts == p))  # request order kept in each
+    one = fixes_by_part(d, cids, np.full(200, 4, np.int32))
+    assert one == {4: whole}
+    assert fixes_by_part(decode_pings(_body([]), **LIMITS), [], np.array([], np.int32)) == {}
 
 
 def test_only_consecutive_unawaited_fix_batches_are_grouped() -> None:

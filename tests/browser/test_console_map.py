@@ -80,13 +80,20 @@ def test_a_polygon_drawn_with_clicks_is_stored_where_it_was_clicked(
     # move a vertex with the mouse, save: the API has the new corner
     page.click("#fence-vertices")
     x0, y0 = points[0]
+    # geoman's handle for that vertex is under the pointer before it is grabbed
+    page.wait_for_function(
+        "([x, y]) => document.elementFromPoint(x, y)?.classList.contains('marker-icon')",
+        arg=[x0, y0],
+    )
     page.mouse.move(x0, y0)
     page.mouse.down()
     page.mouse.move(x0 - 40, y0 - 30, steps=5)
     page.mouse.up()
     moved = _lonlat_of(page, [(x0 - 40, y0 - 30)])[0]
-    page.click("#fence-save")
-    page.wait_for_selector("#fence-vertices")
+    put = "/v1/geofences/"  # the save is done when the API has answered the PUT
+    with page.expect_response(lambda r: r.request.method == "PUT" and put in r.url) as saved:
+        page.click("#fence-save")
+    assert saved.value.status == 200
     (feature,) = _fences(console, store)
     corner = feature["geometry"]["coordinates"][0][0]
     assert metres(moved, (corner[0], corner[1])) < 1.0, (moved, corner)
@@ -163,6 +170,7 @@ def test_a_staff_key_sees_and_edits_only_its_own_store(page: Any, console: Conso
     assert b in page.inner_text("#map-panel .error")
     # and the other pages list store A only
     page.click("#nav-presence")
+    page.wait_for_selector("#presence-inside")
     stores = page.locator("#presence-store option").evaluate_all("os => os.map(o => o.value)")
     assert stores == [a]
 
@@ -213,11 +221,13 @@ def test_the_map_draws_each_kind_of_fence_and_the_devices(page: Any, console: Co
     page.evaluate(
         "([a, b]) => window.geoConsole.map.fitBounds([[a[1], a[0]], [b[1], b[0]]])", corners
     )
+    page.wait_for_function(  # the fences and the devices are loaded after the page
+        "document.querySelectorAll('path.device.beacon').length >= 2"
+        " && document.querySelectorAll('path.device.tag').length >= 1"
+    )
     labels = page.locator(".leaflet-tooltip.label").all_inner_texts()
     for name in ("Opéra", "Chaussures", "Beauté", "Rival", "Havre"):
         assert name in labels
-    assert page.locator("path.device.beacon").count() >= 2
-    assert page.locator("path.device.tag").count() >= 1
     shot(page, console, "map-overview")
 
 
@@ -229,10 +239,10 @@ def test_on_a_tablet_nothing_overflows_and_controls_are_finger_sized(
     tablet = {"viewport": {"width": 820, "height": 1180}, "has_touch": True, "is_mobile": True}
     with tab(browser, **tablet) as page:
         sign_in(page, console, key)
-        for at in ("map", "presence", "devices"):
+        ready = {"map": "path.device.tag", "presence": "#presence-inside", "devices": ".zone"}
+        for at, shown in ready.items():
             page.click(f"#nav-{at}")
-            page.wait_for_selector(f'#view[data-page="{at}"]')
-            page.wait_for_load_state("networkidle")
+            page.wait_for_selector(shown)
             wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert wide <= 0, f"{at}: {wide} px wider than the screen"
             small = page.evaluate(

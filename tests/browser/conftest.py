@@ -87,13 +87,14 @@ class Console:
     database_url: str
     admin: httpx.Client
     shots: Path
-    keys: dict[str, str] = field(default_factory=dict)
+    key_ids: dict[str, str] = field(default_factory=dict)  # secret -> id, to revoke it
 
     def staff_key(self, *store_ids: str) -> str:
         r = self.admin.post(
             "/v1/api-keys", json={"name": "staff", "role": "staff", "store_ids": list(store_ids)}
         )
         assert r.status_code == 201, r.text
+        self.key_ids[r.json()["key"]] = r.json()["id"]
         return str(r.json()["key"])
 
 
@@ -133,8 +134,10 @@ def console(
 
 
 @contextlib.contextmanager
-def tab(browser: Any, **context: Any) -> Iterator[Any]:
-    """A fresh tab (its own sessionStorage); any script error or console error fails the test."""
+def tab(browser: Any, refusals: tuple[int, ...] = (403, 422), **context: Any) -> Iterator[Any]:
+    """A fresh tab (its own sessionStorage); any script error or console error fails the test,
+    but the browser's note of a refused fetch with a status in `refusals` (the API's refusals
+    are the point of some tests)."""
     ctx = browser.new_context(**{"viewport": VIEWPORT, "locale": "fr-FR", **context})
     p = ctx.new_page()
     problems: list[str] = []
@@ -143,7 +146,7 @@ def tab(browser: Any, **context: Any) -> Iterator[Any]:
         "console",
         lambda m: (
             problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning") and not _expected(m.text)
+            if m.type in ("error", "warning") and not _refused(m.text, refusals)
             else None
         ),
     )
@@ -161,9 +164,8 @@ def page(browser: Any, console: Console) -> Iterator[Any]:
         yield p
 
 
-def _expected(text: str) -> bool:
-    # the API's refusals are the point of some tests: the browser logs each non-2xx fetch
-    return "Failed to load resource" in text and any(f"status of {s}" in text for s in (403, 422))
+def _refused(text: str, statuses: tuple[int, ...]) -> bool:
+    return "Failed to load resource" in text and any(f"status of {s} " in text for s in statuses)
 
 
 def sign_in(page: Any, console: Console, key: str = ADMIN_KEY, at: str = "map") -> None:

@@ -144,15 +144,24 @@ def test_a_staff_key_sees_and_edits_only_its_own_store(page: Any, console: Conso
     labels = page.locator(".leaflet-tooltip.label").all_inner_texts()
     assert "Magasin A" in labels and "Magasin B" not in labels
     # a new shape can only be given one of the key's stores
+    # a circle (a click at its centre, one on its edge), in the one store the key may pick
     page.click("#draw-circle")
     box = page.locator("#map").bounding_box()
     assert box is not None
-    page.mouse.click(box["x"] + 100, box["y"] + 100)
-    page.mouse.click(box["x"] + 130, box["y"] + 100)
+    centre, edge = (box["x"] + 100, box["y"] + 100), (box["x"] + 140, box["y"] + 100)
+    page.mouse.click(*centre)
+    page.mouse.click(*edge)
     page.wait_for_selector("#fence-form")
     options = page.locator("#fence-store option").evaluate_all("os => os.map(o => o.value)")
     assert options == [a]
-    page.click("#fence-discard")
+    page.fill("#fence-name", "Kiosque")
+    page.click("#fence-save")
+    page.wait_for_selector("#fence-delete")
+    (want_centre, want_edge) = _lonlat_of(page, [centre, edge])
+    (kiosk,) = [f for f in _fences(console, a) if f["properties"]["name"] == "Kiosque"]
+    assert kiosk["geometry"]["type"] == "Point"
+    assert metres(want_centre, tuple(kiosk["geometry"]["coordinates"])) < 1.0
+    assert abs(kiosk["properties"]["radius_m"] - metres(want_centre, want_edge)) < 1.0
 
     # a file naming store B: the API refuses it (403) and the console says so
     fb_edit = {**fb, "properties": {**fb["properties"], "name": "B, renamed by A"}}

@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Console, shot, sign_in, unique
+from tests.browser.conftest import Console, shot, sign_in, tab, unique
 from tests.browser.geo import square
 
 
@@ -86,3 +86,19 @@ def test_beacons_and_tags_per_zone_listed_added_and_on_the_map(page: Any, consol
     card.locator("tr[data-beacon] button.danger").click()
     expect(card.locator("tr[data-beacon]")).to_have_count(0)
     assert console.admin.get("/v1/beacons", params={"store_id": store}).json()["beacons"] == []
+
+
+def test_a_key_revoked_while_the_console_is_open_signs_it_out(
+    browser: Any, console: Console
+) -> None:
+    store = unique("revoked")
+    fence = square(f"{store}-f", 2.3600, 48.8500, 30, "store", store, "Nation")
+    assert console.admin.post("/v1/geofences", json=fence).status_code == 201
+    key = console.staff_key(store)
+    with tab(browser, refusals=(401, 403)) as page:
+        sign_in(page, console, key, at="presence")
+        r = console.admin.delete(f"/v1/api-keys/{console.key_ids[key]}")
+        assert r.status_code == 204, r.text
+        page.click("#nav-devices")  # its next call is refused (401): back to the sign-in
+        expect(page.locator("#signin-error")).to_have_text("Session expirée : reconnectez-vous.")
+        assert page.evaluate("sessionStorage.length") == 0  # the key is forgotten

@@ -11,7 +11,8 @@ export class ApiError extends Error {
   }
 }
 
-export function createApi(key) {
+// onUnauthorized: called on a 401 (the key was revoked while the page was open)
+export function createApi(key, { onUnauthorized = () => {} } = {}) {
   const headers = { Authorization: `Bearer ${key}` };
 
   async function call(method, path, body) {
@@ -29,6 +30,7 @@ export function createApi(key) {
     } catch {
       data = { detail: text };
     }
+    if (res.status === 401) onUnauthorized();
     if (!res.ok) throw new ApiError(res.status, data);
     return data;
   }
@@ -42,6 +44,7 @@ export function createApi(key) {
         try {
           const res = await fetch(path, { headers: { ...headers, Accept: "text/event-stream" }, signal });
           if (!res.ok) {
+            if (res.status === 401) onUnauthorized();
             const body = await res.json().catch(() => null);
             throw new ApiError(res.status, body);
           }

@@ -62,7 +62,7 @@ function showSignIn(errorKey) {
 }
 
 async function start(key) {
-  const session = await signIn(key);
+  const session = await signIn(key, () => signOut("signin_expired"));
   Object.assign(ctx, session);
   document.getElementById("who").textContent = t(ctx.admin ? "role_admin" : "role_staff", {
     n: ctx.stores.length,
@@ -100,14 +100,17 @@ function route() {
 
 window.addEventListener("hashchange", route);
 
-document.getElementById("signout").addEventListener("click", () => {
+function signOut(reason) {
+  if (!ctx.api) return;
   forget();
   if (unmount) unmount();
   unmount = null;
   Object.assign(ctx, { api: null, admin: false, stores: [] });
   history.replaceState(null, "", location.pathname);
-  showSignIn();
-});
+  showSignIn(reason);
+}
+
+document.getElementById("signout").addEventListener("click", () => signOut());
 
 const langSelect = document.getElementById("lang");
 langSelect.value = getLang();

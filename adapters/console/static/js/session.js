@@ -19,9 +19,10 @@ export class SignInError extends Error {
   }
 }
 
-// -> {api, admin, stores: [{store_id, name, fences, center}]}
-export async function signIn(key) {
-  const api = createApi(key);
+// -> {api, admin, stores: [{store_id, name, fences, center}]}; onRevoked: a later 401
+export async function signIn(key, onRevoked) {
+  let signedIn = false;
+  const api = createApi(key, { onUnauthorized: () => signedIn && onRevoked() });
   let stores;
   try {
     stores = (await api.get("/v1/stores")).stores;
@@ -40,5 +41,6 @@ export async function signIn(key) {
     admin = false;
   }
   sessionStorage.setItem(STORAGE, key);
+  signedIn = true;
   return { api, admin, stores };
 }

@@ -4,9 +4,10 @@ Presence changes are committed by whichever process owns the customer, so a stre
 on this process's memory: it reads PostgreSQL. There is no NOTIFY on presence events (the
 owners' commit path stays as it is), so one task polls the newest event id every
 `interval_s` (an index lookup) while at least one stream is open, and when it moved re-reads
-the aggregate of each store being watched, once per store however many watch it. A stream is
-woken only when its store's aggregate differs from what it last sent. Changes that write no
-event (a deleted fence, an erasure, midnight resetting "today") show within `refresh_s`.
+the aggregate of each store being watched, once per store however many watch it; so it does
+when `version` changes (the live fence index: a fence added, renamed, deleted). A stream is
+woken only when its store's aggregate differs from what it last sent. Changes that write
+neither (an erasure, midnight resetting "today") show within `refresh_s`.
 
 `end_streams()` ends every stream of the process: uvicorn waits for responses in flight before
 it stops, and a stream never finishes on its own (adapters/api/serving.py calls it).
@@ -92,12 +93,14 @@ class PresenceFeed(Generic[T]):
         head: Callable[[], Awaitable[int]],
         fingerprint: Callable[[T], Hashable],
         *,
+        version: Callable[[], object] = lambda: None,
         interval_s: float = 0.5,
         refresh_s: float = 30.0,
     ) -> None:
         self._read = read
         self._head = head
         self._fingerprint = fingerprint
+        self._version = version  # another cause to re-read at once (the live fence index)
         self.interval_s = interval_s
         self.refresh_s = refresh_s
         self._subs: set[Subscription[T]] = set()
@@ -142,6 +145,7 @@ class PresenceFeed(Generic[T]):
 
     async def _run(self) -> None:
         last_head: int | None = None
+        last_version = self._version()
         read_at = time.monotonic()
         while self._subs and not self._closed:
             try:
@@ -150,10 +154,11 @@ class PresenceFeed(Generic[T]):
                 for sub in list(self._subs):
                     sub.fail(exc)
                 head = None
-            stale = time.monotonic() - read_at >= self.refresh_s
+            version = self._version()
+            stale = time.monotonic() - read_at >= self.refresh_s or version is not last_version
             if head is not None and (head != last_head or stale):
                 await self._read_watched()
-                last_head, read_at = head, time.monotonic()
+                last_head, last_version, read_at = head, version, time.monotonic()
             self._tick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick.wait(), self.interval_s)

@@ -75,6 +75,20 @@ async def test_a_ping_moves_the_live_count_within_2_s_and_streams_end_cleanly(
                 assert (await posted).status_code == 200
             feed = app.state.presence_feed
             await _wait(lambda: feed.watching == 0, 5)  # the client left: unsubscribed
+            # a fence edit shows at once (no presence event needed); a store whose last fence
+            # is deleted ends its streams, saying so
+            r = await client.post("/v1/geofences", json=square_feature("s9-shop", store_id="s9"))
+            assert r.status_code == 201, r.text
+            async with client.stream("GET", "/v1/stores/s9/presence/stream") as resp:
+                events = sse_events(resp)
+                assert (await _next(events, "presence", 5)).data["fences"][0]["name"] == "s9-shop"
+                renamed = square_feature("s9-shop", store_id="s9", name="Bastille")
+                assert (await client.put("/v1/geofences/s9-shop", json=renamed)).status_code == 200
+                edited = await _next(events, "presence", 5)
+                assert edited.data["fences"][0]["name"] == "Bastille"
+                assert (await client.delete("/v1/geofences/s9-shop")).status_code == 204
+                gone = await _next(events, "error", 5)
+                assert "'s9'" in gone.data["detail"] and gone.data["retry_after"] is None
             # the server stops with a stream open: the stream ends, the server does not hang
             async with client.stream("GET", STREAM) as resp:
                 events = sse_events(resp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Hashable
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from adapters.db.store_presence import latest_event_id, store_counts
 from geofences.index import FenceIndex
 from geofences.stores import StoreSite, store_sites, zone_of
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/stores", tags=["stores"], responses=ERROR_RESPONSES)
 Reader = Annotated[Principal, Depends(require(Role.STAFF))]
 StoreId = Annotated[str, Path(max_length=128, description="A store id named by its fences")]
@@ -108,12 +110,16 @@ async def list_stores(svc: Svc, p: Reader) -> StoreList:
     )
 
 
+class NoStore(Exception):
+    """The store's last fence was deleted (while a stream watched it)."""
+
+
 async def read_presence(svc: Services, store_id: str) -> StorePresence:
-    """The store's aggregate now (LookupError: the store has no live fence any more)."""
+    """The store's aggregate now (NoStore: the store has no live fence any more)."""
     index = svc.runtime.index
     site = (await sites_of(index)).get(store_id)
     if site is None:
-        raise LookupError(f"store {store_id!r} has no live fence any more")
+        raise NoStore(f"store {store_id!r} has no live fence any more")
     zone = zone_of(site)
     now = datetime.now(UTC)
     midnight = datetime.combine(now.astimezone(zone).date(), dtime(0), zone)
@@ -152,7 +158,7 @@ async def store_presence(store_id: StoreId, svc: Svc, p: Reader) -> StorePresenc
     await _site(svc, store_id)
     try:
         return await read_presence(svc, store_id)
-    except LookupError as exc:  # its last fence went between the two lines
+    except NoStore as exc:  # its last fence went between the two lines
         raise ApiError(404, str(exc)) from None
 
 
@@ -168,6 +174,7 @@ def _feed(request: Request, svc: Services) -> PresenceFeed[StorePresence]:
             lambda store_id: read_presence(svc, store_id),
             lambda: latest_event_id(svc.pool),
             _fingerprint,
+            version=lambda: svc.runtime.index,  # swapped whole on every fence change
             interval_s=svc.settings.presence_stream_interval_s,
             refresh_s=_REFRESH_S,
         )
@@ -180,17 +187,17 @@ def _event(name: str, data: Any) -> str:
 
 
 # what ends a stream with `event: error` (anything else is a bug: the 500 path, logged)
-_ENDING: tuple[type[Exception], ...] = (*UNAVAILABLE, FeedClosed, LookupError)
+_ENDING: tuple[type[Exception], ...] = (*UNAVAILABLE, FeedClosed, NoStore)
 
 
-def _reason(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, UNAVAILABLE):
-        return {"detail": "the database is unreachable: reconnect", "retry_after": RETRY_AFTER_S}
+def _reason(exc: Exception) -> dict[str, Any]:
+    """The `event: error` data: what happened, and when to reconnect (null: do not)."""
     if isinstance(exc, FeedClosed):
         return {"detail": "the server is stopping: reconnect", "retry_after": RETRY_AFTER_S}
-    if isinstance(exc, LookupError):
-        return {"detail": str(exc).strip("'\""), "retry_after": None}
-    raise exc
+    if isinstance(exc, NoStore):
+        return {"detail": str(exc), "retry_after": None}
+    log.warning("live presence stream: database unavailable: %s", type(exc).__name__)
+    return {"detail": "the database is unreachable: reconnect", "retry_after": RETRY_AFTER_S}
 
 
 async def _stream(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from adapters import gc_policy
 from adapters.assembly import Ports, assemble
 from adapters.auth import KeyRing
 from adapters.bus.nats_bus import NatsBus
@@ -229,6 +230,10 @@ async def build_services(
             )
         )
     if background:
+        gc_policy.settle()
+        svc.tasks.append(
+            asyncio.create_task(gc_policy.full_collections_forever(settings.gc_full_every_s))
+        )
         retention = Retention.from_settings(settings)
         svc.tasks.append(asyncio.create_task(purge_forever(pool, retention)))
         if bandit is not None:

@@ -12,6 +12,11 @@ BATCH_SECONDS = Histogram(
     "Time to process and commit one ping batch",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+GC_FULL_SECONDS = Histogram(
+    "geo_gc_full_seconds",
+    "Scheduled full garbage collections (adapters/gc_policy.py): the event loop waits this long",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 FENCES = Gauge("geo_fences", "Geofences in the live index")
 INDEX_BUILD_SECONDS = Histogram("geo_index_build_seconds", "Time to build the fence index")
 CUSTOMERS_INSIDE = Gauge("geo_customers_inside", "Customers inside at least one fence")

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     stale_exit_after_s: float = 4 * 3600.0
     max_speed_mps: float = 70.0
     sweep_interval_s: float = 5.0
+    # full garbage collections on this schedule, never automatic (adapters/gc_policy.py); 0:
+    # Python's own
+    gc_full_every_s: float = Field(default=60.0, ge=0)
     # the sweep judges "due" this long in the past: phones upload fixes in batches every minute
     # or two, and a timeout must not be declared while the fixes that cancel it are in flight
     sweep_grace_s: float = 60.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -70,13 +69,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             app.state.services = services
             yield
             return
-        svc = await build_services(settings or Settings())
+        svc = await build_services(settings or Settings())  # gc_policy: settled, scheduled
         app.state.services = svc
-        # what start loaded (fence index, presence and profile state, the campaign book) lives
-        # as long as the process: frozen out of the collector's generations, a full collection
-        # on the ping path no longer walks every customer's objects (a p99 spike per collection)
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:

@@ -1,8 +1,8 @@
 """The console in a real headless Chromium (Playwright for Python, the system's Chromium through
 `executable_path`: no browser download), against a real `geo-engine serve`.
 
-One server and one browser for the whole run (per xdist worker: a `serve` takes ~8 s to start
-on 2 cores, a browser ~2 s), each test its own browser context (a fresh sessionStorage, so a
+One server for the whole run (per xdist worker: a `serve` takes ~8 s to start on 2 cores) and
+one browser per module (~1 s), each test its own browser context (a fresh sessionStorage, so a
 fresh sign-in); every test works in stores and customers of its own, so tests never see each
 other's data. On CI (GEO_ENGINE_REQUIRE_BROWSER=1) a missing Chromium or
 Playwright fails the run instead of skipping."""
@@ -40,8 +40,11 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API holds its event loop as the
+    thread's running loop until it stops, and the suite's async tests (pytest-asyncio) cannot
+    run under it; pytest tears a module's fixtures down before the next module's tests."""
     chromium = next((b for b in map(shutil.which, BROWSERS) if b), None)
     if chromium is None:
         _missing("no Chromium on this machine (apt-get install chromium)")
@@ -114,6 +117,7 @@ def console(
         data,
         nats_url=nats_url,
         bus_prefix=f"b{uuid.uuid4().hex[:12]}",
+        timeout_s=120.0,  # ~8 s on a quiet 2-core machine; much more while others load it
     )
     base = f"http://127.0.0.1:{port}"
     # screenshots: bench/console/ when asked (the committed ones), else this run's temp dir

@@ -63,6 +63,13 @@ def test_a_campaign_made_in_the_form_fires_on_the_next_walk_in(page: Any, consol
     form.locator('input[name="name"]').fill("Bienvenue en magasin")
     form.locator('select[name="status"]').select_option("live")
     form.locator('input[name="triggers.0.fence_ids"]').fill(fence_id)
+    # a second trigger, its type changed, then removed: the first keeps what was typed
+    form.locator("#add-trigger").click()
+    form.locator('select[name="triggers.1.type"]').select_option("velocity")
+    expect(form.locator('select[name="triggers.1.kpi"]')).to_be_visible()
+    form.locator('fieldset[data-field="triggers.1"] legend button').click()
+    expect(form.locator("fieldset.trigger")).to_have_count(1)
+    expect(form.locator('input[name="triggers.0.fence_ids"]')).to_have_value(fence_id)
     form.locator(f'input[name="offer_ids"][value="{offer}"]').check()
     form.locator('input[name="channels"][value="sms"]').uncheck()
     # a number compared with a segment: the API's type check names the path, shown at the field

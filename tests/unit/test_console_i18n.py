@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 JS = Path(__file__).resolve().parents[2] / "adapters" / "console" / "static" / "js"
-KEY = re.compile(r"^  (\w+): ", re.MULTILINE)
+KEY = re.compile(r"^  (\w+):\s", re.MULTILINE)
 
 
 def dictionaries() -> dict[str, set[str]]:

@@ -9,7 +9,16 @@ export async function mount(root, ctx) {
   const list = h("div", { id: "campaign-list" });
   const side = h("div", { id: "campaign-side" });
   root.append(
-    h("div", { class: "page-head" }, h("h1", {}, t("nav_campaigns")), h("button", { class: "primary", id: "campaign-new", type: "button", onclick: () => openForm(null) }, t("campaign_new"))),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", {}, t("nav_campaigns")),
+      h(
+        "button",
+        { class: "primary", id: "campaign-new", type: "button", onclick: () => openForm(null) },
+        t("campaign_new"),
+      ),
+    ),
     list,
     side,
   );
@@ -22,7 +31,15 @@ export async function mount(root, ctx) {
         "tr",
         { "data-campaign": c.id },
         h("td", {}, h("strong", {}, c.name || c.id), h("br"), h("span", { class: "muted" }, c.id)),
-        h("td", {}, h("span", { class: `badge status-${c.status}`, title: c.disabled_reason || "" }, t(`status_${c.status}`))),
+        h(
+          "td",
+          {},
+          h(
+            "span",
+            { class: `badge status-${c.status}`, title: c.disabled_reason || "" },
+            t(`status_${c.status}`),
+          ),
+        ),
         h("td", {}, `${fmtDate(c.start)} → ${fmtDate(c.end)}`),
         h("td", {}, c.triggers.map(describeTrigger).join(" · ")),
         h("td", {}, c.channels.join(", ")),
@@ -31,18 +48,33 @@ export async function mount(root, ctx) {
           { class: "actions" },
           h("button", { type: "button", onclick: () => openForm(c) }, t("edit")),
           c.status === "live"
-            ? h("button", { type: "button", class: "pause", onclick: () => setStatus(c, "paused") }, t("pause"))
-            : h("button", { type: "button", class: "resume", onclick: () => setStatus(c, "live") }, t(c.status === "draft" ? "go_live" : "resume")),
+            ? h(
+                "button",
+                { type: "button", class: "pause", onclick: () => setStatus(c, "paused") },
+                t("pause"),
+              )
+            : h(
+                "button",
+                { type: "button", class: "resume", onclick: () => setStatus(c, "live") },
+                t(c.status === "draft" ? "go_live" : "resume"),
+              ),
           h("button", { type: "button", class: "backtest", onclick: () => openBacktest(c) }, t("backtest")),
           h("a", { class: "button", href: `#/results/${encodeURIComponent(c.id)}` }, t("nav_results")),
         ),
       ),
     );
-    clear(list).append(rows.length ? table([t("campaign"), t("status"), t("period"), t("triggers"), t("channels"), ""], rows, { id: "campaigns-table" }) : h("p", { class: "muted" }, t("no_campaigns")));
+    clear(list).append(
+      rows.length
+        ? table([t("campaign"), t("status"), t("period"), t("triggers"), t("channels"), ""], rows, {
+            id: "campaigns-table",
+          })
+        : h("p", { class: "muted" }, t("no_campaigns")),
+    );
   }
 
   function describeTrigger(tr) {
-    if (tr.type === "presence") return `${t(`event_${tr.event}`)} ${(tr.fence_kinds || []).map((k) => t(`kind_${k}`)).join("/") || (tr.fence_ids || []).join(", ") || t("any")}`;
+    if (tr.type === "presence")
+      return `${t(`event_${tr.event}`)} ${(tr.fence_kinds || []).map((k) => t(`kind_${k}`)).join("/") || (tr.fence_ids || []).join(", ") || t("any")}`;
     if (tr.type === "velocity") return `${tr.kpi} ${t(`trend_${tr.direction}`)}`;
     return tr.event_type || tr.event;
   }
@@ -77,8 +109,16 @@ export async function mount(root, ctx) {
   function openBacktest(c) {
     const day = 86400000;
     const iso = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-    const since = h("input", { type: "datetime-local", name: "since", value: iso(new Date(Date.now() - 7 * day)) });
-    const until = h("input", { type: "datetime-local", name: "until", value: iso(new Date(Date.now() + 60000)) });
+    const since = h("input", {
+      type: "datetime-local",
+      name: "since",
+      value: iso(new Date(Date.now() - 7 * day)),
+    });
+    const until = h("input", {
+      type: "datetime-local",
+      name: "until",
+      value: iso(new Date(Date.now() + 60000)),
+    });
     const out = h("div", { class: "backtest-out", id: "backtest-out" });
     const run = h("button", { class: "primary", type: "submit", id: "backtest-run" }, t("backtest_run"));
     const form = h(
@@ -96,10 +136,26 @@ export async function mount(root, ctx) {
       // the API answers once the replay is done: a bar and the seconds spent say it is working
       const started = performance.now();
       const elapsed = h("span", { class: "muted" }, "0 s");
-      clear(out).append(h("div", { class: "progress", id: "backtest-progress" }, h("progress"), " ", t("backtest_running"), " ", elapsed));
-      const timer = setInterval(() => (elapsed.textContent = `${Math.round((performance.now() - started) / 1000)} s`), 500);
+      clear(out).append(
+        h(
+          "div",
+          { class: "progress", id: "backtest-progress" },
+          h("progress"),
+          " ",
+          t("backtest_running"),
+          " ",
+          elapsed,
+        ),
+      );
+      const timer = setInterval(
+        () => (elapsed.textContent = `${Math.round((performance.now() - started) / 1000)} s`),
+        500,
+      );
       try {
-        const body = { since: new Date(since.value).toISOString(), until: new Date(until.value).toISOString() };
+        const body = {
+          since: new Date(since.value).toISOString(),
+          until: new Date(until.value).toISOString(),
+        };
         const res = await ctx.api.post(`/v1/campaigns/${encodeURIComponent(c.id)}/backtest`, body);
         clear(out).append(backtestResult(res));
       } catch (err) {
@@ -114,7 +170,10 @@ export async function mount(root, ctx) {
   }
 
   function backtestResult(r) {
-    const kv = (obj) => Object.entries(obj).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, fmtNum(v)]);
+    const kv = (obj) =>
+      Object.entries(obj)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => [k, fmtNum(v)]);
     const days = Object.keys(r.by_day).sort();
     return h(
       "div",
@@ -122,15 +181,34 @@ export async function mount(root, ctx) {
       h(
         "div",
         { class: "stats" },
-        [["events_read", r.events_read], ["events", r.events], ["offers", r.offers]].map(([k, v]) => h("div", { class: "stat" }, h("span", { class: "stat-value" }, fmtNum(v)), h("span", { class: "stat-label" }, t(`bt_${k}`)))),
+        [
+          ["events_read", r.events_read],
+          ["events", r.events],
+          ["offers", r.offers],
+        ].map(([k, v]) =>
+          h(
+            "div",
+            { class: "stat" },
+            h("span", { class: "stat-value" }, fmtNum(v)),
+            h("span", { class: "stat-label" }, t(`bt_${k}`)),
+          ),
+        ),
       ),
-      barChart(days.map((d) => ({ label: d.slice(5), values: { offers: r.by_day[d] } })), [{ key: "offers", label: t("bt_offers"), color: "#2563eb" }], { title: t("bt_by_day") }),
+      barChart(
+        days.map((d) => ({ label: d.slice(5), values: { offers: r.by_day[d] } })),
+        [{ key: "offers", label: t("bt_offers"), color: "#2563eb" }],
+        { title: t("bt_by_day") },
+      ),
       h(
         "div",
         { class: "tables" },
-        [["by_outcome", r.by_outcome], ["by_reason", r.by_reason], ["by_channel", r.by_channel], ["by_store", r.by_store], ["by_offer", r.by_offer]].map(([k, obj]) =>
-          h("div", {}, h("h3", {}, t(`bt_${k}`)), table([t("key"), t("count")], kv(obj))),
-        ),
+        [
+          ["by_outcome", r.by_outcome],
+          ["by_reason", r.by_reason],
+          ["by_channel", r.by_channel],
+          ["by_store", r.by_store],
+          ["by_offer", r.by_offer],
+        ].map(([k, obj]) => h("div", {}, h("h3", {}, t(`bt_${k}`)), table([t("key"), t("count")], kv(obj)))),
       ),
       h("p", { class: "muted" }, t("bt_speed", { s: r.seconds.toFixed(2), rate: fmtNum(r.events_per_s) })),
     );

@@ -22,12 +22,19 @@ export function barChart(groups, series, { title = "", width = 640, height = 260
   const w = width - pad.l - pad.r;
   const hgt = height - pad.t - pad.b;
   const max = niceMax(Math.max(0, ...groups.flatMap((g) => series.map((x) => g.values[x.key] || 0))));
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart bar-chart", role: "img", "aria-label": title });
+  const svg = s("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    class: "chart bar-chart",
+    role: "img",
+    "aria-label": title,
+  });
   if (title) svg.append(s("text", { x: pad.l, y: 18, class: "chart-title" }, title));
   for (let i = 0; i <= 4; i++) {
     const y = pad.t + hgt - (hgt * i) / 4;
     svg.append(s("line", { x1: pad.l, x2: pad.l + w, y1: y, y2: y, class: "gridline" }));
-    svg.append(s("text", { x: pad.l - 6, y: y + 4, class: "tick", "text-anchor": "end" }, formatTick((max * i) / 4)));
+    svg.append(
+      s("text", { x: pad.l - 6, y: y + 4, class: "tick", "text-anchor": "end" }, formatTick((max * i) / 4)),
+    );
   }
   const gw = w / Math.max(groups.length, 1);
   const bw = Math.max(2, Math.min(28, (gw * 0.8) / series.length));
@@ -36,11 +43,24 @@ export function barChart(groups, series, { title = "", width = 640, height = 260
     series.forEach((x, si) => {
       const v = g.values[x.key] || 0;
       const bh = (hgt * v) / max;
-      const bar = s("rect", { x: x0 + si * bw, y: pad.t + hgt - bh, width: bw - 1, height: bh, fill: x.color, class: `bar ${x.key}` });
+      const bar = s("rect", {
+        x: x0 + si * bw,
+        y: pad.t + hgt - bh,
+        width: bw - 1,
+        height: bh,
+        fill: x.color,
+        class: `bar ${x.key}`,
+      });
       bar.append(s("title", {}, `${g.label} · ${x.label}: ${v}`));
       svg.append(bar);
     });
-    svg.append(s("text", { x: pad.l + gi * gw + gw / 2, y: pad.t + hgt + 16, class: "tick", "text-anchor": "middle" }, g.label));
+    svg.append(
+      s(
+        "text",
+        { x: pad.l + gi * gw + gw / 2, y: pad.t + hgt + 16, class: "tick", "text-anchor": "middle" },
+        g.label,
+      ),
+    );
   });
   // legend under the axis
   let lx = pad.l;
@@ -58,15 +78,25 @@ export function intervalChart(rows, { title = "", width = 640, unit = " pt" } = 
   const pad = { l: 150, r: 24, t: title ? 30 : 10, b: 30 };
   const height = pad.t + pad.b + rowH * rows.length;
   const w = width - pad.l - pad.r;
-  const ext = Math.max(1, ...rows.flatMap((r) => [r.low, r.high, r.value].filter((v) => v !== null).map(Math.abs)));
+  const ext = Math.max(
+    1,
+    ...rows.flatMap((r) => [r.low, r.high, r.value].filter((v) => v !== null).map(Math.abs)),
+  );
   const lim = niceMax(ext);
   const x = (v) => pad.l + ((v + lim) / (2 * lim)) * w;
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart interval-chart", role: "img", "aria-label": title });
+  const svg = s("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    class: "chart interval-chart",
+    role: "img",
+    "aria-label": title,
+  });
   if (title) svg.append(s("text", { x: 8, y: 18, class: "chart-title" }, title));
   const y1 = pad.t + rowH * rows.length;
   for (const v of [-lim, -lim / 2, 0, lim / 2, lim]) {
     svg.append(s("line", { x1: x(v), x2: x(v), y1: pad.t, y2: y1, class: v === 0 ? "zero" : "gridline" }));
-    svg.append(s("text", { x: x(v), y: y1 + 18, class: "tick", "text-anchor": "middle" }, `${formatTick(v)}${unit}`));
+    svg.append(
+      s("text", { x: x(v), y: y1 + 18, class: "tick", "text-anchor": "middle" }, `${formatTick(v)}${unit}`),
+    );
   }
   rows.forEach((r, i) => {
     const y = pad.t + rowH * i + rowH / 2;
@@ -77,9 +107,15 @@ export function intervalChart(rows, { title = "", width = 640, unit = " pt" } = 
     }
     if (r.low !== null && r.high !== null) {
       svg.append(s("line", { x1: x(r.low), x2: x(r.high), y1: y, y2: y, class: "ci" }));
-      for (const v of [r.low, r.high]) svg.append(s("line", { x1: x(v), x2: x(v), y1: y - 8, y2: y + 8, class: "ci" }));
+      for (const v of [r.low, r.high])
+        svg.append(s("line", { x1: x(v), x2: x(v), y1: y - 8, y2: y + 8, class: "ci" }));
     }
-    const dot = s("circle", { cx: x(r.value), cy: y, r: 7, class: `estimate ${r.value >= 0 ? "up" : "down"}` });
+    const dot = s("circle", {
+      cx: x(r.value),
+      cy: y,
+      r: 7,
+      class: `estimate ${r.value >= 0 ? "up" : "down"}`,
+    });
     dot.append(s("title", {}, `${r.label}: ${r.value.toFixed(2)}${unit} [${fmt(r.low)}, ${fmt(r.high)}]`));
     svg.append(dot);
   });

@@ -5,8 +5,19 @@ import { t } from "./i18n.js";
 import { qs } from "./api.js";
 
 export async function mount(root, ctx, [wanted]) {
-  const input = h("input", { id: "decisions-customer", value: wanted || "", placeholder: "device:phone-1", required: true });
-  const form = h("form", { class: "page-head", id: "decisions-form" }, h("h1", {}, t("nav_decisions")), field(t("customer_id"), input, "customer_id"), h("button", { class: "primary", type: "submit" }, t("show")));
+  const input = h("input", {
+    id: "decisions-customer",
+    value: wanted || "",
+    placeholder: "device:phone-1",
+    required: true,
+  });
+  const form = h(
+    "form",
+    { class: "page-head", id: "decisions-form" },
+    h("h1", {}, t("nav_decisions")),
+    field(t("customer_id"), input, "customer_id"),
+    h("button", { class: "primary", type: "submit" }, t("show")),
+  );
   const body = h("div", { id: "decisions" });
   root.append(form, body);
 
@@ -26,7 +37,9 @@ export async function mount(root, ctx, [wanted]) {
       return clear(body).append(h("p", { class: "error" }, err.detail || err.message));
     }
     const ds = res.decisions.slice().sort((a, b) => (a.ts < b.ts ? 1 : -1)); // newest first
-    clear(body).append(ds.length ? h("div", {}, ds.map(card)) : h("p", { class: "muted" }, t("no_decisions")));
+    clear(body).append(
+      ds.length ? h("div", {}, ds.map(card)) : h("p", { class: "muted" }, t("no_decisions")),
+    );
   }
 
   function card(d) {
@@ -59,7 +72,15 @@ export async function mount(root, ctx, [wanted]) {
             h("td", {}, tr.campaign_id),
             h("td", {}, h("strong", {}, tr.result)),
             h("td", { class: "num" }, tr.score.toFixed(3)),
-            h("td", {}, h("ol", { class: "steps" }, tr.steps.map((s) => h("li", {}, s)))),
+            h(
+              "td",
+              {},
+              h(
+                "ol",
+                { class: "steps" },
+                tr.steps.map((s) => h("li", {}, s)),
+              ),
+            ),
           ),
         ),
       ),

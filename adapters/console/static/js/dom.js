@@ -27,7 +27,12 @@ export function clear(el) {
 
 // A labelled form control; `field` is the API's field path, where its 422 is shown.
 export function field(label, control, fieldPath) {
-  const wrap = h("label", { class: "field", "data-field": fieldPath }, h("span", { class: "label" }, label), control);
+  const wrap = h(
+    "label",
+    { class: "field", "data-field": fieldPath },
+    h("span", { class: "label" }, label),
+    control,
+  );
   wrap.append(h("span", { class: "field-error", role: "alert" }));
   return wrap;
 }
@@ -45,8 +50,28 @@ export function table(headers, rows, attrs = {}) {
   return h(
     "table",
     { class: "grid", ...attrs },
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))),
-    h("tbody", {}, rows.map((r) => (r instanceof Node ? r : h("tr", {}, r.map((c) => h("td", {}, c)))))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        headers.map((x) => h("th", {}, x)),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      rows.map((r) =>
+        r instanceof Node
+          ? r
+          : h(
+              "tr",
+              {},
+              r.map((c) => h("td", {}, c)),
+            ),
+      ),
+    ),
   );
 }
 

@@ -20,7 +20,8 @@ const fr = {
   nav_results: "Résultats",
   nav_decisions: "Décisions",
   map_title: "Carte des zones",
-  map_help: "Touchez une zone pour la modifier, ou dessinez un polygone ou un cercle. Un polygone se termine en touchant son premier point (ou « Terminer »).",
+  map_help:
+    "Touchez une zone pour la modifier, ou dessinez un polygone ou un cercle. Un polygone se termine en touchant son premier point (ou « Terminer »).",
   draw_polygon: "Polygone",
   draw_circle: "Cercle",
   draw_finish: "Terminer",
@@ -221,7 +222,8 @@ const en = {
   nav_results: "Results",
   nav_decisions: "Decisions",
   map_title: "Fence map",
-  map_help: "Tap a fence to edit it, or draw a polygon or a circle. A polygon ends when you tap its first point (or “Finish”).",
+  map_help:
+    "Tap a fence to edit it, or draw a polygon or a circle. A polygon ends when you tap its first point (or “Finish”).",
   draw_polygon: "Polygon",
   draw_circle: "Circle",
   draw_finish: "Finish",

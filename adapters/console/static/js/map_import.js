@@ -32,7 +32,9 @@ function showImportErrors(collection, err, drafts, panel) {
   const list = h("ul", { class: "import-errors", id: "import-errors" });
   const errors = err.errors.length ? err.errors : [{ field: "", reason: err.detail }];
   for (const e of errors) {
-    list.append(h("li", {}, e.index !== undefined ? `#${e.index} ` : "", `${e.field ? e.field + ": " : ""}${e.reason}`));
+    list.append(
+      h("li", {}, e.index !== undefined ? `#${e.index} ` : "", `${e.field ? e.field + ": " : ""}${e.reason}`),
+    );
     const feature = collection?.features?.[e.index];
     if (!feature) continue;
     try {

@@ -14,7 +14,12 @@ const PARIS = [48.8566, 2.3522];
 export async function mount(root, ctx) {
   const mapEl = h("div", { id: "map", class: "map" });
   const panel = h("aside", { id: "map-panel", class: "panel" });
-  const fileInput = h("input", { type: "file", id: "import-file", accept: ".geojson,.json,application/geo+json", hidden: true });
+  const fileInput = h("input", {
+    type: "file",
+    id: "import-file",
+    accept: ".geojson,.json,application/geo+json",
+    hidden: true,
+  });
   const toolbar = h(
     "div",
     { class: "toolbar" },
@@ -46,13 +51,17 @@ export async function mount(root, ctx) {
     cells: L.featureGroup().addTo(map),
   };
   L.control
-    .layers(null, {
-      [t("kind_store")]: groups.store,
-      [t("kind_zone")]: groups.zone,
-      [t("kind_competitor")]: groups.competitor,
-      [t("devices_layer")]: groups.devices,
-      [t("cells_layer")]: groups.cells,
-    }, { collapsed: false })
+    .layers(
+      null,
+      {
+        [t("kind_store")]: groups.store,
+        [t("kind_zone")]: groups.zone,
+        [t("kind_competitor")]: groups.competitor,
+        [t("devices_layer")]: groups.devices,
+        [t("cells_layer")]: groups.cells,
+      },
+      { collapsed: false },
+    )
     .addTo(map);
 
   const byId = new Map(); // fence id -> layer
@@ -82,7 +91,11 @@ export async function mount(root, ctx) {
     layer.feature = feature;
     layer.setStyle(styleFor(feature.properties.kind));
     // names always shown: with no basemap they are what a user finds a store by
-    layer.bindTooltip(feature.properties.name, { permanent: true, className: `label ${feature.properties.kind}`, direction: "center" });
+    layer.bindTooltip(feature.properties.name, {
+      permanent: true,
+      className: `label ${feature.properties.kind}`,
+      direction: "center",
+    });
     layer.on("click", (ev) => {
       L.DomEvent.stopPropagation(ev);
       if (!map.pm.globalDrawModeEnabled()) select({ layer, feature });
@@ -111,7 +124,15 @@ export async function mount(root, ctx) {
         at = map.unproject(map.project(at, 18).add(fan), 18);
       }
       const color = cls === "beacon" ? "#0e7490" : "#b45309";
-      L.circleMarker(at, { pane: "devices", radius: 7, className: `device ${cls}`, color: "#fff", weight: 2, fillColor: color, fillOpacity: 1 })
+      L.circleMarker(at, {
+        pane: "devices",
+        radius: 7,
+        className: `device ${cls}`,
+        color: "#fff",
+        weight: 2,
+        fillColor: color,
+        fillOpacity: 1,
+      })
         .bindTooltip(label)
         .addTo(groups.devices);
     };
@@ -156,7 +177,15 @@ export async function mount(root, ctx) {
     // GEOS names where a ring crosses itself ("Self-intersection[lon lat]"): mark the spot
     const at = /\[(-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?)\]/.exec(reason);
     clearCrossing();
-    crossing = at ? L.circleMarker([Number(at[2]), Number(at[1])], { radius: 9, className: "crossing", color: "#b91c1c", weight: 3, fillOpacity: 0 }).addTo(map) : null;
+    crossing = at
+      ? L.circleMarker([Number(at[2]), Number(at[1])], {
+          radius: 9,
+          className: "crossing",
+          color: "#b91c1c",
+          weight: 3,
+          fillOpacity: 0,
+        }).addTo(map)
+      : null;
     showFieldErrors(panel, err);
   }
 

@@ -23,9 +23,18 @@ export function renderPanel(panel, ctx, sel, actions) {
   );
   // an admin may create a new store by typing its id; staff pick one of their stores
   const store = ctx.admin
-    ? h("input", { id: "fence-store", list: "store-ids", value: props.store_id || ctx.stores[0]?.store_id || "" })
+    ? h("input", {
+        id: "fence-store",
+        list: "store-ids",
+        value: props.store_id || ctx.stores[0]?.store_id || "",
+      })
     : select(stores, props.store_id || ctx.stores[0]?.store_id, { id: "fence-store" });
-  const fid = h("input", { id: "fence-id", value: sel.feature?.id || "", placeholder: t("fence_id_auto"), disabled: !isNew });
+  const fid = h("input", {
+    id: "fence-id",
+    value: sel.feature?.id || "",
+    placeholder: t("fence_id_auto"),
+    disabled: !isNew,
+  });
   const form = h(
     "form",
     { class: "panel-form", id: "fence-form" },
@@ -35,23 +44,43 @@ export function renderPanel(panel, ctx, sel, actions) {
     field(t("kind"), kind, "properties.kind"),
     field(t("store"), store, "properties.store_id"),
     field(t("fence_id"), fid, "id"),
-    ctx.admin ? h("datalist", { id: "store-ids" }, ctx.stores.map((s) => h("option", { value: s.store_id }))) : null,
-    sel.radius !== undefined ? h("p", { class: "muted" }, t("radius_m", { r: Math.round(sel.radius) })) : null,
+    ctx.admin
+      ? h(
+          "datalist",
+          { id: "store-ids" },
+          ctx.stores.map((s) => h("option", { value: s.store_id })),
+        )
+      : null,
+    sel.radius !== undefined
+      ? h("p", { class: "muted" }, t("radius_m", { r: Math.round(sel.radius) }))
+      : null,
     h(
       "div",
       { class: "row" },
       h("button", { class: "primary", type: "submit", id: "fence-save" }, t("save")),
       isNew
         ? h("button", { type: "button", id: "fence-discard", onclick: actions.discard }, t("discard"))
-        : h("button", { type: "button", id: "fence-vertices", onclick: actions.toggleEdit }, t(sel.editing ? "vertices_done" : "vertices")),
+        : h(
+            "button",
+            { type: "button", id: "fence-vertices", onclick: actions.toggleEdit },
+            t(sel.editing ? "vertices_done" : "vertices"),
+          ),
     ),
     isNew
       ? null
       : h(
           "div",
           { class: "row" },
-          h("button", { type: "button", id: "fence-cells", onclick: actions.toggleCells }, t(sel.cells ? "cells_hide" : "cells_show")),
-          h("button", { type: "button", class: "danger", id: "fence-delete", onclick: actions.remove }, t("delete")),
+          h(
+            "button",
+            { type: "button", id: "fence-cells", onclick: actions.toggleCells },
+            t(sel.cells ? "cells_hide" : "cells_show"),
+          ),
+          h(
+            "button",
+            { type: "button", class: "danger", id: "fence-delete", onclick: actions.remove },
+            t("delete"),
+          ),
         ),
   );
   form.addEventListener("submit", (ev) => {
@@ -79,7 +108,10 @@ export function showFieldErrors(panel, err) {
     const f = (e.field || "").replace(/^features\[\d+\]\./, "");
     const at = [...panel.querySelectorAll(".field[data-field]")].find((el) => el.dataset.field === f);
     const target = at ? at.querySelector(".field-error") : top;
-    if (target) target.textContent = [target.textContent, at ? e.reason : `${f ? f + ": " : ""}${e.reason}`].filter(Boolean).join(" · ");
+    if (target)
+      target.textContent = [target.textContent, at ? e.reason : `${f ? f + ": " : ""}${e.reason}`]
+        .filter(Boolean)
+        .join(" · ");
   }
   if (!errors.length && top) top.textContent = err.detail;
 }

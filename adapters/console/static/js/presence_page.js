@@ -8,10 +8,23 @@ import { t } from "./i18n.js";
 const storeFirst = (a, b) => (b.kind === "store") - (a.kind === "store") || a.name.localeCompare(b.name);
 
 export async function mount(root, ctx, [wanted]) {
-  const storeSel = select(ctx.stores.map((s) => [s.store_id, s.name || s.store_id]), wanted || ctx.stores[0]?.store_id, { id: "presence-store" });
+  const storeSel = select(
+    ctx.stores.map((s) => [s.store_id, s.name || s.store_id]),
+    wanted || ctx.stores[0]?.store_id,
+    { id: "presence-store" },
+  );
   const state = h("span", { class: "live-state", id: "presence-state" }, t("connecting"));
   const body = h("div", { id: "presence" });
-  root.append(h("div", { class: "page-head" }, h("h1", {}, t("nav_presence")), field(t("store"), storeSel, "store"), state), body);
+  root.append(
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", {}, t("nav_presence")),
+      field(t("store"), storeSel, "store"),
+      state,
+    ),
+    body,
+  );
 
   let abort = null;
   function watch() {
@@ -22,12 +35,16 @@ export async function mount(root, ctx, [wanted]) {
     if (!store) return body.append(h("p", { class: "muted" }, t("no_store")));
     const path = `/v1/stores/${encodeURIComponent(store)}/presence`;
     // the first figures at once, then every change as it happens
-    ctx.api.get(path).then(render).catch((err) => body.replaceChildren(h("p", { class: "error" }, err.detail || err.message)));
+    ctx.api
+      .get(path)
+      .then(render)
+      .catch((err) => body.replaceChildren(h("p", { class: "error" }, err.detail || err.message)));
     ctx.api.stream(
       `${path}/stream`,
       (type, data) => {
         if (type === "presence") render(data);
-        else if (type === "error") state.textContent = t("stream_error", { reason: data?.detail || String(data) });
+        else if (type === "error")
+          state.textContent = t("stream_error", { reason: data?.detail || String(data) });
       },
       {
         signal: abort.signal,
@@ -41,7 +58,13 @@ export async function mount(root, ctx, [wanted]) {
 
   function render(p) {
     const today = p.today || {};
-    const tile = (id, label, value) => h("div", { class: `stat ${id}` }, h("span", { class: "stat-value", id: `presence-${id}` }, fmtNum(value)), h("span", { class: "stat-label" }, label));
+    const tile = (id, label, value) =>
+      h(
+        "div",
+        { class: `stat ${id}` },
+        h("span", { class: "stat-value", id: `presence-${id}` }, fmtNum(value)),
+        h("span", { class: "stat-label" }, label),
+      );
     body.replaceChildren(
       h(
         "div",
@@ -54,7 +77,17 @@ export async function mount(root, ctx, [wanted]) {
       h("h2", {}, t("by_fence")),
       table(
         [t("name"), t("kind"), t("inside_now")],
-        [...(p.fences || [])].sort(storeFirst).map((f) => h("tr", { "data-fence": f.geofence_id }, h("td", {}, f.name), h("td", {}, t(`kind_${f.kind}`)), h("td", { class: "num" }, fmtNum(f.inside)))),
+        [...(p.fences || [])]
+          .sort(storeFirst)
+          .map((f) =>
+            h(
+              "tr",
+              { "data-fence": f.geofence_id },
+              h("td", {}, f.name),
+              h("td", {}, t(`kind_${f.kind}`)),
+              h("td", { class: "num" }, fmtNum(f.inside)),
+            ),
+          ),
       ),
       h("p", { class: "muted" }, t("updated_at", { at: fmtDate(p.at) })),
     );

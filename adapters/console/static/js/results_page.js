@@ -16,11 +16,21 @@ const FUNNEL = [
 
 export async function mount(root, ctx, [wanted]) {
   const campaigns = (await ctx.api.get("/v1/campaigns")).campaigns;
-  const campaignSel = select(campaigns.map((c) => [c.id, c.name || c.id]), wanted || campaigns[0]?.id, { id: "results-campaign" });
+  const campaignSel = select(
+    campaigns.map((c) => [c.id, c.name || c.id]),
+    wanted || campaigns[0]?.id,
+    { id: "results-campaign" },
+  );
   const days = h("input", { type: "number", id: "results-days", min: 1, max: 365, value: 7 });
   const body = h("div", { id: "results" });
   root.append(
-    h("div", { class: "page-head" }, h("h1", {}, t("nav_results")), field(t("campaign"), campaignSel, "campaign"), field(t("attribution_days"), days, "attribution_days")),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", {}, t("nav_results")),
+      field(t("campaign"), campaignSel, "campaign"),
+      field(t("attribution_days"), days, "attribution_days"),
+    ),
     body,
   );
 
@@ -28,19 +38,44 @@ export async function mount(root, ctx, [wanted]) {
     if (!campaignSel.value) return clear(body).append(h("p", { class: "muted" }, t("no_campaigns")));
     let r;
     try {
-      r = await ctx.api.get(`/v1/campaigns/${encodeURIComponent(campaignSel.value)}/results${qs({ attribution_days: days.value })}`);
+      r = await ctx.api.get(
+        `/v1/campaigns/${encodeURIComponent(campaignSel.value)}/results${qs({ attribution_days: days.value })}`,
+      );
     } catch (err) {
       return clear(body).append(h("p", { class: "error" }, err.detail || err.message));
     }
     const channels = Object.entries(r.by_channel);
-    const row = (name, m) => [name, fmtNum(m.messages), fmtNum(m.sent), m.delivered === null ? "—" : fmtNum(m.delivered), fmtNum(m.opened), fmtNum(m.clicked), fmtNum(m.redeemed), fmtNum(m.revenue, 2)];
+    const row = (name, m) => [
+      name,
+      fmtNum(m.messages),
+      fmtNum(m.sent),
+      m.delivered === null ? "—" : fmtNum(m.delivered),
+      fmtNum(m.opened),
+      fmtNum(m.clicked),
+      fmtNum(m.redeemed),
+      fmtNum(m.revenue, 2),
+    ];
     const pts = (v) => (v === null || v === undefined ? null : v * 100);
-    const up = (key, u) => ({ label: t(key), value: pts(u.absolute), low: pts(u.ci95_low), high: pts(u.ci95_high) });
+    const up = (key, u) => ({
+      label: t(key),
+      value: pts(u.absolute),
+      low: pts(u.ci95_low),
+      high: pts(u.ci95_high),
+    });
     const g = r.groups;
     clear(body).append(
       h("h2", {}, t("by_channel")),
       table(
-        [t("channel"), t("messages"), t("m_sent"), t("m_delivered"), t("m_opened"), t("m_clicked"), t("m_redeemed"), t("revenue")],
+        [
+          t("channel"),
+          t("messages"),
+          t("m_sent"),
+          t("m_delivered"),
+          t("m_opened"),
+          t("m_clicked"),
+          t("m_redeemed"),
+          t("revenue"),
+        ],
         [...channels.map(([ch, m]) => row(ch, m)), row(t("total"), r.totals)],
         { id: "results-table" },
       ),
@@ -48,16 +83,26 @@ export async function mount(root, ctx, [wanted]) {
         "div",
         { class: "charts" },
         barChart(
-          channels.map(([ch, m]) => ({ label: ch, values: Object.fromEntries(FUNNEL.map(([k]) => [k, m[k] || 0])) })),
+          channels.map(([ch, m]) => ({
+            label: ch,
+            values: Object.fromEntries(FUNNEL.map(([k]) => [k, m[k] || 0])),
+          })),
           FUNNEL.map(([k, color]) => ({ key: k, label: t(`m_${k}`), color })),
           { title: t("funnel_chart") },
         ),
-        intervalChart([up("vs_control", r.uplift_vs_control), up("vs_holdout", r.uplift_vs_holdout)], { title: t("uplift_chart") }),
+        intervalChart([up("vs_control", r.uplift_vs_control), up("vs_holdout", r.uplift_vs_holdout)], {
+          title: t("uplift_chart"),
+        }),
       ),
       h("h2", {}, t("groups")),
       table(
         [t("group"), t("customers"), t("converters"), t("rate")],
-        ["treated", "control", "holdout"].map((k) => [t(`group_${k}`), fmtNum(g[k]?.customers), fmtNum(g[k]?.converters), g[k]?.rate === null ? "—" : `${fmtNum(g[k].rate * 100, 1)} %`]),
+        ["treated", "control", "holdout"].map((k) => [
+          t(`group_${k}`),
+          fmtNum(g[k]?.customers),
+          fmtNum(g[k]?.converters),
+          g[k]?.rate === null ? "—" : `${fmtNum(g[k].rate * 100, 1)} %`,
+        ]),
       ),
       h(
         "p",

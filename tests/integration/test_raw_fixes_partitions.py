@@ -238,7 +238,9 @@ async def test_migration_moves_the_old_tables_rows_into_days(server_url: str) ->
 
         pool = await asyncpg.create_pool(with_database(server_url, name), min_size=1, max_size=2)
         try:
-            assert [m.version for m in await migrate(pool)] == [16]
+            # 016 and whatever came after it
+            later = [m.version for m in available() if m.version >= 16]
+            assert [m.version for m in await migrate(pool)] == later
             after = await pool.fetch("SELECT * FROM raw_fixes ORDER BY customer_id")
             assert [tuple(r) for r in after] == [tuple(r) for r in before]
             assert await pool.fetchval("SELECT to_regclass('raw_fixes_unpartitioned')") is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import msgspec
+
 # Where presence evidence comes from: GPS fixes, or proximity signals (a BLE beacon heard near,
 # an NFC tag tapped). Events and fence states carry one of these.
 SOURCE_GPS = "gps"
@@ -59,9 +61,11 @@ class PresenceEvent:
     reason: str | None = None  # exit by "buffer", "timeout", "stale" (gps) or "not_heard"
 
 
-@dataclass(slots=True)
-class FenceState:
-    """One customer inside one fence (one visit). See presence.py for the rules."""
+class FenceState(msgspec.Struct, gc=False):
+    """One customer inside one fence (one visit). See presence.py for the rules.
+
+    Not tracked by the cyclic garbage collector (`gc=False`, numbers and strings only: it can
+    be in no cycle), like CustomerCursor."""
 
     entered_at: float
     last_inside_at: float  # latest inside evidence, GPS or proximity
@@ -76,12 +80,16 @@ class FenceState:
     held_by: str | None = None  # the source whose signal set `held_until` (beacon | nfc)
 
 
-@dataclass(slots=True)
-class CustomerCursor:
+class CustomerCursor(msgspec.Struct, gc=False):
     """The latest fix applied to a customer: what late, duplicate and speed checks compare to.
 
     A customer known only from proximity signals has no fix yet: `last_ts` is -inf (the
     position fields then mean nothing) and its latest signal's time is in `last_event_ts`.
+
+    Not tracked by the cyclic garbage collector (`gc=False`: numbers only, it can be in no
+    cycle). An owner replaces one per customer on every fix; as tracked objects they filled
+    the oldest generation, and each full collection walked them all (a soak with 200 k
+    customers: 49 full collections of up to 1.8 s in 4 minutes on a loaded machine).
     """
 
     last_ts: float

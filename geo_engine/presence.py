@@ -93,8 +93,9 @@ transaction open (changes apply and are reported nowhere).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from operator import attrgetter
+
+from msgspec.structs import replace
 
 from geo_engine.models import (
     PROXIMITY_SOURCES,

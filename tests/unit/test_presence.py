@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
+import msgspec
 import pytest
 
 from geo_engine.models import (
@@ -348,12 +348,12 @@ def test_heap_compaction_changes_no_event(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_sweep_copies_every_cursor_field() -> None:
     """sweep() rebuilds cursors by hand (for speed): a field added to the model must be kept."""
-    values = {f.name: float(i + 1) for i, f in enumerate(dataclasses.fields(CustomerCursor))}
+    values = {f.name: float(i + 1) for i, f in enumerate(msgspec.structs.fields(CustomerCursor))}
     cur = CustomerCursor(**values)  # type: ignore[arg-type]
     e = PresenceEngine()
     e.load([("c1", cur)], [("c1", "f1", FenceState(0, 0.5, None, True))])
     assert kinds(e.sweep(10**6)) == [(X, "f1", 4 * 3600 + 0.5, "stale")]
-    assert e.cursor("c1") == dataclasses.replace(cur, last_event_ts=4 * 3600 + 0.5)
+    assert e.cursor("c1") == msgspec.structs.replace(cur, last_event_ts=4 * 3600 + 0.5)
 
 
 def test_shared_empty_results_are_read_only() -> None:

@@ -35,6 +35,8 @@ export async function mount(root, ctx) {
   ctx.map = map; // the browser tests read the projection (containerPointToLatLng)
   if (ctx.tileUrl) L.tileLayer(ctx.tileUrl, { maxZoom: 19, attribution: ctx.tileAttribution }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
+  // names only when zoomed in enough to read them: a whole city of labels is a grey smear
+  map.on("zoomend", () => mapEl.classList.toggle("far", map.getZoom() < 15));
   // beacons and tags above the fences' names (the tooltip pane is at 650)
   map.createPane("devices").style.zIndex = 660;
   // geoman: drawing and vertex editing; its own toolbar stays hidden (the buttons above are

@@ -8,6 +8,8 @@ import json
 import uuid
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.browser.conftest import Console, shot, sign_in, tab, unique
 from tests.browser.geo import metres, square
 
@@ -262,3 +264,61 @@ def test_on_a_tablet_nothing_overflows_and_controls_are_finger_sized(
             )
             assert small == [], f"{at}: controls smaller than a finger: {small}"
             shot(page, console, f"tablet-{at}")
+
+
+def _file(page: Any, features: list[dict[str, Any]]) -> None:
+    doc = {"type": "FeatureCollection", "features": features}
+    page.set_input_files(
+        "#import-file",
+        files=[
+            {
+                "name": "f.geojson",
+                "mimeType": "application/geo+json",
+                "buffer": json.dumps(doc).encode(),
+            }
+        ],
+    )
+
+
+def test_a_geojson_file_is_imported_all_or_nothing_and_a_fence_deleted(
+    page: Any, console: Console
+) -> None:
+    store = unique("import")
+    lon, lat = 2.3000, 48.8800
+    good = square(f"{store}-a", lon, lat, 30, "store", store, "Importé")
+    tiny = square(f"{store}-b", lon + 0.002, lat, 0.2, "zone", store, "Trop petit")  # 0.16 m²
+    sign_in(page, console)
+    _centre(page, lon + 0.001, lat)
+    page.evaluate("window.geoConsole.map.setZoom(17)")
+
+    # one bad feature: nothing is imported, and the bad one is drawn with its reason
+    _file(page, [good, tiny])
+    page.wait_for_selector("#import-errors li")
+    assert page.inner_text("#import-errors li").startswith("#1 ")
+    beside = page.locator(".leaflet-tooltip.shape-error")
+    beside.wait_for()
+    assert "below the minimum" in beside.inner_text()
+    assert _fences(console, store) == []
+
+    _file(page, [good])
+    page.locator(".leaflet-tooltip.label", has_text="Importé").wait_for()
+    assert [f["id"] for f in _fences(console, store)] == [good["id"]]
+
+    # tap it (beside its name, at its middle), delete it (after the confirmation)
+    x, y = page.evaluate(
+        """([lat, lon]) => {
+            const map = window.geoConsole.map;
+            const r = map.getContainer().getBoundingClientRect();
+            const p = map.latLngToContainerPoint([lat, lon]);
+            return [r.left + p.x + 20, r.top + p.y + 20];
+        }""",
+        [lat, lon],
+    )
+    page.mouse.click(x, y)
+    page.wait_for_selector("#fence-delete")
+    page.once("dialog", lambda d: d.accept())
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.click("#fence-delete")
+    assert deleted.value.status == 204
+    assert _fences(console, store) == []
+    expect(page.locator(".leaflet-tooltip.label", has_text="Importé")).to_have_count(0)

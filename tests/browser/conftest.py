@@ -105,36 +105,41 @@ class Console:
 def console(
     server_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Console]:
-    """A `geo-engine serve` on a database and a log of its own."""
+    """A `geo-engine serve` on a database and a log of its own (dropped after, even when the
+    server did not start)."""
     name = f"geo_browser_{uuid.uuid4().hex[:10]}"
     run_async(_create_db(server_url, name))
-    port = free_port()
     data = tmp_path_factory.mktemp("console")
     db = with_database(server_url, name)
-    proc = start_server(
-        db,
-        port,
-        data,
-        nats_url=nats_url,
-        bus_prefix=f"b{uuid.uuid4().hex[:12]}",
-        timeout_s=120.0,  # ~8 s on a quiet 2-core machine; much more while others load it
-    )
-    base = f"http://127.0.0.1:{port}"
     # screenshots: bench/console/ when asked (the committed ones), else this run's temp dir
     wanted = os.environ.get("GEO_ENGINE_CONSOLE_SCREENSHOTS")
     shots = (ROOT / wanted) if wanted else data / "shots"
     shots.mkdir(parents=True, exist_ok=True)
-    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(run_async, _drop_db(server_url, name))
+        port = free_port()
+        proc = start_server(
+            db,
+            port,
+            data,
+            nats_url=nats_url,
+            bus_prefix=f"b{uuid.uuid4().hex[:12]}",
+            timeout_s=120.0,  # ~8 s on a quiet 2-core machine; much more while others load it
+        )
+        stack.callback(_stop, proc)
+        base = f"http://127.0.0.1:{port}"
+        client = stack.enter_context(
+            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        )
         yield Console(base, db, client, shots)
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        run_async(_drop_db(server_url, name))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @contextlib.contextmanager

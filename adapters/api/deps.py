@@ -35,6 +35,14 @@ def campaign_repo(svc: Services) -> PgCampaignRepository:
     return svc.campaigns
 
 
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of `Authorization: Bearer <key>`, as FastAPI's HTTPBearer reads it."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
 async def authenticated(svc: Services, key: str | None) -> Principal:
     """The key's principal, counted against its rate limit; 401 / 429 as the API's errors.
     Shared by the dependency below and the lean lane (adapters/api/lean.py)."""

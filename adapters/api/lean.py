@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import msgspec
 from starlette.types import Receive, Scope, Send
 
-from adapters.api.deps import authenticated, permitted
+from adapters.api.deps import authenticated, bearer_key, permitted
 from adapters.api.errors import ApiError, answer_of, field_error
 from adapters.api.ingest import IDEMPOTENCY_HEADER
 from adapters.auth import Principal, Role
@@ -67,7 +67,7 @@ class LeanLane:
             limit = svc.settings.max_body_bytes
             if length is not None and length > limit:
                 raise _too_large(limit)
-            principal = permitted(await authenticated(svc, _bearer(auth)), route.roles)
+            principal = permitted(await authenticated(svc, bearer_key(auth)), route.roles)
             body = await _body(receive, limit)
             wait = _flag(scope["query_string"], "wait")
             status, out = await route.handler(svc, principal, body, key, wait)
@@ -98,14 +98,6 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, in
             except ValueError:
                 length = None  # the streamed count still holds the limit
     return auth, key, length
-
-
-def _bearer(authorization: str | None) -> str | None:
-    """The key of `Authorization: Bearer <key>`, as FastAPI's HTTPBearer reads it."""
-    if not authorization:
-        return None
-    scheme, _, credentials = authorization.partition(" ")
-    return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def _body(receive: Receive, limit: int) -> bytes:

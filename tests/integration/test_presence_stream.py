@@ -146,3 +146,35 @@ async def test_database_outage_ends_the_stream_with_a_reason_and_reads_answer_50
     finally:
         await proxy.down()
         await svc.close()
+
+
+async def test_a_key_revoked_while_its_stream_is_open_ends_the_stream(
+    clean_pool,  # type: ignore[no-untyped-def]
+    settings_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    from adapters.composition import build_services
+
+    svc = await build_services(settings_factory(presence_stream_keepalive_s=0.3), background=False)
+    app = create_app(services=svc)
+    try:
+        async with (
+            serving(app) as (url, _),
+            httpx.AsyncClient(base_url=url, headers=AUTH, timeout=10) as admin,
+        ):
+            r = await admin.post("/v1/geofences", json=square_feature("s1-shop", store_id="s1"))
+            assert r.status_code == 201, r.text
+            r = await admin.post(
+                "/v1/api-keys", json={"name": "shop", "role": "staff", "store_ids": ["s1"]}
+            )
+            staff = {"Authorization": f"Bearer {r.json()['key']}"}
+            async with admin.stream("GET", STREAM, headers=staff) as resp:
+                events = sse_events(resp)
+                assert (await _next(events, "presence", 5)).data["store_id"] == "s1"
+                assert (await admin.delete(f"/v1/api-keys/{r.json()['id']}")).status_code == 204
+                # the key ring caches a key for 5 s: the stream ends within that, saying why
+                gone = await _next(events, "error", 10)
+                assert gone.data == {"detail": "API key revoked", "retry_after": None}
+                async with asyncio.timeout(5):
+                    assert [e async for e in events] == []
+    finally:
+        await svc.close()

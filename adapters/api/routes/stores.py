@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from adapters.api.deps import Svc, require
+from adapters.api.deps import Svc, bearer_key, require
 from adapters.api.errors import ERROR_RESPONSES, RETRY_AFTER_S, ApiError
 from adapters.api.presence_feed import FeedClosed, PresenceFeed
 from adapters.auth import Principal, Role
@@ -201,7 +201,7 @@ def _reason(exc: Exception) -> dict[str, Any]:
 
 
 async def _stream(
-    svc: Services, feed: PresenceFeed[StorePresence], store_id: str
+    svc: Services, feed: PresenceFeed[StorePresence], store_id: str, key: str | None
 ) -> AsyncIterator[str]:
     cfg = svc.settings
     ends = time.monotonic() + cfg.presence_stream_max_s
@@ -212,6 +212,10 @@ async def _stream(
             yield _event("presence", first.model_dump(mode="json"))
             while (left := ends - time.monotonic()) > 0:
                 value = await sub.next(min(cfg.presence_stream_keepalive_s, left))
+                if key is None or await svc.keys.principal(key) is None:
+                    # revoked while the stream is open (the key ring's cache: within seconds)
+                    yield _event("error", {"detail": "API key revoked", "retry_after": None})
+                    return
                 if value is not None:
                     yield _event("presence", value.model_dump(mode="json"))
                 elif time.monotonic() < ends:
@@ -241,8 +245,9 @@ async def store_presence_stream(
 ) -> StreamingResponse:
     _check(p, store_id)
     await _site(svc, store_id)
+    key = bearer_key(request.headers.get("authorization"))
     return StreamingResponse(
-        _stream(svc, _feed(request, svc), store_id),
+        _stream(svc, _feed(request, svc), store_id, key),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -10,7 +10,8 @@ keep-alive connections):
       accepted fixes/s: 202 once durable in the log (median of runs), and its ratio to the floor;
       applied fixes/s: from the first request until every partition owner caught up;
       single fixes at --rate requests/s, open loop: p50 / p99 from the scheduled send time.
-  --profile records py-spy of the engine processes during one accepted run (bench/e2e-*.txt).
+  --profile records py-spy of the engine processes during one accepted run (bench/e2e-*.txt;
+  with --split, of the owner process alone, whose CPU per fix is also reported apart).
 
     python scripts/bench_e2e.py [--seconds 10] [--runs 3] [--workers 1] [--rate 1000]
 """
@@ -163,15 +164,15 @@ def accepted_and_applied(
     spy = None
     if a.profile:
         path = a.out / f"e2e-{a.profile}.txt"
-        spy = subprocess.Popen(["py-spy", "record", "--pid", str(pids[0]), "--subprocesses", "-r",
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(pids[-1]), "--subprocesses", "-r",
                                 "100", "-d", str(int(a.seconds)), "-f", "raw", "-o", str(path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    c0, t0 = sum(map(cpu_s, pids)), time.perf_counter()
+    o0, c0, t0 = cpu_s(pids[-1]), sum(map(cpu_s, pids)), time.perf_counter()
     out = loaded(port, reqs, a)
     c1, t1 = sum(map(cpu_s, pids)), time.perf_counter()
     while not caught_up(base):
         time.sleep(0.2)
-    c2, t2 = sum(map(cpu_s, pids)), time.perf_counter()
+    o2, c2, t2 = cpu_s(pids[-1]), sum(map(cpu_s, pids)), time.perf_counter()
     if spy is not None:
         spy.wait()
     total = sum(r["fixes_per_s"] for r in out["runs"]) * a.seconds  # approximately, per run
@@ -179,6 +180,9 @@ def accepted_and_applied(
     out["drain_s_after_load"] = t2 - t1
     out["applied_fixes_per_s"] = total / (t2 - t0)
     out["engine_cpu_us_per_fix"] = (c2 - c0) / total * 1e6
+    if len(pids) > 1:  # --split: the partition owner's own share
+        out["owner_cpu_us_per_fix"] = (o2 - o0) / total * 1e6
+        print(f"  owner CPU {out['owner_cpu_us_per_fix']:.1f} µs per fix")
     print(f"  applied {out['applied_fixes_per_s']:,.0f} fixes/s (drained {t2 - t1:.1f} s after)")
     return out
 
@@ -246,6 +250,9 @@ def main() -> None:
 def render(d: dict[str, Any]) -> str:
     e, s = d["engine"], d["engine"]["single"]
     n = len(e["runs"])
+    owner = ""
+    if "owner_cpu_us_per_fix" in e:
+        owner = f"| partition owner's CPU per fix | {e['owner_cpu_us_per_fix']:.1f} µs |\n"
     return (
         f"End to end through `POST /v1/pings`: {d['fences']} fences, {d['customers']:,} "
         f"customers, 500-fix batches from {d['uploaders']['procs']} processes × "
@@ -260,6 +267,7 @@ def render(d: dict[str, Any]) -> str:
         f"| applied fixes/s, first request to every owner caught up | "
         f"{e['applied_fixes_per_s']:,.0f} |\n"
         f"| engine CPU per fix, accepted and applied | {e['engine_cpu_us_per_fix']:.1f} µs |\n"
+        f"{owner}"
         f"| single fix at {s['rate']:g} req/s: p50 / p99 | {s['p50_ms']:.2f} / "
         f"{s['p99_ms']:.2f} ms |\n"
     )

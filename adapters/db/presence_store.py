@@ -1,4 +1,5 @@
-"""PresenceStore on PostgreSQL: set-based writes (unnest) in the unit of work's transaction."""
+"""PresenceStore on PostgreSQL: set-based writes (unnest) in the unit of work's transaction;
+raw fixes by binary COPY built from their columns."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 import asyncpg
 
+from adapters.db.pgcopy import RAW_FIX_COLUMNS, raw_fixes_copy
 from adapters.db.tx import conn_of
 from geo_engine.models import CustomerCursor, FenceState, PresenceEvent, PresenceEventType
-from geo_engine.ports import EventQuery, PresenceCommit, RawFix, StoredEvent, Tx
+from geo_engine.ports import EventQuery, PresenceCommit, StoredEvent, Tx
+from geo_engine.presence_raw import RawFixColumns
 
 _UPSERT_CURSORS = """
 INSERT INTO customer_cursors AS c (customer_id, last_ts, last_lat, last_lon, last_accuracy_m,
@@ -57,19 +60,6 @@ RETURNING id
 """
 
 _THEIRS = " WHERE customer_id = ANY($1::text[])"
-
-_RAW_COLUMNS = (
-    "customer_id",
-    "device_id",
-    "ts",
-    "lat",
-    "lon",
-    "accuracy_m",
-    "speed_mps",
-    "heading",
-    "mock",
-    "flag",
-)
 
 
 def _epoch(value: Any) -> float | None:
@@ -161,8 +151,10 @@ class PgPresenceStore:
             )
             ids = [r["id"] for r in rows]
         if self._store_raw and batch.raw_fixes:
-            await conn.copy_records_to_table(
-                "raw_fixes", records=_raw_records(batch.raw_fixes), columns=_RAW_COLUMNS
+            # binary COPY built from the batch's columns (pgcopy.py): no object per fix
+            payload = raw_fixes_copy(RawFixColumns.of(batch.raw_fixes))
+            await conn.copy_to_table(
+                "raw_fixes", source=payload, columns=RAW_FIX_COLUMNS, format="binary"
             )
         return ids
 
@@ -222,23 +214,3 @@ def _state(r: asyncpg.Record) -> FenceState:
         held_until=_epoch(r["held_until"]),
         held_by=r["held_by"],
     )
-
-
-def _raw_records(fixes: Sequence[RawFix]) -> list[tuple[Any, ...]]:
-    from datetime import UTC, datetime
-
-    return [
-        (
-            f.customer_id,
-            f.device_id,
-            datetime.fromtimestamp(f.ts, UTC),
-            f.lat,
-            f.lon,
-            f.accuracy_m,
-            f.speed_mps,
-            f.heading,
-            f.mock,
-            f.flag,
-        )
-        for f in fixes
-    ]

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adapters import metrics
-from adapters.codecs.fix_columns import Fixes, optional
+from adapters.codecs.fix_columns import Fixes
 from adapters.privacy.metrics import DROPPED
 from adapters.services.live import UNLINKED_PREFIX, LivePresence
 from adapters.services.unit_of_work import NO_CHANGE, Change, PresenceUnitOfWork
 from geo_engine.models import FixFlag, PresenceEvent
 from geo_engine.pipeline import BatchOutcome, run_batch
-from geo_engine.ports import RawFix
 from geo_engine.presence import PresenceEngine
+from geo_engine.presence_raw import RawFixColumns
 from geofences.index import FenceIndex
 
 log = logging.getLogger(__name__)
@@ -36,25 +36,22 @@ __all__ = ["UNLINKED_PREFIX", "IngestResult", "PresenceRuntime"]
 LocationGate = Callable[[str], str | None]
 
 
-def raw_fixes(fixes: Fixes, flags: Sequence[FixFlag | None]) -> list[RawFix]:
-    """What raw_fixes stores of a batch: every fix as received, with its flag."""
+def raw_fixes(fixes: Fixes, flags: Sequence[FixFlag | None]) -> RawFixColumns:
+    """What raw_fixes stores of a batch: every fix as received, with its flag, as the columns
+    it came in (the store COPYs them without an object per fix)."""
     f = fixes.floats
-    return [
-        RawFix(cid, dev, t, la, lo, acc, sp, hd, bool(m), None if fl is None else str(fl))
-        for cid, dev, t, la, lo, acc, sp, hd, m, fl in zip(
-            fixes.customer_ids,
-            fixes.device_ids,
-            f("ts").tolist(),
-            f("lat").tolist(),
-            f("lon").tolist(),
-            optional(f("accuracy_m")),
-            optional(f("speed_mps")),
-            optional(f("heading")),
-            fixes.mocks().tolist(),
-            flags,
-            strict=True,
-        )
-    ]
+    return RawFixColumns(
+        fixes.customer_ids,
+        fixes.device_ids,
+        f("ts"),
+        f("lat"),
+        f("lon"),
+        f("accuracy_m"),
+        f("speed_mps"),
+        f("heading"),
+        fixes.mocks(),
+        flags,  # a FixFlag is a str: encoded as its value
+    )
 
 
 @dataclass(frozen=True, slots=True)

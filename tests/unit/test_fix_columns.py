@@ -96,3 +96,9 @@ def test_only_consecutive_unawaited_fix_batches_are_grouped() -> None:
     runs = [[x.seq for x, _ in run] for run in _runs(batch)]
     assert runs == [[1, 2], [3], [4], [5], [6, 7], [8]]
     assert isinstance(_runs(batch)[-1][0][1], Exception)  # parked when applied, not dropped
+    # a run holds at most max_fixes fixes (3 a command here): a backlog is applied in pieces
+    many = [d(i, fixes) for i in range(1, 8)]
+    assert [[x.seq for x, _ in run] for run in _runs(many, max_fixes=6)] == [
+        [1, 2], [3, 4], [5, 6], [7]
+    ]  # fmt: skip
+    assert len(_runs(many, max_fixes=2)) == 7  # a command larger than the bound stays whole

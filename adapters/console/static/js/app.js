@@ -1,5 +1,6 @@
 // The console's shell: sign-in, navigation between pages (#/map, #/devices, ...), language.
 // Each page module exports mount(root, ctx) and may return an unmount function.
+import { ApiError } from "./api.js";
 import { h, clear, field, toast } from "./dom.js";
 import { t, setLang, getLang, applyStatic } from "./i18n.js";
 import { savedKey, forget, signIn, SignInError } from "./session.js";
@@ -95,7 +96,12 @@ function route() {
   root.dataset.page = entry.id;
   Promise.resolve(entry.page.mount(root, ctx, rest.map(decodeURIComponent)))
     .then((fn) => (unmount = typeof fn === "function" ? fn : null))
-    .catch((err) => toast(err.message, "error"));
+    .catch((err) => {
+      // the API's refusals are the user's to read; anything else is a bug: on the console too,
+      // with its stack (and the browser tests fail on it)
+      if (!(err instanceof ApiError)) console.error(err);
+      toast(err.detail || err.message, "error");
+    });
 }
 
 window.addEventListener("hashchange", route);

@@ -31,14 +31,24 @@ export async function mount(root, ctx) {
   );
   root.append(h("div", { class: "map-page" }, toolbar, h("div", { class: "map-layout" }, mapEl, panel)));
 
-  const map = L.map(mapEl, { zoomControl: true, preferCanvas: false });
+  // a view from the start: Leaflet adds layers to a map without one only once it gets one, and
+  // a circle not yet added has no bounds (fitting the first load over circles threw)
+  const map = L.map(mapEl, { zoomControl: true, preferCanvas: false }).setView(PARIS, 13);
   ctx.map = map; // the browser tests read the projection (containerPointToLatLng)
   if (ctx.tileUrl) L.tileLayer(ctx.tileUrl, { maxZoom: 19, attribution: ctx.tileAttribution }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
-  // names only when zoomed in enough to read them: a whole city of labels is a grey smear
-  map.on("zoomend", () => mapEl.classList.toggle("far", map.getZoom() < 15));
   // beacons and tags above the fences' names (the tooltip pane is at 650)
-  map.createPane("devices").style.zIndex = 660;
+  const devicesPane = map.createPane("devices");
+  devicesPane.style.zIndex = 660;
+  // names and devices only when zoomed in enough to read them: a whole city of labels is a
+  // grey smear, and a city of tills' tags hides the stores they sit in
+  const farOrNear = () => {
+    const far = map.getZoom() < 15;
+    mapEl.classList.toggle("far", far);
+    devicesPane.style.display = far ? "none" : "";
+  };
+  map.on("zoomend", farOrNear);
+  farOrNear();
   // geoman: drawing and vertex editing; its own toolbar stays hidden (the buttons above are
   // touch-sized). Self-intersection is allowed while drawing so the API, not the browser, says
   // what is wrong with a shape (one rule, one place).

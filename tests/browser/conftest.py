@@ -125,6 +125,12 @@ def console(
             nats_url=nats_url,
             bus_prefix=f"b{uuid.uuid4().hex[:12]}",
             timeout_s=120.0,  # ~8 s on a quiet 2-core machine; much more while others load it
+            # sending allowed at any hour, any day: a walk-in's offer is sent, not held, whenever
+            # the suite runs (it was held after 21:00 in Paris); the holdout stays (results)
+            GEO_ENGINE_DECISION_HOURS="[0, 24]",
+            GEO_ENGINE_DECISION_SMS_HOURS="[0, 24]",
+            GEO_ENGINE_DECISION_SMS_WEEKDAYS="[0, 1, 2, 3, 4, 5, 6]",
+            GEO_ENGINE_DECISION_SMS_HOLIDAY_COUNTRY="",
         )
         stack.callback(_stop, proc)
         base = f"http://127.0.0.1:{port}"
@@ -184,7 +190,8 @@ def sign_in(page: Any, console: Console, key: str = ADMIN_KEY, at: str = "map") 
     page.wait_for_selector("#nav a")
     if at != "map":
         page.click(f"#nav-{at}")
-    page.wait_for_selector(f'#view[data-page="{at}"]')
+    # its first load done: the map fits its fences then, which would move a view set before
+    page.wait_for_selector(f'#view[data-page="{at}"][data-ready="true"]')
 
 
 def shot(

@@ -83,6 +83,8 @@ function renderNav() {
   nav.hidden = false;
 }
 
+let current = null; // the page being mounted (a later route replaces it)
+
 function route() {
   if (!ctx.api) return;
   const [id, ...rest] = location.hash.replace(/^#\//, "").split("/");
@@ -94,8 +96,18 @@ function route() {
   unmount = null;
   const root = clear(view);
   root.dataset.page = entry.id;
+  delete root.dataset.ready;
+  const mounting = (current = {});
   Promise.resolve(entry.page.mount(root, ctx, rest.map(decodeURIComponent)))
-    .then((fn) => (unmount = typeof fn === "function" ? fn : null))
+    .then((fn) => {
+      const done = typeof fn === "function" ? fn : null;
+      if (mounting !== current) {
+        if (done) done(); // left before it finished loading: undone at once
+        return;
+      }
+      unmount = done;
+      root.dataset.ready = "true"; // the page has loaded what it shows (the tests wait for it)
+    })
     .catch((err) => {
       // the API's refusals are the user's to read; anything else is a bug: on the console too,
       // with its stack (and the browser tests fail on it)

@@ -33,7 +33,10 @@ export async function mount(root, ctx) {
 
   // a view from the start: Leaflet adds layers to a map without one only once it gets one, and
   // a circle not yet added has no bounds (fitting the first load over circles threw)
-  const map = L.map(mapEl, { zoomControl: true, preferCanvas: false }).setView(PARIS, 13);
+  // no zoom or fade animations: a view moves at once, so a tap lands where the map says and a
+  // page left mid-animation leaves nothing running against a removed map ('_leaflet_pos')
+  const still = { zoomAnimation: false, fadeAnimation: false, markerZoomAnimation: false };
+  const map = L.map(mapEl, { zoomControl: true, preferCanvas: false, ...still }).setView(PARIS, 13);
   ctx.map = map; // the browser tests read the projection (containerPointToLatLng)
   if (ctx.tileUrl) L.tileLayer(ctx.tileUrl, { maxZoom: 19, attribution: ctx.tileAttribution }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
@@ -91,10 +94,11 @@ export async function mount(root, ctx) {
     for (const f of fc.features) addFence(f);
     await loadDevices();
     const all = L.featureGroup([...byId.values()]);
-    if (fit && byId.size) map.fitBounds(all.getBounds(), { padding: [30, 30], maxZoom: 18 });
+    const now = { animate: false };
+    if (fit && byId.size) map.fitBounds(all.getBounds(), { padding: [30, 30], maxZoom: 18, ...now });
     else if (fit) {
       const c = ctx.stores.find((s) => s.center)?.center;
-      map.setView(c ? [c[1], c[0]] : PARIS, c ? 17 : 13);
+      map.setView(c ? [c[1], c[0]] : PARIS, c ? 17 : 13, now);
     }
   }
 

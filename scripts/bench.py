@@ -370,10 +370,31 @@ def main() -> None:
         "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 1),
         "parts": parts,
     }
+    last = a.out / "results.json"
+    if a.only and last.exists():  # the parts not re-run keep the last run's figures, said so
+        before = json.loads(last.read_text())
+        kept = {n: p for n, p in before["parts"].items() if n not in parts}
+        if kept:
+            doc["parts"] = {**kept, **parts}
+            doc["kept_from"] = before.get("kept_from") or {
+                "commit": before["machine"]["commit"], "date": before["machine"]["date"],
+                "parts": sorted(kept),
+            }  # fmt: skip
+            doc["kept_from"]["parts"] = sorted(kept)
     (a.out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     publish(doc, a.out, a.readme)
     if any(p["status"] != "ok" for p in parts.values()):
         raise SystemExit(1)
+
+
+def kept_note(doc: dict[str, Any]) -> str:
+    k = doc.get("kept_from")
+    if not k:
+        return ""
+    rerun = ",".join(n for n in doc["parts"] if n not in k["parts"])
+    kept = ", ".join(k["parts"])
+    when = f"{k['commit']}, {k['date']}"
+    return f" Re-run with `--only {rerun}`; {kept}: from the run of commit {when}."
 
 
 def publish(doc: dict[str, Any], out: Path, readme: bool) -> None:
@@ -383,7 +404,7 @@ def publish(doc: dict[str, Any], out: Path, readme: bool) -> None:
     body = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, "
         f"Python {m['python']}, database {m['database']}; commit {m['commit']}, {m['date']}. "
-        f"`{cmd}`: {doc['seconds']} s wall, {doc['cpu_seconds']} s CPU in all.",
+        f"`{cmd}`: {doc['seconds']} s wall, {doc['cpu_seconds']} s CPU in all." + kept_note(doc),
         "",
         *tables(parts),
     ]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -76,6 +77,10 @@ def serve(
         from adapters.api.serving import EngineServer
 
         server = EngineServer(uvicorn.Config(create_app(settings), http=http, **served))  # type: ignore[arg-type]
+        # uvicorn re-raises the signal that stopped it once it has shut down: SIGTERM's default
+        # action then killed the process before atexit stopped the embedded NATS it started
+        # (left running after `kill`, systemd, docker stop); an exit, as Ctrl-C's is
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once stopped
             server.run()
         if not server.started:
@@ -93,6 +98,10 @@ def serve(
         timeout_graceful_shutdown=int(settings.ingest_wait_timeout_s) + 5,
         **served,  # type: ignore[arg-type]
     )
+
+
+def _exit_on_sigterm(sig: int, frame: object) -> None:
+    raise SystemExit(128 + sig)
 
 
 async def _worker(settings: Settings) -> None:

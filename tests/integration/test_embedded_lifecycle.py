@@ -35,8 +35,8 @@ def _nats(data_dir: Path) -> psutil.Process | None:
     return psutil.Process(pid) if psutil.pid_exists(pid) else None
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+    proc.send_signal(sig)
     try:
         proc.wait(timeout=60)
     finally:
@@ -84,7 +84,7 @@ def _serve_twice(tmp_path: Path) -> None:
             ).json()
             assert [k["name"] for k in keys] == ["app"]
         finally:
-            _stop(proc)
+            _stop(proc, signal.SIGTERM)  # as kill, systemd and docker stop it: the same
         deadline = time.time() + 30
         while _postmaster(tmp_path) is not None and time.time() < deadline:
             time.sleep(0.2)

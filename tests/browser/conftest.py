@@ -68,18 +68,10 @@ def run_async(coro: Any) -> Any:
     return out[0] if out else None
 
 
-async def _create_db(server: str, name: str) -> None:
+async def _admin(server: str, sql: str) -> None:
     conn = await asyncpg.connect(server)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_db(server: str, name: str) -> None:
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(sql)
     finally:
         await conn.close()
 
@@ -108,7 +100,7 @@ def console(
     """A `geo-engine serve` on a database and a log of its own (dropped after, even when the
     server did not start)."""
     name = f"geo_browser_{uuid.uuid4().hex[:10]}"
-    run_async(_create_db(server_url, name))
+    run_async(_admin(server_url, f'CREATE DATABASE "{name}"'))
     data = tmp_path_factory.mktemp("console")
     db = with_database(server_url, name)
     # screenshots: bench/console/ when asked (the committed ones), else this run's temp dir
@@ -116,7 +108,8 @@ def console(
     shots = (ROOT / wanted) if wanted else data / "shots"
     shots.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        stack.callback(run_async, _drop_db(server_url, name))
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        stack.callback(run_async, _admin(server_url, drop))
         port = free_port()
         proc = start_server(
             db,

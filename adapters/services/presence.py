@@ -145,9 +145,12 @@ class PresenceRuntime:
         fixes: Fixes, gate: Callable[[str], str | None]
     ) -> tuple[Fixes, list[tuple[int, str]]]:
         """Rows whose customer may not be located are removed before anything sees them."""
-        reasons = [gate(cid) for cid in fixes.customer_ids]
-        if not any(reasons):
+        ids = fixes.customer_ids
+        # once per customer: a run holds several fixes of most of them
+        reason_of = {cid: gate(cid) for cid in set(ids)}
+        if not any(reason_of.values()):
             return fixes, []
+        reasons = [reason_of[cid] for cid in ids]
         index = fixes.indexes()
         dropped = [(int(index[i]), r) for i, r in enumerate(reasons) if r is not None]
         for _, r in dropped:

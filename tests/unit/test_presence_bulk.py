@@ -117,6 +117,46 @@ def test_most_rows_of_a_city_batch_take_the_bulk_path() -> None:
     assert done.all() and flags == [None] * 10
 
 
+def test_customers_with_several_fixes_walking_take_the_bulk_path() -> None:
+    """A run of several requests holds several fixes per customer: walking ones, all plausible,
+    are settled in bulk and the cursor is the newest fix; one impossible jump sends only that
+    customer to the per-fix machine."""
+    from geo_engine.presence_bulk import settle_plain
+
+    e = engine()
+    rows = [(c, 2_000.0, LAT0 + 0.02, LON0, 10.0, False) for c in range(3)]
+    run_batch(batch_of(rows), INDEX, e)
+    # three fixes each, out of order in the batch; c2's middle fix is 50 km away
+    later = [
+        (c, 2_000.0 + 30.0 * k, LAT0 + 0.02 + k * 1e-4 + (0.5 if (c, k) == (2, 2) else 0.0),
+         LON0, 10.0, False)
+        for k in (3, 1, 2) for c in range(3)
+    ]  # fmt: skip
+    e.begin()
+    done, flags = settle_plain(e, batch_of(later), np.zeros(len(later), np.bool_))
+    assert flags == [None] * len(later)
+    assert done.tolist() == [c != 2 for _ in (3, 1, 2) for c in range(3)]
+    assert e.cursor("c0") == CustomerCursor(2_090.0, LAT0 + 0.02 + 3e-4, LON0, 10.0)
+    assert e.cursor("c2") == CustomerCursor(2_000.0, LAT0 + 0.02, LON0, 10.0)  # not moved here
+    assert set(e.commit().cursors) == {"c0", "c1"}
+
+
+def test_a_retried_upload_is_settled_in_bulk() -> None:
+    """The same fixes sent again (a client retrying, a replayed log): each customer's newest is
+    a duplicate and the others late, with no fix through the per-fix machine."""
+    from geo_engine.presence_bulk import settle_plain
+
+    e = engine()
+    rows = [(c, 2_000.0 + 30.0 * k, LAT0 + 0.02 + k * 1e-4, LON0, 10.0, False)
+            for k in (2, 0, 1) for c in range(3)]  # fmt: skip
+    run_batch(batch_of(rows), INDEX, e)
+    before = snapshot(e)
+    done, flags = settle_plain(e, batch_of(rows), np.zeros(len(rows), np.bool_))
+    assert done.all()
+    assert [str(f) for f in flags] == ["duplicate"] * 3 + ["late"] * 6
+    assert snapshot(e) == before
+
+
 def test_late_duplicate_and_impossible_fixes_are_flagged_alike_in_bulk() -> None:
     flags = []
     for mode in (True, False):

@@ -11,7 +11,8 @@ keep-alive connections):
       applied fixes/s: from the first request until every partition owner caught up;
       single fixes at --rate requests/s, open loop: p50 / p99 from the scheduled send time.
   --profile records py-spy of the engine processes during one accepted run (bench/e2e-*.txt;
-  with --split, of the owner process alone, whose CPU per fix is also reported apart).
+  with --split, of the owner process alone, whose CPU per fix is also reported apart, as the
+  API's is; --profile-api records the API processes).
 
     python scripts/bench_e2e.py [--seconds 10] [--runs 3] [--workers 1] [--rate 1000]
 """
@@ -184,30 +185,36 @@ def singles(port: int, headers: dict[str, str], a: argparse.Namespace) -> dict[s
 def accepted_and_applied(
     port: int, base: str, pids: list[int], reqs: list[bytes], a: argparse.Namespace
 ) -> dict[str, Any]:
-    spy = None
-    if a.profile:
-        path = a.out / f"e2e-{a.profile}.txt"
-        spy = subprocess.Popen(["py-spy", "record", "--pid", str(pids[-1]), "--subprocesses", "-r",
-                                "100", "-d", str(int(a.seconds)), "-f", "raw", "-o", str(path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    spies = [spy(a, name, pid) for name, pid in ((a.profile, pids[-1]), (a.profile_api, pids[0]))
+             if name]  # fmt: skip
     o0, c0, t0 = cpu_s(pids[-1]), sum(map(cpu_s, pids)), time.perf_counter()
     out = loaded(port, reqs, a)
     c1, t1 = sum(map(cpu_s, pids)), time.perf_counter()
     while not caught_up(base):
         time.sleep(0.2)
     o2, c2, t2 = cpu_s(pids[-1]), sum(map(cpu_s, pids)), time.perf_counter()
-    if spy is not None:
-        spy.wait()
+    for s in spies:
+        s.wait()
     total = sum(r["fixes_per_s"] for r in out["runs"]) * a.seconds  # approximately, per run
     out["engine_cores_while_loaded"] = (c1 - c0) / (t1 - t0)
     out["drain_s_after_load"] = t2 - t1
     out["applied_fixes_per_s"] = total / (t2 - t0)
     out["engine_cpu_us_per_fix"] = (c2 - c0) / total * 1e6
-    if len(pids) > 1:  # --split: the partition owner's own share
+    if len(pids) > 1:  # --split: the partition owner's own share, and the API's
         out["owner_cpu_us_per_fix"] = (o2 - o0) / total * 1e6
-        print(f"  owner CPU {out['owner_cpu_us_per_fix']:.1f} µs per fix")
+        out["api_cpu_us_per_fix"] = out["engine_cpu_us_per_fix"] - out["owner_cpu_us_per_fix"]
+        print(f"  owner CPU {out['owner_cpu_us_per_fix']:.1f} µs per fix, "
+              f"API {out['api_cpu_us_per_fix']:.1f} µs")  # fmt: skip
     print(f"  applied {out['applied_fixes_per_s']:,.0f} fixes/s (drained {t2 - t1:.1f} s after)")
     return out
+
+
+def spy(a: argparse.Namespace, name: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy of `pid` and its Python children during one loaded run, into e2e-<name>.txt."""
+    path = a.out / f"e2e-{name}.txt"
+    cmd = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "-r", "100", "-d",
+           str(int(a.seconds)), "-f", "raw", "-o", str(path)]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def single_bodies(n: int) -> list[bytes]:
@@ -245,6 +252,11 @@ def main() -> None:
     )
     ap.add_argument("--settle", type=float, default=10.0, help="s before the single fixes")
     ap.add_argument("--profile", default="", help="record py-spy into bench/e2e-<name>.txt")
+    ap.add_argument(
+        "--profile-api",
+        default="",
+        help="with --split: record py-spy of the API processes into bench/e2e-<name>.txt",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench")
     a = ap.parse_args()
     a.out.mkdir(exist_ok=True)
@@ -285,6 +297,8 @@ def render(d: dict[str, Any]) -> str:
     owner = ""
     if "owner_cpu_us_per_fix" in e:
         owner = f"| partition owner's CPU per fix | {e['owner_cpu_us_per_fix']:.1f} µs |\n"
+    if "api_cpu_us_per_fix" in e:
+        owner += f"| API processes' CPU per fix | {e['api_cpu_us_per_fix']:.1f} µs |\n"
     return (
         f"End to end through `POST /v1/pings`: {d['fences']} fences, {d['customers']:,} "
         f"customers, 500-fix batches from {d['uploaders']['procs']} processes × "

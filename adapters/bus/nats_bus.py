@@ -25,6 +25,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
+from adapters.bus.acks import MSG_ID, AckedPublisher, AckError
+
 log = logging.getLogger(__name__)
 
 REPLY_HEADER = "Geo-Reply"
@@ -101,6 +103,7 @@ class NatsBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._inbox = ""
+        self._acks: AckedPublisher | None = None
         self._waiting: dict[str, tuple[asyncio.Future[list[bytes]], list[bytes], int]] = {}
 
     # -- connection ----------------------------------------------------------------------
@@ -128,6 +131,8 @@ class NatsBus:
                 await asyncio.sleep(min(2.0, 0.2 * tried))
         self._js = self._nc.jetstream(timeout=self._timeout_s)
         await self._ensure_stream()
+        self._acks = AckedPublisher(self._nc)
+        await self._acks.start()
         self._inbox = f"_INBOX.geo.{uuid.uuid4().hex}"
         await self._nc.subscribe(self._inbox + ".*", cb=self._on_reply)
         if self._on_control is not None:
@@ -181,31 +186,20 @@ class NatsBus:
         self, parts: Sequence[tuple[int, bytes, str]], reply_to: str | None
     ) -> list[bool]:
         """Publish (partition, payload, msg_id) each; durable once this returns. True where the
-        stream already held that `msg_id` (a resend). All are sent before any ack is awaited:
-        one round trip for a request's parts, not one per part."""
-        if self._js is None or not self.connected:
+        stream already held that `msg_id` (a resend). All are sent before any ack is awaited,
+        in one socket write (bus/acks.py): one round trip for a request's parts."""
+        if self._acks is None or not self.connected:
             raise BusUnavailable("the bus is not connected")
-        js = self._js
-        futures = []
+        messages = []
+        for partition, payload, msg_id in parts:
+            headers = {MSG_ID: msg_id}
+            if reply_to is not None:
+                headers[REPLY_HEADER] = reply_to
+            messages.append((self.subject(partition), payload, headers))
         try:
-            for partition, payload, msg_id in parts:
-                headers = {"Nats-Msg-Id": msg_id}
-                if reply_to is not None:
-                    headers[REPLY_HEADER] = reply_to
-                futures.append(
-                    await js.publish_async(
-                        self.subject(partition),
-                        payload,
-                        wait_stall=self._timeout_s,
-                        headers=headers,
-                    )
-                )
-            acks = await asyncio.wait_for(asyncio.gather(*futures), self._timeout_s)
-        except (TimeoutError, nats.errors.Error, nats.js.errors.Error, OSError) as exc:
-            for f in futures:
-                f.cancel()
+            return await self._acks.publish(messages, self._timeout_s)
+        except (TimeoutError, AckError, nats.errors.Error, OSError) as exc:
             raise BusUnavailable(f"the stream did not confirm: {type(exc).__name__}") from exc
-        return [bool(a.duplicate) for a in acks]
 
     async def feed(self, partition: int, start_seq: int) -> PartitionFeed:
         assert self._js is not None

@@ -88,6 +88,10 @@ def serve(
         return
     # each process builds its own services from the environment: the role goes there
     os.environ["GEO_ENGINE_ROLE"] = settings.role
+    # uvicorn's worker processes end by re-raising SIGTERM, whose default action skips atexit,
+    # so none of them would stop the embedded servers: the parent, which joins them all before
+    # it returns, uses them too (started here once, not raced by the workers) and stops them
+    _use_embedded(settings)
     uvicorn.run(
         "adapters.api.app:create_app",
         factory=True,
@@ -98,6 +102,16 @@ def serve(
         timeout_graceful_shutdown=int(settings.ingest_wait_timeout_s) + 5,
         **served,  # type: ignore[arg-type]
     )
+
+
+def _use_embedded(settings: Settings) -> None:
+    """Register this process as a user of the embedded PostgreSQL and NATS the settings name
+    (started if none runs); the last user to exit stops them."""
+    from adapters.bus.server import resolve_nats_url
+    from adapters.db.connect import resolve_url
+
+    resolve_url(settings.database_url, settings.data_dir)
+    resolve_nats_url(settings.nats_url, settings.data_dir)
 
 
 def _exit_on_sigterm(sig: int, frame: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import warnings
 from pathlib import Path
@@ -30,10 +31,28 @@ def embedded_url(data_dir: Path) -> str:
 
             # "stop": the last engine process using the server stops it at exit (pgserver
             # counts the processes in the data directory); the data stays on disk
-            _servers[pgdir] = get_server(pgdir, cleanup_mode="stop")
+            server = _servers[pgdir] = get_server(pgdir, cleanup_mode="stop")
+        _forget_dead_users(server)
+        atexit.register(_forget_dead_users, server)  # runs before pgserver's own (LIFO)
         log.info("embedded PostgreSQL at %s", pgdir)
     uri: str = _servers[pgdir].get_uri()
     return uri
+
+
+def _forget_dead_users(server: Any) -> None:
+    """Drop the processes that died without saying goodbye from pgserver's list of the
+    server's users. pgserver counts users by pid and forgets one only in its atexit, so a user
+    killed with -9, or a uvicorn worker process (they end by re-raising SIGTERM, whose default
+    action skips atexit), stayed counted and the last live user never stopped the server.
+    (pgserver's lock and list: private attributes of pgserver 0.1.)"""
+    import psutil
+
+    with server._lock:
+        users = server.global_process_id_list
+        pids = users.get()
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            users.put(alive)
 
 
 def resolve_url(database_url: str | None, data_dir: Path) -> str:

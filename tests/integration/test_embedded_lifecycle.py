@@ -93,3 +93,30 @@ def _serve_twice(tmp_path: Path) -> None:
     finally:
         os.environ.clear()
         os.environ.update(env)
+
+
+def test_sigterm_stops_what_serve_with_several_workers_started() -> None:
+    """`serve --workers 2`: uvicorn's worker processes end by re-raising SIGTERM, whose default
+    action skips atexit; the parent, which outlives them, stops the servers."""
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "GEO_ENGINE_NATS_URL", "NATS_URL"):
+        os.environ.pop(name, None)
+    try:
+        with tempfile.TemporaryDirectory(prefix="geo-engine-lifecycle-") as tmp:
+            data = Path(tmp)
+            port = free_port()
+            proc = start_server(None, port, data, timeout_s=120, extra_args=["--workers", "2"])
+            try:
+                postmaster, nats = _postmaster(data), _nats(data)
+                assert postmaster is not None and nats is not None
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz")
+                assert r.status_code == 200, r.text
+            finally:
+                _stop(proc, signal.SIGTERM)
+            assert proc.returncode == 0
+            postmaster.wait(timeout=30)
+            nats.wait(timeout=30)
+            assert not postmaster.is_running() and not nats.is_running()
+    finally:
+        os.environ.clear()
+        os.environ.update(env)

@@ -18,10 +18,8 @@ from numpy.typing import NDArray
 from adapters.bus.nats_bus import NatsBus
 from adapters.cluster import commands as c
 from adapters.cluster.metrics import PUBLISHED
-from geo_engine.partitions import partition_of
+from adapters.cluster.partition_cache import PartitionCache
 from geo_engine.profile.attributes import Consent, ConsentPurpose
-
-_PARTITION_CACHE = 1 << 18  # customers (~40 MB at most per API process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +47,7 @@ class IngestLog:
         self.partitions = partitions
         self.wait_timeout_s = wait_timeout_s
         # blake2b costs ~1 µs a row, more than the rest of routing: customers come back often
-        self._partition_of: dict[str, int] = {}
+        self._partitions = PartitionCache(partitions)
 
     async def put_consents(self, customer_id: str, consents: dict[ConsentPurpose, Consent]) -> None:
         """Consent statements from the delivery side (an SMS STOP, a gateway's opt-out) to the
@@ -58,22 +56,11 @@ class IngestLog:
         await self.submit({self.partition(customer_id): cmd}, key=uuid.uuid4().hex, wait=True)
 
     def partition(self, customer_id: str) -> int:
-        p = self._partition_of.get(customer_id)
-        if p is None:
-            if len(self._partition_of) >= _PARTITION_CACHE:
-                self._partition_of.clear()  # bounded: simpler than LRU, and rare
-            p = self._partition_of[customer_id] = partition_of(customer_id, self.partitions)
-        return p
+        return self._partitions.one(customer_id)
 
     def partitions_of(self, customer_ids: list[str]) -> NDArray[np.int32]:
-        """Each customer's partition (the cache's misses hashed once each)."""
-        found = list(map(self._partition_of.get, customer_ids))
-        if None in found:
-            found = [
-                self.partition(c) if p is None else p
-                for c, p in zip(customer_ids, found, strict=True)
-            ]
-        return np.array(found, np.int32)
+        """Each customer's partition (a request's rows at once)."""
+        return self._partitions.of(customer_ids)
 
     async def submit(
         self, parts: Mapping[int, c.Command], *, key: str, wait: bool = False

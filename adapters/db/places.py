@@ -4,7 +4,7 @@ fixes to learn from, the per-cell evidence, and the job's cursor."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -24,6 +24,15 @@ async def fixes_between(conn: asyncpg.Connection, after: datetime, until: dateti
             until,
         )
     )
+
+
+async def before_oldest(conn: asyncpg.Connection) -> datetime | None:
+    """Just before the oldest accepted raw fix's receipt (None: there is none). A scan, done
+    once: the first time the places job runs."""
+    oldest: datetime | None = await conn.fetchval(
+        "SELECT min(received_at) FROM raw_fixes WHERE flag IS NULL"
+    )
+    return None if oldest is None else oldest - timedelta(microseconds=1)
 
 
 async def place_cells(

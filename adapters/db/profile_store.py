@@ -93,6 +93,10 @@ class PgProfileStore:
             PlaceFix(r["customer_id"], r["ts"], r["lat"], r["lon"], r["accuracy_m"]) for r in rows
         ]
 
+    async def fixes_from(self, tx: Tx, mark: str) -> datetime | None:
+        conn = conn_of(tx)
+        return await places.get_cursor(conn, mark) or await places.before_oldest(conn)
+
     async def place_cells(self, tx: Tx, customers: Sequence[str]) -> dict[CellKey, CellEvidence]:
         return await places.place_cells(conn_of(tx), customers)
 

@@ -233,6 +233,9 @@ class MemoryProfileStore:
         ]
         return sorted(fixes, key=lambda f: f.ts)
 
+    async def fixes_from(self, tx: Tx, mark: str) -> datetime | None:
+        return None  # marks are positions here, and every fix is readable at once
+
     async def place_cells(self, tx: Tx, customers: Sequence[str]) -> dict[CellKey, CellEvidence]:
         journal_of(tx)
         wanted = set(customers)

@@ -143,6 +143,11 @@ class ProfileStore(Protocol):
         and by `until`, oldest first; the mark moves to `until` with `tx`."""
         ...
 
+    async def fixes_from(self, tx: Tx, mark: str) -> datetime | None:
+        """Where `fixes_since` would start: the mark, or the first time just before the oldest
+        accepted fix; None when unknown (then read to `until` in one go)."""
+        ...
+
     async def place_cells(
         self, tx: Tx, customers: Sequence[str]
     ) -> dict[CellKey, CellEvidence]: ...

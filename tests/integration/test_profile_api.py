@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,6 +141,45 @@ async def test_home_and_work_from_night_and_office_fixes(
     assert p["home"]["confidence"] == 1.0 and p["home"]["days"] == 4
     assert p["work"]["hours"] == 12
     # a second run sees nothing new and changes nothing
+    assert await services.profiles.refresh_places(time.time() + 120) == 0
+
+
+async def test_places_read_in_windows_of_a_few_fixes_learn_the_same(
+    client: httpx.AsyncClient, services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job reads the fixes received since its mark in windows of receipt time of about
+    CHUNK_FIXES fixes, one transaction each, so a long backlog never holds the event loop nor
+    sits in memory whole: four uploads read one or two at a time give the same home and work."""
+    from adapters.services import places
+
+    monkeypatch.setattr(places, "CHUNK_FIXES", 2)
+    monkeypatch.setattr(places, "MIN_WINDOW", timedelta(microseconds=1))
+    monkeypatch.setattr(places, "FIRST_WINDOW", timedelta(milliseconds=10))
+    windows: list[datetime] = []
+    fold = places._fold
+
+    async def counted(*args: Any) -> int:
+        windows.append(args[4])
+        return await fold(*args)
+
+    monkeypatch.setattr(places, "_fold", counted)
+    office = offset(LAT0, LON0, 3000, 2000)
+    today = datetime.now(UTC).date()
+    days = [d for d in (today - timedelta(days=k) for k in range(1, 12)) if d.weekday() < 5][:4]
+    for d in reversed(days):  # one upload a day, oldest first, each received at its own time
+        base = datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
+        pings = [ping("max", LAT0, LON0, base + h * 3600) for h in (22, 23)]
+        pings += [ping("max", *office, base + h * 3600) for h in (9, 11, 13)]
+        pings.sort(key=lambda p: p["ts"])
+        r = await client.post("/v1/pings?wait=true", json={"pings": pings})
+        assert r.status_code == 200, r.text
+        await asyncio.sleep(0.05)
+    assert await services.profiles.refresh_places(time.time() + 60) == 1
+    assert len(windows) >= 4 and windows == sorted(windows)
+    p = (await client.get("/v1/customers/max/profile")).json()["places"]
+    assert p["home"]["h3"] == h3.latlng_to_cell(LAT0, LON0, 9)
+    assert p["work"]["h3"] == h3.latlng_to_cell(*office, 9)
+    assert p["home"]["days"] == 4 and p["work"]["hours"] == 12
     assert await services.profiles.refresh_places(time.time() + 120) == 0
 
 

@@ -178,6 +178,7 @@ async def build_services(
                 lease_ttl_s=settings.lease_ttl_s,
                 heartbeat_s=settings.heartbeat_s,
                 batch=settings.worker_batch,
+                linger_s=settings.worker_linger_s,
             ),
             worker_id=worker_id,
             reads=profile_reader(settings, profiles),

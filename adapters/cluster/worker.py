@@ -46,6 +46,7 @@ class WorkerConfig:
     lease_ttl_s: float = 5.0
     heartbeat_s: float = 1.0
     batch: int = 256  # messages fetched at once per partition: the most a group commit holds
+    linger_s: float = 0.0  # after a trickle batch, before the next fetch (settings.py says why)
 
 
 class PartitionWorker:
@@ -77,6 +78,7 @@ class PartitionWorker:
             handlers=handlers,
             transactions=transactions,
             batch=config.batch,
+            linger_s=config.linger_s,
             lags=self.lags,
         )
         self._loop: asyncio.Task[None] | None = None

@@ -158,6 +158,34 @@ async def test_batches_nobody_waits_for_apply_once_each_in_order(
     assert all(x["applied_seq"] == x["head_seq"] for x in heads if x["head_seq"])
 
 
+async def test_a_trickle_of_single_fixes_lingers_into_shared_commits(
+    clean_pool: Any, settings_factory: Any
+) -> None:
+    """One fire-and-forget fix per request, 30 ms apart, for one customer (one partition): the
+    owner commits the first alone, lingers, and the rest share a commit (without the linger,
+    each its own). Rows a transaction
+    inserted share its xmin, so the commits are counted in storage, not by timing."""
+    async with open_services(settings_factory, worker_linger_s=1.0) as (c, svc):
+        t0 = T0 + 1000
+        for k in range(10):
+            r = await c.post("/v1/pings", json={"pings": [ping("solo", LAT0, LON0, t0 + k)]})
+            assert r.status_code == 202 and r.json()["accepted"] == 1
+            await asyncio.sleep(0.03)
+
+        async def all_stored() -> bool:
+            n = await svc.pool.fetchval("SELECT count(*) FROM raw_fixes WHERE customer_id='solo'")
+            return bool(n == 10)
+
+        await _wait(all_stored)
+        commits = await svc.pool.fetchval(
+            "SELECT count(DISTINCT xmin::text) FROM raw_fixes WHERE customer_id = 'solo'"
+        )
+        assert 1 <= commits <= 4, commits
+        # a waited-for fix is applied and answered as ever
+        r = await c.post("/v1/pings?wait=true", json={"pings": [ping("solo", LAT0, LON0, t0 + 20)]})
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+
+
 async def test_bus_gone_means_503_with_retry_after_never_500(
     clean_pool: Any, settings_factory: Any
 ) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 import numpy as np
 from bench_cluster import (
+    AUTH,
     BATCH,
     ROOT,
     Cluster,
@@ -49,6 +50,7 @@ from bench_cluster import (
     no_nan,
     snapshot,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from soak_report import render, summarise, to_json
@@ -280,6 +282,31 @@ async def run(a: argparse.Namespace, c: SoakCluster, raw: dict[str, Any]) -> Non
     with contextlib.suppress(RuntimeError):  # not within --drain: None
         raw["drain_s"] = round(await c.wait_applied(ends, a.drain) - started, 2)
     await poll(c, round(time.monotonic() - t0, 2), raw["polls"])  # the totals
+    raw["gc_full"] = await full_collections(c)
+
+
+async def full_collections(c: SoakCluster) -> dict[str, Any] | None:
+    """The serving process's scheduled full garbage collections (`geo_gc_full_seconds` in its
+    /metrics): the event loop waits through each, so they are a suspect for any window's tail.
+    With --workers, the API process's only (the workers serve no HTTP)."""
+    try:
+        text = (await c.http.get("/metrics", headers=AUTH)).text
+    except httpx.HTTPError:
+        return None
+    found: dict[str, Any] = {"count": 0, "sum_s": 0.0, "at_most_s": None}
+    for family in text_string_to_metric_families(text):
+        if family.name != "geo_gc_full_seconds":
+            continue
+        for s in family.samples:
+            if s.name.endswith("_count"):
+                found["count"] = int(s.value)
+            elif s.name.endswith("_sum"):
+                found["sum_s"] = round(s.value, 3)
+        buckets = sorted(
+            (float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket")
+        )
+        found["at_most_s"] = next((le for le, n in buckets if n >= found["count"]), None)
+    return found
 
 
 async def amain(a: argparse.Namespace) -> dict[str, Any]:

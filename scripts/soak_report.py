@@ -177,6 +177,7 @@ def summarise(raw: dict[str, Any], window_s: float) -> dict[str, Any]:
         "behind_at_load_end_s": behind_s(polls, polls.index(p_end)) if p_end else None,
         "lag_0_after_load_s": raw.get("drain_s"),
         "engine_alive_at_end": raw.get("engine_alive_at_end"),
+        "gc_full": raw.get("gc_full"),
         "engine_log_errors": raw.get("engine_log_errors", []),
         "verdicts": verdicts,
         "minutes": spans(raw, 60.0, end, fixes_per_msg),
@@ -289,6 +290,12 @@ def render(d: dict[str, Any]) -> str:
         f" {f(d['first_sweep_answered_s'])} s, applied by the owners at"
         f" {f(d['all_customers_applied_s'])} s.\n"
     )
+    if gc := d.get("gc_full"):
+        verdicts += (
+            f"Scheduled full garbage collections in the serving process: {gc['count']},"
+            f" {gc['sum_s']:.2f} s in all, each at most {f(gc['at_most_s'], 'g')} s (histogram"
+            " bound).\n"
+        )
     timed_out = " (**hard timeout hit**)" if d["timed_out"] else ""
     errs = "\n".join(f"    {x}" for x in d["engine_log_errors"][:10]) or "    (none)"
     return f"""# Soak

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from machine_info import cpu_name
+from machine_info import cpu_name, python_loop_ns
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -119,6 +119,7 @@ def machine() -> dict[str, Any]:
         "commit": commit or None,
         "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded pgserver",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python_loop_ns": round(python_loop_ns(), 1),
     }
 
 
@@ -397,13 +398,19 @@ def kept_note(doc: dict[str, Any]) -> str:
     return f" Re-run with `--only {rerun}`; {kept}: from the run of commit {when}."
 
 
+def loop_note(m: dict[str, Any]) -> str:
+    ns = m.get("python_loop_ns")  # absent from runs before it was measured
+    return "" if ns is None else f" (a bare `for` loop: {ns:g} ns an iteration)"
+
+
 def publish(doc: dict[str, Any], out: Path, readme: bool) -> None:
     """results.md from a run's document, and the README's tables with `readme`."""
     m, parts, quick = doc["machine"], doc["parts"], doc["quick"]
     cmd = "python scripts/bench.py" + (" --quick" if quick else "")
     body = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, "
-        f"Python {m['python']}, database {m['database']}; commit {m['commit']}, {m['date']}. "
+        f"Python {m['python']}{loop_note(m)}, database {m['database']}; commit {m['commit']}, "
+        f"{m['date']}. "
         f"`{cmd}`: {doc['seconds']} s wall, {doc['cpu_seconds']} s CPU in all." + kept_note(doc),
         "",
         *tables(parts),

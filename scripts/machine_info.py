@@ -5,6 +5,8 @@ sys.path)."""
 from __future__ import annotations
 
 import platform
+import statistics
+import time
 from pathlib import Path
 
 
@@ -17,3 +19,16 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def python_loop_ns(n: int = 2_000_000, runs: int = 5) -> float:
+    """A bare `for _ in range(n): pass`, ns an iteration (median of `runs`): how fast this
+    machine runs Python right now, so figures from machines of one kind but unlike speed (a
+    shared host's neighbours) can be read together (2026-12-04, a slow day: 54-74 ns)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            pass
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / n * 1e9

@@ -91,7 +91,7 @@ class PartitionConsumer:
         handlers: CommandHandlers,
         transactions: Transactions,  # the checkpointed ones the services use
         batch: int,
-        linger_s: float = 0.0,
+        linger_s: float,  # WorkerConfig.linger_s
         lags: dict[int, int],  # shared with the worker, which reports them
     ) -> None:
         self.bus = bus

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -134,10 +135,12 @@ class PresenceRuntime:
         assert outcome is not None
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.PINGS.labels("accepted").inc(len(fixes))
-        index = fixes.indexes()
-        flags = [(int(index[i]), f) for i, f in enumerate(outcome.flags) if f is not None]
-        for _, f in flags:
-            metrics.PING_FLAGS.labels(str(f)).inc()
+        index = fixes.indexes().tolist()
+        flags = [(index[i], f) for i, f in enumerate(outcome.flags) if f is not None]
+        # one labelled child per distinct flag, not per fix: a run of a backlog flags hundreds
+        # of fixes, and `labels` costs a lock and a dict lookup each (3% of an owner's CPU)
+        for f, n in Counter(f for _, f in flags).items():
+            metrics.PING_FLAGS.labels(str(f)).inc(n)
         return IngestResult(len(fixes), flags, stored, dropped)
 
     @staticmethod

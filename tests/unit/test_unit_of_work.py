@@ -9,6 +9,7 @@ import copy
 from dataclasses import dataclass
 
 import pytest
+from prometheus_client import REGISTRY
 
 from adapters.memory.stores import MemoryPresenceStore
 from adapters.services.reactions import Reactions
@@ -110,6 +111,25 @@ async def test_a_batch_is_stored_and_reacted_to() -> None:
     (rec,) = await svc.campaigns.recorded("alice")
     assert (rec.trigger_instance, rec.outcome, rec.campaign_id) == (f"pe:{pid}", "send", "c1")
     assert rec.outbox_id is not None
+
+
+async def test_flagged_fixes_are_reported_by_row_and_counted_by_flag() -> None:
+    svc = await _world()
+    await svc.runtime.ingest(svc.pings([at(FAR, "alice", T)]))
+
+    def counted(flag: str) -> float:
+        return REGISTRY.get_sample_value("geo_ping_flags_total", {"flag": flag}) or 0.0
+
+    late, dup = counted("late"), counted("duplicate")
+    rows = [at(FAR, "alice", T - 60), at(FAR, "bob", T), at(FAR, "alice", T), at(FAR, "alice", T)]
+    res = await svc.runtime.ingest(svc.pings([*rows, at(FAR, "alice", T - 30)]))
+    assert [(i, str(f)) for i, f in res.flags] == [
+        (0, "late"),
+        (2, "duplicate"),
+        (3, "duplicate"),
+        (4, "late"),
+    ]
+    assert (counted("late") - late, counted("duplicate") - dup) == (2, 2)
 
 
 async def test_a_failing_reaction_undoes_the_whole_change() -> None:

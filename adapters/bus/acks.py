@@ -38,11 +38,33 @@ class _PubAck(msgspec.Struct):
 _ack = msgspec.json.Decoder(_PubAck)
 
 
+class _Request:
+    """The acks one `publish` waits for: one future for all its parts (a future per part and
+    `gather` cost ~2 µs a part, a request having ~16)."""
+
+    __slots__ = ("done", "duplicates", "left")
+
+    def __init__(self, done: asyncio.Future[list[bool]], parts: int) -> None:
+        self.done = done
+        self.duplicates = [False] * parts
+        self.left = parts
+
+    def acked(self, index: int, duplicate: bool) -> None:
+        self.duplicates[index] = duplicate
+        self.left -= 1
+        if self.left == 0 and not self.done.done():
+            self.done.set_result(self.duplicates)
+
+    def failed(self, exc: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+
 class AckedPublisher:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._prefix = f"_INBOX.geo.ack.{uuid.uuid4().hex}."
-        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        self._waiting: dict[str, tuple[_Request, int]] = {}
         self._tokens = itertools.count()
 
     async def start(self) -> None:
@@ -54,36 +76,35 @@ class AckedPublisher:
         """Publish (subject, payload, headers) each and wait for every ack: True where the
         stream already held the message's Nats-Msg-Id. Raises TimeoutError, AckError or
         nats-py's errors (the caller says 503)."""
-        loop = asyncio.get_running_loop()
+        if not messages:
+            return []
+        request = _Request(asyncio.get_running_loop().create_future(), len(messages))
         tokens: list[str] = []
-        futures: list[asyncio.Future[bool]] = []
         try:
-            for subject, payload, headers in messages:
+            for index, (subject, payload, headers) in enumerate(messages):
                 token = f"{next(self._tokens):x}"
-                fut: asyncio.Future[bool] = loop.create_future()
-                self._waiting[token] = fut
+                self._waiting[token] = (request, index)
                 tokens.append(token)
-                futures.append(fut)
                 await self._nc.publish(subject, payload, self._prefix + token, headers)
             async with asyncio.timeout(timeout_s):
-                return list(await asyncio.gather(*futures))
+                return await request.done
         finally:
             for token in tokens:
                 self._waiting.pop(token, None)
-            for fut in futures:
-                fut.cancel()  # a no-op once done; else no "exception never retrieved"
+            request.done.cancel()  # a no-op once done; else no "exception never retrieved"
 
     async def _on_ack(self, msg: Msg) -> None:
-        fut = self._waiting.pop(msg.subject[len(self._prefix) :], None)
-        if fut is None or fut.done():
+        waiting = self._waiting.pop(msg.subject[len(self._prefix) :], None)
+        if waiting is None:
             return  # its request timed out or failed: nobody waits for it
+        request, index = waiting
         try:
             ack = _ack.decode(msg.data)
         except msgspec.DecodeError:  # a status message (503: no stream stores the subject)
             status = (msg.headers or {}).get("Status", "?")
-            fut.set_exception(AckError(f"no ack from the stream (status {status})"))
+            request.failed(AckError(f"no ack from the stream (status {status})"))
             return
         if ack.error is not None:
-            fut.set_exception(AckError(f"{ack.error.code}: {ack.error.description}"))
+            request.failed(AckError(f"{ack.error.code}: {ack.error.description}"))
         else:
-            fut.set_result(ack.duplicate)
+            request.acked(index, ack.duplicate)

@@ -43,6 +43,7 @@ from adapters.delivery.gateways.push import PushRouter
 from adapters.delivery.gateways.twilio import TwilioGateway
 from adapters.delivery.gateways.webhook import WebhookGateway
 from adapters.delivery.relay import Relay
+from adapters.metrics import CUSTOMERS_HELD
 from adapters.privacy.retention import Retention, purge_forever
 from adapters.privacy.retention import maintain as maintain_raw_fix_days
 from adapters.ratelimit import RateLimiter
@@ -145,6 +146,9 @@ async def build_services(
         )
         await bandit.refresh()
     profiles, decisions, runtime = engine.profiles, engine.decisions, engine.runtime
+    # read at each scrape (nothing a fix pays); an erasure replaces the profile state object
+    CUSTOMERS_HELD.labels("presence").set_function(engine.live.engine.active_customers)
+    CUSTOMERS_HELD.labels("profile").set_function(lambda: len(profiles.state))
     worker_id = new_worker_id()
     control = Control(engine, identities, origin=worker_id)
     nats_url = (

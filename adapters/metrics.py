@@ -20,3 +20,9 @@ GC_FULL_SECONDS = Histogram(
 FENCES = Gauge("geo_fences", "Geofences in the live index")
 INDEX_BUILD_SECONDS = Histogram("geo_index_build_seconds", "Time to build the fence index")
 CUSTOMERS_INSIDE = Gauge("geo_customers_inside", "Customers inside at least one fence")
+# read when scraped (no cost per fix): what the process's memory grows with, customer by customer
+CUSTOMERS_HELD = Gauge(
+    "geo_customers_in_memory",
+    "Customers whose state this process holds: presence (a last fix) or profile (a first visit)",
+    ["state"],
+)

@@ -6,8 +6,9 @@ a fresh database and bus prefix, removed at the end. --customers walk around 300
 swept in order (all seen after customers/rate s). 500-fix batches at --rate fixes/s on a fixed
 schedule over --connections connections, without ?wait (202 once durable); latency from each
 batch's *scheduled* send time (no coordinated omission). Sampled: engine RSS per process every
-second, GET /v1/cluster every 5 s, PostgreSQL/NATS memory every 10 s, CPU every minute. Verdicts
-(scripts/soak_report.py): p99 ≤ 3 × p50, no error, RSS flat once every customer is applied, the
+second, GET /v1/cluster every 5 s, PostgreSQL/NATS memory and the customers held (presence,
+profile) every 10 s, CPU every minute. Verdicts (scripts/soak_report.py): p99 ≤ 3 × p50, no
+error, RSS flat once every customer is applied and the customers' state no longer grows, the
 owners keep up. Writes bench/soak.json and bench/soak.md.
 
     python scripts/soak.py                              # 10 min, 5,000 fixes/s, 200,000 customers
@@ -215,6 +216,8 @@ async def sample(
             task.add_done_callback(polls.discard)
         if tick % 10 == 0:
             raw["infra_mem"].append([t, await asyncio.to_thread(infra_mem, c.infra, c.db)])
+            polls.add(task := asyncio.create_task(held(c, t, raw["customers"])))
+            task.add_done_callback(polls.discard)
         if tick - cpu_tick >= 60:
             cpu1 = await asyncio.to_thread(snapshot, comps, c.infra, c.db)
             raw["cpu"].append([cpu_tick // 60, cpu_between(cpu0, cpu1)])
@@ -284,6 +287,22 @@ async def run(a: argparse.Namespace, c: SoakCluster, raw: dict[str, Any]) -> Non
     raw["gc_full"] = await full_collections(c)
 
 
+async def held(c: SoakCluster, t: float, out: list[Any]) -> None:
+    """[t, customers with presence state, customers with a profile] in the serving process
+    (`geo_customers_in_memory` in its /metrics): what its memory may grow with, customer by
+    customer. A profile starts at a customer's first visit, which comes long after its first fix.
+    With --workers, the API process's only (the workers serve no HTTP)."""
+    try:
+        text = (await c.http.get("/metrics")).text
+    except httpx.HTTPError:
+        return
+    n = {"presence": 0.0, "profile": 0.0}
+    for family in text_string_to_metric_families(text):
+        if family.name == "geo_customers_in_memory":
+            n.update({s.labels["state"]: s.value for s in family.samples})
+    out.append([t, int(n["presence"]), int(n["profile"])])
+
+
 async def full_collections(c: SoakCluster) -> dict[str, Any] | None:
     """The serving process's scheduled full garbage collections (`geo_gc_full_seconds` in its
     /metrics): the event loop waits through each, so they are a suspect for any window's tail.
@@ -312,7 +331,14 @@ async def amain(a: argparse.Namespace) -> dict[str, Any]:
     embedded = not a.database_url
     infra = Infra(a.database_url or "", a.nats_url or "", embedded)
     c: SoakCluster | None = None
-    raw: dict[str, Any] = {"batches": [], "rss": [], "polls": [], "infra_mem": [], "cpu": []}
+    raw: dict[str, Any] = {
+        "batches": [],
+        "rss": [],
+        "polls": [],
+        "infra_mem": [],
+        "cpu": [],
+        "customers": [],
+    }
     raw["setup"] = f"{'serve' if not a.workers else f'api + {a.workers} workers'}" + (
         ", embedded PostgreSQL and NATS" if embedded else ", the machine's PostgreSQL and NATS"
     )

@@ -4,7 +4,8 @@ Raw records, times in seconds from the load's start: batches [i, scheduled at, l
 the scheduled time, HTTP status or error name, fixes accepted, fixes rejected, ms the loader sent
 it late (included in the latency)]; rss [t, {engine process: kB}]; polls of /v1/cluster [t,
 messages in the stream, Σ lag, max lag, partitions owned, ms it took]; infra_mem [t, {component:
-kB}]; cpu [minute, {component: {cores, runqueue}}]."""
+kB}]; cpu [minute, {component: {cores, runqueue}}]; customers [t, customers with presence
+state, customers with a profile] in the serving process."""
 
 from __future__ import annotations
 
@@ -41,6 +42,20 @@ def slope_of(pts: list[tuple[float, float]]) -> float | None:
     if len(pts) < 10:
         return None
     return float(np.polyfit([t / 60 for t, _ in pts], [m for _, m in pts], 1)[0])
+
+
+def state_flat_from(customers: list[list[Any]], end: float, per_min: float = 0.01) -> float | None:
+    """The first sample from which the customers held (presence + profile) grow by at most
+    `per_min` of their count a minute until the end: from then on, memory that still grows is
+    not new customers' state. None when they never settle within the run."""
+    held = [(t, p + q) for t, p, q in customers if t <= end]
+    if not held:
+        return None
+    t_end, n_end = held[-1]
+    for t, n in held[:-1]:
+        if n and (n_end - n) <= per_min * n * (t_end - t) / 60:
+            return float(t)
+    return None
 
 
 def at_or_before(series: list[list[Any]], t: float) -> list[Any] | None:
@@ -95,6 +110,7 @@ def spans(
                 "offered_per_s": sum(x[4] for x in rows) / (b - a),
                 "applied_per_s": applied_s,
                 "engine_rss_mb": sum(rss[1].values()) / MB if rss else None,
+                "profiles": (c[2] if (c := at_or_before(raw.get("customers", []), b)) else None),
                 "infra_mb": {k: v / MB for k, v in mem[1].items()} if mem else None,
                 "lag_sum_max": max((p[2] for p in polls), default=None),
                 "lag_partition_max": max((p[3] for p in polls), default=None),
@@ -122,10 +138,21 @@ def summarise(raw: dict[str, Any], window_s: float) -> dict[str, Any]:
     if swept is not None and (p0 := next((p for p in polls if p[0] >= swept), None)):
         seen = next((p[0] for p in polls if p[0] >= p0[0] and applied(p) >= p0[1]), None)
     # memory: the engine's total after everyone was seen, over the second half of the run
-    since = max(seen or swept or 0.0, end / 2)
+    # and every customer's state made: a profile starts at a first visit, which for most
+    # customers comes minutes after their first fix (the walkers leave a store now and then)
+    customers = raw.get("customers", [])
+    flat_from = state_flat_from(customers, end)
+    since = max(seen or swept or 0.0, end / 2, flat_from or 0.0)
     tail = [(t, sum(v.values()) / MB) for t, v in raw["rss"] if since <= t <= end]
-    slope = slope_of(tail)
+    judged = flat_from is not None and end - since >= 120  # a slope needs minutes
+    slope = slope_of(tail) if judged or not customers else None
     half = slope_of([(t, sum(v.values()) / MB) for t, v in raw["rss"] if end / 2 <= t <= end])
+    c_half, c_end = at_or_before(customers, end / 2), at_or_before(customers, end)
+    new_profiles = c_end[2] - c_half[2] if c_half and c_end else None
+    r_half, r_end = at_or_before(raw["rss"], end / 2), at_or_before(raw["rss"], end)
+    per_profile = None
+    if new_profiles and r_half and r_end:  # what each new profile added, second half
+        per_profile = (sum(r_end[1].values()) - sum(r_half[1].values())) * 1024 / new_profiles
     at_seen = at_or_before(raw["rss"], seen if seen is not None else since)
     last = at_or_before(raw["rss"], end)
     per_proc = {}
@@ -144,7 +171,8 @@ def summarise(raw: dict[str, Any], window_s: float) -> dict[str, Any]:
     verdicts = {
         "p99_within_3x_p50": bool(overall["p99_over_p50"] and overall["p99_over_p50"] <= 3),
         "no_error": overall["errors"] == 0 and not raw.get("timed_out"),
-        "memory_flat": slope is not None and abs(slope) <= a["flat"],
+        # None: not judged (the customers' state still grew until the end)
+        "memory_flat": None if slope is None else abs(slope) <= a["flat"],
         "owners_keep_up": keep_up is not None and keep_up >= 0.95,
     }
     return {
@@ -165,6 +193,14 @@ def summarise(raw: dict[str, Any], window_s: float) -> dict[str, Any]:
         "all_customers_applied_s": seen,
         "memory": {
             "fit_from_s": since,
+            "customers_state_flat_from_s": flat_from,
+            "customers_with_profile_at_half": c_half[2] if c_half else None,
+            "customers_with_profile_end": c_end[2] if c_end else None,
+            "customers_with_presence_end": c_end[1] if c_end else None,
+            "new_profiles_per_min_second_half": (
+                new_profiles / (end / 2 / 60) if new_profiles is not None and end else None
+            ),
+            "rss_bytes_per_new_profile_second_half": per_profile,
             "engine_rss_slope_mb_per_min": slope,
             "engine_rss_slope_second_half_mb_per_min": half,
             "engine_rss_at_all_seen_mb": sum(at_seen[1].values()) / MB if at_seen else None,
@@ -211,9 +247,10 @@ def f(x: float | None, fmt: str = ",.0f", none: str = "–") -> str:
 def table(rows: list[dict[str, Any]], unit: str, width: float) -> str:
     head = (
         f"| {unit} | batches | errors | p50 ms | p99 ms | p99/p50 | max ms | offered fixes/s"
-        " | applied fixes/s | engine RSS MB | PostgreSQL PSS MB | NATS RSS MB"
+        " | applied fixes/s | engine RSS MB | customers with a profile | PostgreSQL PSS MB"
+        " | NATS RSS MB"
         " | max Σ lag (reported) | owners behind, max s | loader late, max ms"
-        " | GET /v1/cluster, max ms |\n|" + "---|" * 16 + "\n"
+        " | GET /v1/cluster, max ms |\n|" + "---|" * 17 + "\n"
     )
 
     def label(t: float) -> str:
@@ -226,6 +263,7 @@ def table(rows: list[dict[str, Any]], unit: str, width: float) -> str:
             f"| {label(r['from_s'])} | {r['batches']} | {r['errors']} | {f(r['p50_ms'], '.1f')}"
             f" | {f(r['p99_ms'], '.1f')} | {f(r['p99_over_p50'], '.2f')} | {f(r['max_ms'])}"
             f" | {f(r['offered_per_s'])} | {f(r['applied_per_s'])} | {f(r['engine_rss_mb'])}"
+            f" | {f(r.get('profiles'))}"
             f" | {f(infra.get('postgresql (PSS)'))} | {f(infra.get('nats-server'))}"
             f" | {f(r['lag_sum_max'])} | {f(r['behind_s_max'], '.1f')}"
             f" | {f(r['loader_late_max_ms'], '.1f')} | {f(r['cluster_get_ms_max'])} |"
@@ -233,9 +271,32 @@ def table(rows: list[dict[str, Any]], unit: str, width: float) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def memory_figure(mem: dict[str, Any]) -> str:
+    rss = (
+        f"RSS {f(mem['engine_rss_start_mb'])} MB at start → {f(mem['engine_rss_at_all_seen_mb'])}"
+        f" MB all applied → {f(mem['engine_rss_end_mb'])} MB at the end"
+    )
+    profiles = (
+        f"customers with a profile {f(mem.get('customers_with_profile_at_half'))} at half time →"
+        f" {f(mem.get('customers_with_profile_end'))} at the end"
+        f" ({f(mem.get('new_profiles_per_min_second_half'))} new a minute, each"
+        f" {f(mem.get('rss_bytes_per_new_profile_second_half'))} B of RSS)"
+    )
+    if mem["engine_rss_slope_mb_per_min"] is None:
+        return (
+            f"the customers' state still grew until the end: {profiles}; RSS"
+            f" {f(mem['engine_rss_slope_second_half_mb_per_min'], '+.2f')} MB/min over the second"
+            f" half; {rss}"
+        )
+    return (
+        f"{f(mem['engine_rss_slope_mb_per_min'], '+.2f')} MB/min from {mem['fit_from_s']:.0f} s;"
+        f" {rss}; {profiles}"
+    )
+
+
 def render(d: dict[str, Any]) -> str:
     m, a, mem, lat, v = d["machine"], d["args"], d["memory"], d["latency_ms"], d["verdicts"]
-    ok = {True: "**yes**", False: "**NO**"}
+    ok = {True: "**yes**", False: "**NO**", None: "not judged"}
     names = sorted({k for _, c in d["cpu_per_minute"] for k in c} - {"machine (all processes)"})
     cpu = f"| minute | {' | '.join(names)} | machine |\n|" + "---|" * (len(names) + 2) + "\n"
     for minute, c in d["cpu_per_minute"]:
@@ -264,12 +325,9 @@ def render(d: dict[str, Any]) -> str:
             v["no_error"],
         ),
         (
-            f"engine memory flat once every customer is applied (\\|slope\\| ≤ {a['flat']:g}"
-            " MB/min)",
-            f"{f(mem['engine_rss_slope_mb_per_min'], '+.2f')} MB/min from {mem['fit_from_s']:.0f}"
-            f" s; RSS {f(mem['engine_rss_start_mb'])} MB at start →"
-            f" {f(mem['engine_rss_at_all_seen_mb'])} MB all applied →"
-            f" {f(mem['engine_rss_end_mb'])} MB at the end",
+            f"engine memory flat once every customer is applied and the customers' state no"
+            f" longer grows (\\|slope\\| ≤ {a['flat']:g} MB/min)",
+            memory_figure(mem),
             v["memory_flat"],
         ),
         (

@@ -2,8 +2,9 @@
 
 - the log: one stream, subject `<prefix>.in.<partition>`; a partition's messages keep their
   order; `Nats-Msg-Id` makes a resent part a no-op inside the duplicate window;
-- feeds: an owner reads one partition from a stream sequence on (an ephemeral pull consumer: the
-  position that counts is the one committed in PostgreSQL, not the consumer's);
+- feeds: an owner reads one partition from a stream sequence on (an ephemeral pull consumer,
+  pulled on an inbox of ours: pull.py; the position that counts is the one committed in
+  PostgreSQL, not the consumer's);
 - replies: a worker answers `?wait=true` requests on the API process's inbox;
 - control: fire-and-forget broadcasts (fences, campaigns or links changed) to every process.
 """
@@ -15,7 +16,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import nats
 import nats.errors
@@ -26,56 +26,15 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from adapters.bus.acks import MSG_ID, AckedPublisher, AckError
+from adapters.bus.pull import REPLY_HEADER, PartitionFeed
 
 log = logging.getLogger(__name__)
 
-REPLY_HEADER = "Geo-Reply"
 ControlHandler = Callable[[str, bytes], Awaitable[None]]
 
 
 class BusUnavailable(Exception):
     """The bus did not confirm in time: nothing may be promised to the client (503)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    seq: int  # the stream sequence: what the owner commits as applied
-    data: bytes
-    reply_to: str | None  # where a waiting API process expects the result
-    lag: int  # messages of the partition still after this one
-    msg: Msg
-
-
-class PartitionFeed:
-    """One partition's messages from a stream sequence on."""
-
-    def __init__(self, sub: JetStreamContext.PullSubscription) -> None:
-        self._sub = sub
-
-    async def fetch(self, batch: int, timeout_s: float) -> list[Delivered]:
-        try:
-            msgs = await self._sub.fetch(batch, timeout=timeout_s)
-        except (nats.errors.TimeoutError, TimeoutError):  # nothing new within the wait
-            return []
-        return [
-            Delivered(
-                m.metadata.sequence.stream,
-                m.data,
-                (m.headers or {}).get(REPLY_HEADER),
-                m.metadata.num_pending,
-                m,
-            )
-            for m in msgs
-        ]
-
-    async def ack(self, last: Delivered) -> None:
-        # AckPolicy.ALL: acking the last message of a batch acks the ones before it
-        with contextlib.suppress(Exception):  # the committed sequence is the truth, not acks
-            await last.msg.ack()
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._sub.unsubscribe()
 
 
 class NatsBus:
@@ -211,10 +170,10 @@ class NatsBus:
             inactive_threshold=30.0,  # a dead owner's consumer goes away by itself
             max_ack_pending=100_000,
         )
-        sub = await self._js.pull_subscribe(
-            self.subject(partition), durable=None, stream=self.stream, config=cfg
+        assert self._nc is not None
+        return await PartitionFeed.open(
+            self._nc, self._js, self.stream, self.subject(partition), cfg
         )
-        return PartitionFeed(sub)
 
     async def pending(self) -> int:
         """Messages held by the stream (for /v1/cluster)."""

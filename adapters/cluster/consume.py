@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from adapters.assembly import Engine
-from adapters.bus.nats_bus import Delivered, NatsBus
+from adapters.bus.nats_bus import NatsBus
+from adapters.bus.pull import Delivered
 from adapters.cluster import commands as c
 from adapters.cluster.checkpoint import Position, applying
 from adapters.cluster.handlers import CommandHandlers, Handled

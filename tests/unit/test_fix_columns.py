@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from adapters.bus.nats_bus import Delivered
+from adapters.bus.pull import Delivered
 from adapters.cluster import commands as c
 from adapters.cluster.consume import _runs
 from adapters.codecs.fix_columns import Fixes, concat, fixes_by_part, fixes_of, optional

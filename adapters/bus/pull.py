@@ -98,11 +98,18 @@ class PartitionFeed:
             # what is there now, at once (the server ignores no_wait when expires is given)
             await self._pull({"batch": batch, "no_wait": True}, batch, timeout_s)
             await self._until(lambda: not self._open, deadline)
-            if not self._box and not self._lost:  # nothing yet: a request that waits for it
-                left = max(0.001, deadline - time.monotonic())
-                await self._pull({"batch": batch, "expires": int(left * 1e9)}, batch, left)
-        if not self._box:
-            await self._until(lambda: bool(self._box) or not self._open, deadline)
+        # a request that waits for what comes next: again when the one out ends with nothing
+        # before our deadline (a 408 from a request the last call left out, say)
+        while not self._box and not self._lost:
+            if self._open:
+                await self._until(lambda: bool(self._box) or not self._open, deadline)
+                if self._open:
+                    break  # our deadline came first; that request stays out for the next call
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self._pull({"batch": batch, "expires": int(left * 1e9)}, batch, left)
         if self._lost:
             raise FeedLost(self._lost)
         if self._sub is not None and self._sub.pending_msgs and len(self._box) < batch:

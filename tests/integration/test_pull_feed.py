@@ -53,6 +53,11 @@ async def test_nothing_new_is_empty_at_the_timeout_and_a_new_message_ends_the_wa
         started = time.monotonic()
         assert await feed.fetch(16, 0.3) == []
         assert 0.25 <= time.monotonic() - started < 1.5
+        # the request that call left out ends (408) during the next call: which still waits
+        # its whole timeout, on a request of its own, rather than return [] at that end
+        started = time.monotonic()
+        assert await feed.fetch(16, 0.8) == []
+        assert 0.75 <= time.monotonic() - started < 2.0
 
         async def later() -> None:
             await asyncio.sleep(0.2)

@@ -51,6 +51,7 @@ def serve(
 ) -> None:
     """Run the engine (migrations are applied at start). README: "Run a cluster"."""
     import uvicorn
+    import uvloop
 
     from adapters.api.app import create_app
 
@@ -60,17 +61,21 @@ def serve(
         if role not in ("all", "api", "worker"):
             raise typer.BadParameter("one of all, api, worker", param_hint="--role")
         settings = settings.model_copy(update={"role": role})
+    # uvloop and httptools, not uvicorn's pure-Python fallbacks: measured in
+    # scripts/bench_e2e.py (README "Benchmarks"), they cut the serving stack's share of a request
+    if loop not in ("uvloop", "asyncio") or http not in ("httptools", "h11"):
+        raise typer.BadParameter("--loop uvloop|asyncio, --http httptools|h11")
     if settings.role == "worker":
-        asyncio.run(_worker(settings))
+        # the owner's loop is uvloop as the API's is: its socket writes and wake-ups are most
+        # of what asyncio's own loop cost it (bench_e2e.py --split, py-spy)
+        factory = uvloop.new_event_loop if loop == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_worker(settings))
         return
     if settings.admin_key is None:
         console.print(
             "[yellow]GEO_ENGINE_ADMIN_KEY is not set: no admin can create keys or fences.[/]"
         )
-    # uvloop and httptools, not uvicorn's pure-Python fallbacks: measured in
-    # scripts/bench_e2e.py (README "Benchmarks"), they cut the serving stack's share of a request
-    if loop not in ("uvloop", "asyncio") or http not in ("httptools", "h11"):
-        raise typer.BadParameter("--loop uvloop|asyncio, --http httptools|h11")
     served = dict(host=host, port=port, log_level=log_level, access_log=False, loop=loop)
     if workers == 1:
         # uvicorn.run's server, which also ends the open live-presence streams on Ctrl-C

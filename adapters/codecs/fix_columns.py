@@ -8,6 +8,7 @@ and the presence state key on them.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -15,7 +16,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from adapters.codecs.pings import DecodedPings
+from adapters.codecs.pings import DecodedPings, PingIn
 from geo_engine.batch import FixBatch
 
 F64 = NDArray[np.float64]
@@ -72,56 +73,74 @@ class Fixes(msgspec.Struct, tag="fixes", array_like=True):
         )  # fmt: skip
 
 
-def _floats(values: list[float | None]) -> F64:
-    """A float64 column, None as NaN; an optional field is mostly all absent or all given."""
-    absent = values.count(None)
-    if absent == 0:
-        return np.array(values, F)
-    if absent == len(values):
-        return np.full(absent, np.nan)
-    return np.array([np.nan if v is None else v for v in values], F)
+_NAN = float("nan")
+_NAN_BYTES = struct.pack("d", _NAN)
 
 
-def _columns(decoded: DecodedPings) -> tuple[list[str | None], list[NDArray[np.generic]]]:
-    """(device ids, the array columns in _COLUMNS order) of the good rows."""
-    rows = decoded.rows
-    arrays: list[NDArray[np.generic]] = [
-        np.array(decoded.row_index, np.int32),
-        np.array(decoded.ts, F),
-        np.array([p.lat for p in rows], F),
-        np.array([p.lon for p in rows], F),
-        _floats([p.accuracy_m for p in rows]),
-        _floats([p.speed_mps for p in rows]),
-        _floats([p.heading for p in rows]),
-        np.array([p.mock for p in rows], np.bool_),
-    ]
-    return [p.device_id for p in rows], arrays
+def _packed(values: list[float]) -> bytes:
+    # struct.pack reads a list of floats in 3 µs a 500-row column, np.array in 8
+    return struct.pack(f"{len(values)}d", *values)
+
+
+def _packed_optional(values: list[float | None]) -> bytes:
+    """None as NaN; an optional field is mostly all absent or all given."""
+    try:
+        return _packed(values)  # type: ignore[arg-type]
+    except struct.error:  # a None (counting them first costs more than this, when none is)
+        if values.count(None) == len(values):
+            return _NAN_BYTES * len(values)
+        return _packed([_NAN if v is None else v for v in values])
+
+
+_KINDS = (F, F, F, F, F, np.bool_)  # of _row_columns
+
+
+def _row_columns(rows: Sequence[PingIn]) -> tuple[bytes, ...]:
+    """lat, lon, accuracy_m, speed_mps, heading, mock of `rows`, as Fixes holds them."""
+    return (
+        _packed([p.lat for p in rows]),
+        _packed([p.lon for p in rows]),
+        _packed_optional([p.accuracy_m for p in rows]),
+        _packed_optional([p.speed_mps for p in rows]),
+        _packed_optional([p.heading for p in rows]),
+        bytes([p.mock for p in rows]),  # bool is an int: one byte each, as np.bool_ reads it
+    )
 
 
 def fixes_of(decoded: DecodedPings, customer_ids: Sequence[str]) -> Fixes:
     """The good rows of a request as columns (customer ids resolved by the caller)."""
-    dev, arrays = _columns(decoded)
-    return Fixes(list(customer_ids), dev, *(a.tobytes() for a in arrays))
+    rows = decoded.rows
+    return Fixes(
+        list(customer_ids),
+        [p.device_id for p in rows],
+        np.asarray(decoded.row_index, np.int32).tobytes(),
+        np.asarray(decoded.ts, F).tobytes(),
+        *_row_columns(rows),
+    )
 
 
 def fixes_by_part(
     decoded: DecodedPings, customer_ids: Sequence[str], parts: NDArray[np.int32]
 ) -> dict[int, Fixes]:
     """The good rows split by `parts` (each row's partition), in request order within each:
-    every column sorted once, then cut, rather than gathered once per partition."""
+    every column sorted once, then cut as bytes (a slice of bytes costs less than a numpy
+    slice and its tobytes, for 8 columns and ~16 partitions)."""
     if len(parts) == 0:
         return {}
     if (parts == parts[0]).all():
         return {int(parts[0]): fixes_of(decoded, customer_ids)}
-    dev, arrays = _columns(decoded)
     order = np.argsort(parts, kind="stable")
     pick = order.tolist()
+    rows = decoded.rows
     cids = [customer_ids[i] for i in pick]
-    devs = [dev[i] for i in pick]
+    devs = [rows[i].device_id for i in pick]
     owner = parts[order]
     cuts = [0, *(np.flatnonzero(owner[1:] != owner[:-1]) + 1).tolist(), len(pick)]
-    # each column sorted into bytes once, then cut as bytes: a slice of bytes costs less than
-    # a numpy slice and its tobytes, for each of 8 columns and ~16 partitions
+    arrays: list[NDArray[np.generic]] = [
+        np.asarray(decoded.row_index, np.int32),
+        np.asarray(decoded.ts, F),
+        *(np.frombuffer(c, k) for c, k in zip(_row_columns(rows), _KINDS, strict=True)),
+    ]
     columns = [(a[order].tobytes(), a.itemsize) for a in arrays]
     return {
         int(owner[a]): Fixes(

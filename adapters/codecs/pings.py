@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 import numpy as np
+from numpy.typing import NDArray
 
 Lat = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
 Lon = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
@@ -81,8 +82,10 @@ class RowError:
 @dataclass(frozen=True, slots=True)
 class DecodedPings:
     rows: list[PingIn]  # good rows only
-    row_index: list[int]  # their index in the request
-    ts: list[float]
+    # their index in the request, and their time in unix seconds: arrays when every row is good
+    # (the columns the log carries are made of them), lists on the row-by-row path
+    row_index: list[int] | NDArray[np.int32]
+    ts: list[float] | NDArray[np.float64]
     errors: list[RowError]
 
 
@@ -165,7 +168,7 @@ def _all_good(
     for p in rows:
         if p.customer_id is None and p.device_id is None:
             return None
-    return DecodedPings(rows, list(range(len(rows))), t.tolist(), [])
+    return DecodedPings(rows, np.arange(len(rows), dtype=np.int32), t, [])
 
 
 def _row_by_row(

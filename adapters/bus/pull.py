@@ -32,6 +32,7 @@ from nats.js.api import ConsumerConfig
 REPLY_HEADER = "Geo-Reply"
 _STATUS = "Status"
 _DESCRIPTION = "Description"
+_V1_TOKENS = 9  # an ack subject without domain and account (nats-py's _V1_TOKEN_COUNT)
 _GRACE_S = 2.0  # a request's end (its 408) this late after it expired: the consumer is gone
 
 
@@ -148,7 +149,16 @@ class PartitionFeed:
 
 
 def _delivered(m: Msg) -> Delivered:
-    meta = m.metadata
-    return Delivered(
-        meta.sequence.stream, m.data, (m.headers or {}).get(REPLY_HEADER), meta.num_pending, m
-    )
+    seq, pending = _positions(m.reply)
+    return Delivered(seq, m.data, (m.headers or {}).get(REPLY_HEADER), pending, m)
+
+
+def _positions(reply: str) -> tuple[int, int]:
+    """(stream sequence, messages still pending) from the message's ack subject, v1 or v2
+    (ADR-15) at nats-py's own token positions: the two fields of `Msg.metadata` an owner reads,
+    without the frozen dataclasses and the datetime it builds (~8 µs a message, 4% of an
+    owner's CPU by py-spy)."""
+    t = reply.split(".")
+    if len(t) == _V1_TOKENS:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return int(t[5]), int(t[8])
+    return int(t[Msg.Ack.StreamSeq]), int(t[Msg.Ack.NumPending])

@@ -7,14 +7,9 @@ the app records its own opt-in as `PUT /v1/customers/device:<id>/consents`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-
 from adapters.services.profiles import ProfileService
-from geo_engine.profile.attributes import Consent, ConsentPurpose
-from geo_engine.profile.consent import location_refusal
-
-_NONE: Mapping[ConsentPurpose, Consent] = MappingProxyType({})
+from geo_engine.profile.attributes import ConsentPurpose
+from geo_engine.profile.consent import refusal_of
 
 
 class LocationConsentGate:
@@ -24,5 +19,5 @@ class LocationConsentGate:
 
     def reason(self, customer_id: str) -> str | None:
         """None when the customer's location may be processed; else why not."""
-        consents = self.profiles.state.consents.get(customer_id, _NONE)
-        return location_refusal(consents, require=self.require)
+        status = self.profiles.state.consents.status(customer_id, ConsentPurpose.LOCATION)
+        return refusal_of(status, require=self.require)

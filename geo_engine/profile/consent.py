@@ -19,6 +19,11 @@ REFUSALS = (NO_LOCATION_CONSENT, LOCATION_REFUSED)
 def location_refusal(consents: Mapping[ConsentPurpose, Consent], *, require: bool) -> str | None:
     """None when the location may be processed; else why not (one of REFUSALS)."""
     c = consents.get(ConsentPurpose.LOCATION)
-    if c is None:
+    return refusal_of(None if c is None else c.status, require=require)
+
+
+def refusal_of(status: ConsentStatus | None, *, require: bool) -> str | None:
+    """The same from the location statement's status alone (None: no statement on record)."""
+    if status is None:
         return NO_LOCATION_CONSENT if require else None
-    return None if c.status is ConsentStatus.GRANTED else LOCATION_REFUSED
+    return None if status is ConsentStatus.GRANTED else LOCATION_REFUSED

@@ -189,6 +189,19 @@ class ConsentTable(_View):
             return {} if default is None else default
         return self.decode(b)
 
+    def status(self, customer_id: str, purpose: ConsentPurpose) -> ConsentStatus | None:
+        """One purpose's status, the others not decoded: the location gate reads it for every
+        customer of a run (decoding each one's consents was ~4% of an owner's CPU)."""
+        b = self._part(customer_id)
+        if not b:
+            return None
+        want = _PURPOSE_INDEX[purpose]
+        ps: int
+        for ps, _, _ in _CONSENT.iter_unpack(b):
+            if ps >> 2 == want:
+                return _STATUSES[ps & 3]
+        return None
+
     def __getitem__(self, customer_id: str) -> dict[ConsentPurpose, Consent]:
         b = self._part(customer_id)
         if b is None:

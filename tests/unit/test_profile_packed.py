@@ -54,3 +54,15 @@ def test_rebase_scales_every_score() -> None:
     st.categories[s] = {"shoes": 4.0, "tea": 2.0}
     st.categories.scale(0.5)
     assert st.categories[s] == {"shoes": 2.0, "tea": 1.0}
+
+
+def test_one_purpose_status_reads_as_the_decoded_consents_say() -> None:
+    st = ProfileState(ProfileConfig())
+    st.set_consents("a", {ConsentPurpose.SMS: GRANTED, ConsentPurpose.LOCATION: REVOKED})
+    st.set_consents("none", {})
+    st.slot("a")
+    for cid in ("a", "none", "nobody"):
+        for purpose in ConsentPurpose:
+            said = st.consents.get(cid, {}).get(purpose)
+            assert st.consents.status(cid, purpose) == (None if said is None else said.status)
+    assert st.consents.status("a", ConsentPurpose.LOCATION) is ConsentStatus.REVOKED

@@ -1149,7 +1149,7 @@ def main() -> None:
     ap.add_argument("--fences", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=4, help="uploaders")
     ap.add_argument(
-        "--max-rate", type=float, default=60_000, help="fixes/s the pre-generated batches last for"
+        "--max-rate", type=float, default=250_000, help="fixes/s the pre-generated batches last for"
     )
     ap.add_argument("--takeovers", type=int, default=3)
     ap.add_argument(

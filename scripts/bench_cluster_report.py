@@ -401,15 +401,14 @@ def reading(doc: dict[str, Any]) -> list[str]:
         + ": draining alone it uses"
         f" {cores(r1, 'cpu_draining', 'worker'):.2f} core, PostgreSQL"
         f" {pgc(r1, 'cpu_draining'):.2f}, the machine {cores(r1, 'cpu_draining', busy):.2f} of"
-        f" {n}. It applies one command at a time: {per_cmd[0]:.1f} ms per command"
-        f" ({r1['fixes_per_command']:.0f} fixes: a 500-fix batch is cut into one command per"
-        " partition). Every command is its own transaction (BEGIN, the presence writes, the"
-        " COPY of the raw fixes, the fenced applied_seq UPDATE, a synchronous COMMIT, then the"
-        " pool's reset on release), and `PresenceUnitOfWork.transact`"
-        " (adapters/services/unit_of_work.py) holds the process's one presence lock across"
-        " all of it: the worker's 16 partition consumers wait for each other's round trips and"
-        " commits, so one worker process applies at most one command per transaction latency,"
-        " whatever CPU the machine has left.",
+        f" {n}, {per_cmd[0]:.1f} ms of it per command ({r1['fixes_per_command']:.0f} fixes: a"
+        " 500-fix batch is cut into one command per partition). A partition's fetched commands"
+        " are applied as runs, one transaction a run (group commit, up to 2,048 fixes):"
+        f" {r1['transactions_per_command']:.2f} database transactions per command, heartbeats"
+        " and pool resets included. `PresenceUnitOfWork.transact`"
+        " (adapters/services/unit_of_work.py) still holds the process's one presence lock"
+        " across a run's transaction, so the worker's 16 partition consumers take turns: one"
+        " process applies at most one run per transaction latency.",
         ("- **What caps 2 workers**" if ratio < 1.5 else "- **2 workers**")
         + ": a second process doubles the transactions in flight"
         f" ({per_cmd[1]:.1f} ms per command in each worker while draining, {per_cmd[0]:.1f}"
@@ -432,8 +431,7 @@ def reading(doc: dict[str, Any]) -> list[str]:
         f" {sum((r2['cpu_ms_per_1000_fixes_draining'] or {}).get(x, 0) for x in pg):.0f} ms:"
         + (
             " the shared resource is the machine's CPU, split between the API, the workers"
-            " and PostgreSQL (NATS is cheap), with the per-command transaction as the unit of"
-            " cost"
+            " and PostgreSQL (NATS is cheap)"
             + (
                 f" — and other jobs of this machine took"
                 f" {cores(r2, 'cpu_loading', 'other processes'):.2f} cores of it."
@@ -484,12 +482,9 @@ def reading(doc: dict[str, Any]) -> list[str]:
             )
         )
     out.append(
-        "- **What would make commands cheaper** (engine code, not changed here): apply a"
-        " fetched run of a partition's commands (the worker fetches up to"
-        " GEO_ENGINE_WORKER_BATCH = 64) in one transaction — `applying(*positions)`"
-        " (adapters/cluster/checkpoint.py) already commits several positions at once — so the"
-        " round trips, the commit and the pool reset are paid once per run instead of once per"
-        f" {r1['fixes_per_command']:.0f} fixes; or let a worker's partitions commit"
+        "- **What would make commands cheaper** (engine code): the owner's per-fix Python"
+        " (cursors as objects in a dict, looked up per customer and upserted every run; README"
+        " \"Benchmarks\", issue 14's notes), and letting a worker's partitions commit"
         " concurrently (the undo log of `begin/commit/rollback` in geo_engine/presence_state.py"
         " is one per process, hence the one lock; the partitions' customers are disjoint, so it"
         " could be one per partition)."

@@ -26,6 +26,7 @@ from adapters.db.beacons import PgBeaconRepository, PgNfcTagRepository
 from adapters.db.campaigns import PgCampaignRepository
 from adapters.db.cluster import PgPartitionLeases
 from adapters.db.connect import create_pool, resolve_url
+from adapters.db.cursor_log import compact_forever
 from adapters.db.fence_repo import PgFenceRepository
 from adapters.db.identities import PgIdentityDirectory
 from adapters.db.migrate import migrate
@@ -241,6 +242,9 @@ async def build_services(
         )
         retention = Retention.from_settings(settings)
         svc.tasks.append(asyncio.create_task(purge_forever(pool, retention)))
+        svc.tasks.append(
+            asyncio.create_task(compact_forever(pool, settings.cursor_compact_interval_s))
+        )
         if bandit is not None:
             svc.tasks.append(asyncio.create_task(bandit.run_forever()))
         if settings.relay_enabled:

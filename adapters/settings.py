@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     stale_exit_after_s: float = 4 * 3600.0
     max_speed_mps: float = 70.0
     sweep_interval_s: float = 5.0
+    # the cursors' log folded into their table (adapters/db/cursor_log.py): what a restart reads
+    cursor_compact_interval_s: float = Field(default=5.0, gt=0)
     # full garbage collections on this schedule, never automatic (adapters/gc_policy.py); 0:
     # Python's own
     gc_full_every_s: float = Field(default=60.0, ge=0)

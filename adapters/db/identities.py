@@ -116,6 +116,8 @@ async def reattribute(
     await conn.execute(
         "UPDATE raw_fixes SET customer_id = $2 WHERE customer_id = $1", source, target
     )
+    # the log first, as erasure does: a compaction under way then finishes before the table
+    await conn.execute("DELETE FROM customer_cursor_log WHERE customer_id = $1", source)
     await conn.execute("DELETE FROM customer_cursors WHERE customer_id = $1", source)
     await conn.execute("DELETE FROM presence_state WHERE customer_id = $1", source)
     return int(status.split()[-1])

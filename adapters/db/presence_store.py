@@ -1,5 +1,5 @@
 """PresenceStore on PostgreSQL: set-based writes (unnest) in the unit of work's transaction;
-raw fixes by binary COPY built from their columns."""
+cursors (cursor_log.py) and raw fixes by binary COPY built from their columns."""
 
 from __future__ import annotations
 
@@ -8,27 +8,12 @@ from typing import Any
 
 import asyncpg
 
+from adapters.db import cursor_log
 from adapters.db.pgcopy import RAW_FIX_COLUMNS, raw_fixes_copy
 from adapters.db.tx import conn_of
 from geo_engine.models import CustomerCursor, FenceState, PresenceEvent, PresenceEventType
 from geo_engine.ports import EventQuery, PresenceCommit, StoredEvent, Tx
 from geo_engine.presence_raw import RawFixColumns
-
-_UPSERT_CURSORS = """
-INSERT INTO customer_cursors AS c (customer_id, last_ts, last_lat, last_lon, last_accuracy_m,
-    suspect_ts, suspect_lat, suspect_lon, suspect_accuracy_m, suspect_count, last_event_ts,
-    updated_at)
-SELECT u.cid, u.ts, u.lat, u.lon, u.acc, u.sts, u.slat, u.slon, u.sacc, u.sc, u.lev, now()
-FROM unnest($1::text[], $2::float8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
-            $7::float8[], $8::float8[], $9::float8[], $10::int4[], $11::float8[])
-    AS u(cid, ts, lat, lon, acc, sts, slat, slon, sacc, sc, lev)
-ON CONFLICT (customer_id) DO UPDATE SET last_ts = excluded.last_ts, last_lat = excluded.last_lat,
-    last_lon = excluded.last_lon, last_accuracy_m = excluded.last_accuracy_m,
-    suspect_ts = excluded.suspect_ts, suspect_lat = excluded.suspect_lat,
-    suspect_lon = excluded.suspect_lon, suspect_accuracy_m = excluded.suspect_accuracy_m,
-    suspect_count = excluded.suspect_count, last_event_ts = excluded.last_event_ts,
-    updated_at = now()
-"""
 
 _UPSERT_STATES = """
 INSERT INTO presence_state AS s (customer_id, geofence_id, entered_at, last_inside_at,
@@ -76,7 +61,7 @@ class PgPresenceStore:
     ) -> tuple[list[tuple[str, CustomerCursor]], list[tuple[str, str, FenceState]]]:
         where, args = ("", []) if customer_ids is None else (_THEIRS, [list(customer_ids)])
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-            cur_rows = await conn.fetch("SELECT * FROM customer_cursors" + where, *args)
+            cur_rows = await conn.fetch(cursor_log.load_sql(customer_ids is not None), *args)
             st_rows = await conn.fetch("SELECT * FROM presence_state" + where, *args)
         cursors = [
             (
@@ -103,22 +88,7 @@ class PgPresenceStore:
         """Write `batch` inside `tx` (the unit of work's transaction)."""
         conn = conn_of(tx)
         if batch.cursors:
-            cids = list(batch.cursors)
-            cs = list(batch.cursors.values())
-            await conn.execute(
-                _UPSERT_CURSORS,
-                cids,
-                [c.last_ts for c in cs],
-                [c.last_lat for c in cs],
-                [c.last_lon for c in cs],
-                [c.last_accuracy_m for c in cs],
-                [c.suspect_ts for c in cs],
-                [c.suspect_lat for c in cs],
-                [c.suspect_lon for c in cs],
-                [c.suspect_accuracy_m for c in cs],
-                [c.suspect_count for c in cs],
-                [c.last_event_ts for c in cs],
-            )
+            await cursor_log.append(conn, batch.cursors)
         upserts = [(k, s) for k, s in batch.states.items() if s is not None]
         deletes = [k for k, s in batch.states.items() if s is None]
         if deletes:

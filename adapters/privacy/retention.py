@@ -52,6 +52,7 @@ KEPT_TABLES = frozenset(
         "consent_log",
         "identities",
         "customer_cursors",
+        "customer_cursor_log",
         "presence_state",
         "customer_trends",
         "customer_place_cells",

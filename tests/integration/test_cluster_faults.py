@@ -224,10 +224,10 @@ _STOPPED_IN_TX = (
     "SELECT count(*) FROM pg_stat_activity a WHERE datname = current_database()"
     " AND state LIKE 'idle in transaction%' AND now() - state_change > interval '0.2 s'"
 )
-# ... that has written presence (it holds row locks on its customers' cursors)
+# ... that has written presence (it has appended to the cursors' log)
 _STOPPED_IN_WRITE = _STOPPED_IN_TX + (
     " AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid"
-    " AND l.relation = 'customer_cursors'::regclass AND l.mode = 'RowExclusiveLock')"
+    " AND l.relation = 'customer_cursor_log'::regclass AND l.mode = 'RowExclusiveLock')"
 )
 
 

@@ -92,7 +92,10 @@ async def test_pings_without_consent_are_neither_processed_nor_stored(
     assert [x["index"] for x in out["rejected"]] == [4]
     async with gated.pool.acquire() as conn:
         stored = await conn.fetch("SELECT DISTINCT customer_id FROM raw_fixes")
-        cursors = await conn.fetch("SELECT customer_id FROM customer_cursors")
+        cursors = await conn.fetch(
+            "SELECT customer_id FROM customer_cursors"
+            " UNION SELECT customer_id FROM customer_cursor_log"
+        )
     assert {r["customer_id"] for r in stored} == {"yes"}
     assert {r["customer_id"] for r in cursors} == {"yes"}
     assert gated.runtime.engine.cursor("unknown") is None

@@ -16,7 +16,7 @@ from adapters.composition import Services
 from tests.helpers import LAT0, LON0, offset, square_feature
 
 T0 = int(time.time()) - 3600
-TABLES = ("raw_fixes", "customer_cursors", "presence_events")
+TABLES = ("raw_fixes", "customer_cursors", "customer_cursor_log", "presence_events")
 NO_KEY = {"Authorization": ""}  # the `client` fixture is admin by default: these send none
 
 

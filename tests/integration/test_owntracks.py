@@ -17,7 +17,8 @@ from adapters.composition import Services
 from tests.helpers import LAT0, LON0, offset, square_feature
 
 T0 = int(time.time()) - 3600  # OwnTracks tst is whole seconds
-TABLES: tuple[str, ...] = ("raw_fixes", "customer_cursors", "presence_events")
+TABLES: tuple[str, ...] = ("raw_fixes", "customer_cursors", "customer_cursor_log")
+TABLES += ("presence_events",)
 TABLES += ("owntracks_transitions", "owntracks_beacons")
 
 

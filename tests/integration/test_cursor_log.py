@@ -4,6 +4,7 @@ whatever the interleaving, a load sees each customer's newest cursor, once."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 
@@ -84,3 +85,22 @@ async def test_a_merged_customer_leaves_no_cursor(clean_pool: asyncpg.Pool) -> N
         await directory.reattribute(tx, "device:p1", "alice", {})
     cursors, _ = await PgPresenceStore(clean_pool).load()
     assert [cid for cid, _ in cursors] == ["alice"]
+
+
+async def test_the_engine_compacts_on_a_schedule(
+    clean_pool: asyncpg.Pool,
+    settings_factory: Any,
+) -> None:
+    from adapters.composition import build_services
+
+    await _commit(clean_pool, {"a": _cur(1), "b": _cur(2)})
+    svc = await build_services(settings_factory(cursor_compact_interval_s=0.2), background=True)
+    try:
+        for _ in range(50):
+            if await _rows(clean_pool) == (0, 2):
+                break
+            await asyncio.sleep(0.1)
+        assert await _rows(clean_pool) == (0, 2)
+    finally:
+        await svc.close()
+    assert sorted((await PgPresenceStore(clean_pool).load())[0]) == [("a", _cur(1)), ("b", _cur(2))]

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Mapping
 
 import asyncpg
 import numpy as np
 
-from adapters.db.pgcopy import Field, copy_payload, text
+from adapters.db.pgcopy import copy_payload, fixed, float8_list, text
 from geo_engine.models import CustomerCursor
 
 log = logging.getLogger(__name__)
@@ -29,50 +28,34 @@ COLUMNS = ("customer_id", "last_ts", "last_lat", "last_lon", "last_accuracy_m", 
            "suspect_lat", "suspect_lon", "suspect_accuracy_m", "suspect_count",
            "last_event_ts")  # fmt: skip
 _VALUES = ", ".join(COLUMNS)
-_NAN = float("nan")
 # one compaction at a time (a second process's tick skips): concurrent ones would upsert the
 # same customers in different orders and deadlock
 _LOCK = 0x6375_7273_6F72  # "cursor"
 
 
-def _float8(values: list[float | None]) -> Field:
-    """float8, None as NULL. struct packs big-endian directly: a tenth of what np.array of a
-    list costs (a cursor batch is ten such columns of Python floats)."""
-    n = len(values)
-    nulls = values.count(None)
-    if nulls == n:
-        return Field(np.empty(0, np.uint8), np.full(n, -1, np.int32), 8)
-    if nulls:
-        lengths = np.array([-1 if v is None else 8 for v in values], np.int32)
-        values = [_NAN if v is None else v for v in values]
-    else:
-        lengths = np.full(n, 8, np.int32)
-    data = struct.pack(f">{n}d", *values)
-    return Field(np.frombuffer(data, np.uint8), lengths, 8)
-
-
 def copy_of(cursors: Mapping[str, CustomerCursor]) -> memoryview:
-    """The cursors as customer_cursor_log rows (COLUMNS; id from its sequence), one COPY."""
+    """The cursors as customer_cursor_log rows (COLUMNS; id from its sequence), one COPY.
+    Each field spelled out: a comprehension reads an attribute at half the cost of getattr or
+    attrgetter, and this runs for every cursor a batch moves (the round-trip tests check the
+    order against COLUMNS)."""
     cs = list(cursors.values())
-    n = len(cs)
-    fields = [
-        text(list(cursors)),
-        _float8([c.last_ts for c in cs]),
-        _float8([c.last_lat for c in cs]),
-        _float8([c.last_lon for c in cs]),
-        _float8([c.last_accuracy_m for c in cs]),
-        _float8([c.suspect_ts for c in cs]),
-        _float8([c.suspect_lat for c in cs]),
-        _float8([c.suspect_lon for c in cs]),
-        _float8([c.suspect_accuracy_m for c in cs]),
-        Field(
-            np.frombuffer(struct.pack(f">{n}i", *[c.suspect_count for c in cs]), np.uint8),
-            np.full(n, 4, np.int32),
-            4,
-        ),
-        _float8([c.last_event_ts for c in cs]),
-    ]
-    return copy_payload(fields, n)
+    f8 = float8_list
+    return copy_payload(
+        [
+            text(list(cursors)),
+            f8([c.last_ts for c in cs]),
+            f8([c.last_lat for c in cs]),
+            f8([c.last_lon for c in cs]),
+            f8([c.last_accuracy_m for c in cs]),
+            f8([c.suspect_ts for c in cs]),
+            f8([c.suspect_lat for c in cs]),
+            f8([c.suspect_lon for c in cs]),
+            f8([c.suspect_accuracy_m for c in cs]),
+            fixed(np.array([c.suspect_count for c in cs], np.int32), ">i4"),
+            f8([c.last_event_ts for c in cs]),
+        ],
+        len(cs),
+    )
 
 
 async def append(conn: asyncpg.Connection, cursors: Mapping[str, CustomerCursor]) -> None:

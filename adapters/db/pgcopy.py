@@ -12,6 +12,8 @@ lengths, the columns a client sends or not), so the cost is a few array copies p
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -51,6 +53,21 @@ def float8(values: NDArray[np.float64]) -> Field:
     """float8, NaN as NULL (what an unknown accuracy, speed or heading is)."""
     f = fixed(values, ">f8")
     return Field(f.data, np.where(np.isnan(values), -1, 8).astype(np.int32), 8)
+
+
+def float8_list(values: list[float | None]) -> Field:
+    """float8 from Python floats, None as NULL: `struct` packs them big-endian in one call, a
+    tenth of what building a numpy array from the list costs (columns of objects' fields)."""
+    n = len(values)
+    nulls = values.count(None)
+    if nulls == n:
+        return Field(np.empty(0, np.uint8), np.full(n, -1, np.int32), 8)
+    if nulls:
+        lengths = np.array([-1 if v is None else 8 for v in values], np.int32)
+        values = [math.nan if v is None else v for v in values]
+    else:
+        lengths = np.full(n, 8, np.int32)
+    return Field(np.frombuffer(struct.pack(f">{n}d", *values), np.uint8), lengths, 8)
 
 
 def timestamptz(unix_s: NDArray[np.float64]) -> Field:

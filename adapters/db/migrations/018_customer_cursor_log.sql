@@ -7,18 +7,10 @@
 -- customer_cursors row (adapters/db/presence_store.py reads both in one snapshot).
 -- no CACHE: a backend's cached range would number a later batch below an earlier one's
 CREATE SEQUENCE customer_cursor_log_id;
+-- customer_cursors' columns and NOT NULLs (no key, no index, no default), by an id
 CREATE TABLE customer_cursor_log (
-    id              bigint NOT NULL DEFAULT nextval('customer_cursor_log_id'), -- newest wins
-    customer_id     text NOT NULL,
-    last_ts         double precision NOT NULL,
-    last_lat        double precision NOT NULL,
-    last_lon        double precision NOT NULL,
-    last_accuracy_m double precision,
-    suspect_ts      double precision,
-    suspect_lat     double precision,
-    suspect_lon     double precision,
-    suspect_accuracy_m double precision,
-    suspect_count   integer NOT NULL,
-    last_event_ts   double precision
+    id bigint NOT NULL DEFAULT nextval('customer_cursor_log_id'), -- newest wins
+    LIKE customer_cursors
 );
+ALTER TABLE customer_cursor_log DROP COLUMN updated_at; -- compaction sets the table's
 ALTER SEQUENCE customer_cursor_log_id OWNED BY customer_cursor_log.id;
